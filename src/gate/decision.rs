@@ -1,0 +1,622 @@
+//! The gate's decision for one flight, as a pure function of what has been observed so far.
+//!
+//! The driver stores every finished test and asks [`decide`] what to do next. Because the answer
+//! depends only on stored observations, a restart replays to the same point: finished tests are
+//! never run again, and a decision is never made twice differently.
+//!
+//! The rules, after OSSTest:
+//! - the tip is tested; a failure is retried `retries` times, and a pass on retry is `flaky`;
+//! - a tip that still fails is compared with the baseline (the target branch's head): steps that
+//!   fail there too are `like-baseline`, steps that never passed anywhere are `never-passed`, and
+//!   neither blocks the push;
+//! - any other failing step is a regression: the range is bisected for the first commit that
+//!   shows one, and the commits before it are pushed;
+//! - an infrastructure failure (`broken`) is retried like a failure but never blamed on a commit.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::culprit::{binary_search, Search};
+
+/// Why a commit was tested.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// The staging tip, the commit the flight wants to push.
+    Tip,
+    /// The target branch's head, to tell regressions from old failures.
+    Baseline,
+    /// A commit inside the range, to find the culprit.
+    Bisect,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Tip => "tip",
+            Role::Baseline => "baseline",
+            Role::Bisect => "bisect",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        [Role::Tip, Role::Baseline, Role::Bisect]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+    }
+}
+
+/// The result of testing one commit once (all of the policy's sequences).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every step passed.
+    Pass,
+    /// Some steps failed. Step names are qualified by their sequence (`smoke/test`).
+    Fail {
+        failed: BTreeSet<String>,
+        passed: BTreeSet<String>,
+    },
+    /// The host, the network or pushgate itself failed: says nothing about the commit.
+    Broken { reason: String },
+}
+
+/// One finished test of one commit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observation {
+    /// 0 is the base (the target's head), `1..=n` the range's first-parent commits, oldest first.
+    pub index: usize,
+    pub role: Role,
+    pub outcome: Outcome,
+}
+
+/// The outcome of a flight, judged against the baseline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    Pass,
+    Regression,
+    NeverPassed,
+    LikeBaseline,
+    Flaky,
+    Broken,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Regression => "regression",
+            Verdict::NeverPassed => "never-passed",
+            Verdict::LikeBaseline => "like-baseline",
+            Verdict::Flaky => "flaky",
+            Verdict::Broken => "broken",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Verdict> {
+        [
+            Verdict::Pass,
+            Verdict::Regression,
+            Verdict::NeverPassed,
+            Verdict::LikeBaseline,
+            Verdict::Flaky,
+            Verdict::Broken,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the flight concluded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub verdict: Verdict,
+    /// The commit to fast-forward the target to (index into the range); `None` pushes nothing.
+    pub push_to: Option<usize>,
+    /// The first bad commit, for a regression.
+    pub culprit: Option<usize>,
+    /// The failing steps that block (for a regression) or that were let through (otherwise).
+    pub steps: BTreeSet<String>,
+    /// One sentence a maintainer can read on the page and in the mail.
+    pub reason: String,
+}
+
+/// What the driver must do next.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Next {
+    Test { index: usize, role: Role },
+    Conclude(Decision),
+}
+
+/// Everything [`decide`] needs to know about a flight.
+#[derive(Clone, Copy, Debug)]
+pub struct Facts<'a> {
+    /// Number of first-parent commits in `base..tip`; the tip has index `n`.
+    pub n: usize,
+    /// How many times a failure is retried before it counts.
+    pub retries: u32,
+    /// Every finished test of this flight, in the order they finished.
+    pub observations: &'a [Observation],
+    /// Steps that have passed on this branch before, to tell `never-passed` from a regression
+    /// where the baseline did not reach a step.
+    pub ever_passed: &'a BTreeSet<String>,
+}
+
+/// How the tests of one commit in one role add up.
+#[derive(Debug, PartialEq, Eq)]
+enum Judged {
+    /// Needs another attempt.
+    Pending,
+    Good {
+        flaky: bool,
+    },
+    Bad {
+        failed: BTreeSet<String>,
+        passed: BTreeSet<String>,
+    },
+    Broken {
+        reason: String,
+    },
+}
+
+/// Adds up the attempts at one commit. Failures of steps in `allowed` (old failures, known
+/// from the baseline) do not count against the commit.
+fn judge(facts: &Facts, index: usize, role: Role, allowed: &BTreeSet<String>) -> Judged {
+    let mut fails = 0u32;
+    let mut broken = 0u32;
+    let mut passed_once = false;
+    let (mut failed, mut passed) = (BTreeSet::new(), BTreeSet::new());
+    let mut last_reason = String::new();
+    for o in facts
+        .observations
+        .iter()
+        .filter(|o| o.index == index && o.role == role)
+    {
+        match &o.outcome {
+            Outcome::Pass => passed_once = true,
+            Outcome::Fail { failed: f, .. } if f.is_subset(allowed) => passed_once = true,
+            Outcome::Fail {
+                failed: f,
+                passed: p,
+            } => {
+                fails += 1;
+                failed.extend(f.iter().cloned());
+                passed.extend(p.iter().cloned());
+            }
+            Outcome::Broken { reason } => {
+                broken += 1;
+                last_reason.clone_from(reason);
+            }
+        }
+    }
+    if passed_once {
+        Judged::Good { flaky: fails > 0 }
+    } else if fails > facts.retries {
+        // A step that passed in one attempt and failed in another is still a failure here:
+        // no attempt passed as a whole.
+        let passed = passed.difference(&failed).cloned().collect();
+        Judged::Bad { failed, passed }
+    } else if broken > facts.retries {
+        Judged::Broken {
+            reason: last_reason,
+        }
+    } else {
+        Judged::Pending
+    }
+}
+
+fn list(steps: &BTreeSet<String>) -> String {
+    steps.iter().cloned().collect::<Vec<_>>().join(", ")
+}
+
+/// Decides the next action of a flight from what has been observed so far.
+pub fn decide(facts: &Facts) -> Next {
+    let n = facts.n;
+    let none = BTreeSet::new();
+    let test = |index, role| Next::Test { index, role };
+    let conclude = |verdict, push_to, culprit, steps, reason| {
+        Next::Conclude(Decision {
+            verdict,
+            push_to,
+            culprit,
+            steps,
+            reason,
+        })
+    };
+
+    let tip_failed = match judge(facts, n, Role::Tip, &none) {
+        Judged::Pending => return test(n, Role::Tip),
+        Judged::Broken { reason } => {
+            return conclude(
+                Verdict::Broken,
+                None,
+                None,
+                none,
+                format!("the tip could not be tested (infrastructure, not the commit): {reason}"),
+            )
+        }
+        Judged::Good { flaky: false } => {
+            return conclude(
+                Verdict::Pass,
+                Some(n),
+                None,
+                none,
+                "the tip passed every step".into(),
+            )
+        }
+        Judged::Good { flaky: true } => {
+            return conclude(
+                Verdict::Flaky,
+                Some(n),
+                None,
+                none,
+                "the tip failed, then passed on retry: flaky, not blocking".into(),
+            )
+        }
+        Judged::Bad { failed, .. } => failed,
+    };
+
+    let (base_failed, base_passed) = match judge(facts, 0, Role::Baseline, &none) {
+        Judged::Pending => return test(0, Role::Baseline),
+        Judged::Broken { reason } => {
+            return conclude(
+                Verdict::Broken,
+                None,
+                None,
+                tip_failed,
+                format!(
+                    "the tip failed but the baseline could not be tested, so a regression cannot \
+                     be told from an old failure: {reason}"
+                ),
+            )
+        }
+        Judged::Good { .. } => (BTreeSet::new(), None),
+        Judged::Bad { failed, passed } => (failed, Some(passed)),
+    };
+    // A step the baseline did not reach is a regression only if it passed here before.
+    let regressed: BTreeSet<String> = tip_failed
+        .iter()
+        .filter(|s| match &base_passed {
+            None => true,
+            Some(passed) => {
+                passed.contains(*s) || (!base_failed.contains(*s) && facts.ever_passed.contains(*s))
+            }
+        })
+        .cloned()
+        .collect();
+
+    if regressed.is_empty() {
+        let like: BTreeSet<String> = tip_failed.intersection(&base_failed).cloned().collect();
+        let (verdict, reason) = if like.is_empty() {
+            (
+                Verdict::NeverPassed,
+                format!(
+                    "the tip fails {}, which never passed on this branch: not blocking",
+                    list(&tip_failed)
+                ),
+            )
+        } else {
+            (
+                Verdict::LikeBaseline,
+                format!(
+                    "the tip fails {}, which fails on the baseline too: not blocking",
+                    list(&tip_failed)
+                ),
+            )
+        };
+        return conclude(verdict, Some(n), None, tip_failed, reason);
+    }
+
+    // Old failures do not make a commit bad; only a regressed or newly failing step does.
+    let allowed: BTreeSet<String> = tip_failed
+        .difference(&regressed)
+        .chain(base_failed.iter())
+        .cloned()
+        .collect();
+    let mut broken = None;
+    let search = binary_search(n, |i| match judge(facts, i, Role::Bisect, &allowed) {
+        Judged::Good { .. } => Some(true),
+        Judged::Bad { .. } => Some(false),
+        Judged::Pending => None,
+        Judged::Broken { reason } => {
+            broken = Some(reason);
+            None
+        }
+    });
+    match search {
+        Search::Test(i) => match broken {
+            None => test(i, Role::Bisect),
+            Some(reason) => {
+                // The search cannot go on, but what it proved good so far may still go.
+                let last_good = bisect_last_good(facts, n, &allowed);
+                let reason = format!(
+                    "regression in {}, but the bisection stopped: commit #{i} could not be \
+                     tested (infrastructure, not the commit): {reason}",
+                    list(&regressed)
+                );
+                conclude(
+                    Verdict::Broken,
+                    (last_good > 0).then_some(last_good),
+                    None,
+                    regressed,
+                    reason,
+                )
+            }
+        },
+        Search::Culprit {
+            first_bad,
+            last_good,
+        } => conclude(
+            Verdict::Regression,
+            (last_good > 0).then_some(last_good),
+            Some(first_bad),
+            regressed.clone(),
+            format!(
+                "regression in {}: first bad commit is #{first_bad} of {n}",
+                list(&regressed)
+            ),
+        ),
+    }
+}
+
+/// The newest index a (stopped) bisection proved good.
+fn bisect_last_good(facts: &Facts, n: usize, allowed: &BTreeSet<String>) -> usize {
+    (1..n)
+        .rev()
+        .find(|&i| matches!(judge(facts, i, Role::Bisect, allowed), Judged::Good { .. }))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(items: &[&str]) -> BTreeSet<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn fail(failed: &[&str], passed: &[&str]) -> Outcome {
+        Outcome::Fail {
+            failed: set(failed),
+            passed: set(passed),
+        }
+    }
+
+    /// Drives `decide` to a conclusion, answering each test with `answer`, and returns the
+    /// decision and the tests made, in order.
+    fn run(
+        n: usize,
+        retries: u32,
+        ever_passed: &[&str],
+        mut answer: impl FnMut(usize, Role, usize) -> Outcome,
+    ) -> (Decision, Vec<(usize, Role)>) {
+        let ever = set(ever_passed);
+        let mut obs: Vec<Observation> = Vec::new();
+        loop {
+            let facts = Facts {
+                n,
+                retries,
+                observations: &obs,
+                ever_passed: &ever,
+            };
+            match decide(&facts) {
+                Next::Test { index, role } => {
+                    let attempt = obs
+                        .iter()
+                        .filter(|o| o.index == index && o.role == role)
+                        .count();
+                    assert!(obs.len() < 200, "no conclusion after 200 tests");
+                    obs.push(Observation {
+                        index,
+                        role,
+                        outcome: answer(index, role, attempt),
+                    });
+                }
+                Next::Conclude(d) => return (d, obs.iter().map(|o| (o.index, o.role)).collect()),
+            }
+        }
+    }
+
+    /// A range whose commit `culprit` breaks step `smoke/test`.
+    fn broken_at(culprit: usize) -> impl FnMut(usize, Role, usize) -> Outcome {
+        move |i, _, _| {
+            if i >= culprit {
+                fail(&["smoke/test"], &["smoke/build"])
+            } else {
+                Outcome::Pass
+            }
+        }
+    }
+
+    #[test]
+    fn a_passing_tip_is_pushed_after_one_test() {
+        let (d, tests) = run(20, 1, &[], |_, _, _| Outcome::Pass);
+        assert_eq!(d.verdict, Verdict::Pass);
+        assert_eq!(d.push_to, Some(20));
+        assert_eq!(tests, vec![(20, Role::Tip)]);
+    }
+
+    #[test]
+    fn every_culprit_is_found_and_the_prefix_before_it_pushed() {
+        for n in 1..=40 {
+            for culprit in 1..=n {
+                for retries in 0..=2 {
+                    let (d, tests) = run(n, retries, &[], broken_at(culprit));
+                    assert_eq!(d.verdict, Verdict::Regression, "n={n} c={culprit}");
+                    assert_eq!(d.culprit, Some(culprit));
+                    let expect_push = (culprit > 1).then_some(culprit - 1);
+                    assert_eq!(d.push_to, expect_push, "n={n} c={culprit}");
+                    assert_eq!(d.steps, set(&["smoke/test"]));
+                    // Tip and every bisection probe of a bad commit are retried; the baseline once.
+                    let bisect_runs = tests.iter().filter(|t| t.1 == Role::Bisect).count() as u32;
+                    let bound = crate::culprit::max_probes(n) * (retries + 1);
+                    assert!(
+                        bisect_runs <= bound,
+                        "n={n} c={culprit}: {bisect_runs} > {bound}"
+                    );
+                    assert_eq!(
+                        tests.iter().filter(|t| t.1 == Role::Tip).count() as u32,
+                        retries + 1
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_pass_on_retry_is_flaky_and_pushes() {
+        let (d, tests) = run(5, 2, &[], |_, _, attempt| {
+            if attempt == 0 {
+                fail(&["smoke/test"], &[])
+            } else {
+                Outcome::Pass
+            }
+        });
+        assert_eq!(d.verdict, Verdict::Flaky);
+        assert_eq!(d.push_to, Some(5));
+        assert_eq!(tests.len(), 2);
+    }
+
+    #[test]
+    fn a_failure_the_baseline_shares_does_not_block() {
+        let (d, tests) = run(7, 1, &["smoke/test"], |_, _, _| {
+            fail(&["smoke/test"], &["smoke/build"])
+        });
+        assert_eq!(d.verdict, Verdict::LikeBaseline);
+        assert_eq!(d.push_to, Some(7));
+        assert!(tests.iter().all(|t| t.1 != Role::Bisect));
+        assert!(d.reason.contains("smoke/test"), "{}", d.reason);
+    }
+
+    #[test]
+    fn a_step_the_baseline_never_reached_and_that_never_passed_is_never_passed() {
+        let (d, _) = run(3, 0, &[], |_, role, _| match role {
+            Role::Baseline => fail(&["smoke/build"], &[]),
+            _ => fail(&["smoke/test"], &["smoke/build"]),
+        });
+        assert_eq!(d.verdict, Verdict::NeverPassed);
+        assert_eq!(d.push_to, Some(3));
+    }
+
+    #[test]
+    fn a_step_the_baseline_never_reached_but_that_passed_before_is_a_regression() {
+        let (d, _) = run(3, 0, &["smoke/test"], |i, role, _| match (i, role) {
+            (_, Role::Baseline) => fail(&["smoke/build"], &[]),
+            (1, _) => fail(&["smoke/build"], &[]),
+            _ => fail(&["smoke/test"], &["smoke/build"]),
+        });
+        assert_eq!(d.verdict, Verdict::Regression);
+        // Commit 1 only shows the baseline's old failure, so it is good; 2 is the culprit.
+        assert_eq!(d.culprit, Some(2));
+        assert_eq!(d.push_to, Some(1));
+    }
+
+    #[test]
+    fn old_failures_inside_the_range_do_not_hide_the_regression() {
+        // The baseline fails `lint`; commit 4 breaks `test`. Commits that only fail lint are good.
+        let (d, _) = run(9, 0, &[], |i, _, _| {
+            if i >= 4 {
+                fail(&["smoke/lint", "smoke/test"], &["smoke/build"])
+            } else {
+                fail(&["smoke/lint"], &["smoke/build", "smoke/test"])
+            }
+        });
+        assert_eq!(d.verdict, Verdict::Regression);
+        assert_eq!(d.culprit, Some(4));
+        assert_eq!(d.steps, set(&["smoke/test"]));
+    }
+
+    #[test]
+    fn a_broken_tip_is_never_blamed_and_never_pushed() {
+        let (d, tests) = run(4, 1, &[], |_, _, _| Outcome::Broken {
+            reason: "host down".into(),
+        });
+        assert_eq!(d.verdict, Verdict::Broken);
+        assert_eq!(d.push_to, None);
+        assert_eq!(d.culprit, None);
+        assert_eq!(tests.len(), 2);
+        assert!(d.reason.contains("host down"));
+    }
+
+    #[test]
+    fn broken_then_pass_is_a_plain_pass() {
+        let (d, _) = run(4, 1, &[], |_, _, attempt| {
+            if attempt == 0 {
+                Outcome::Broken {
+                    reason: "timeout connecting".into(),
+                }
+            } else {
+                Outcome::Pass
+            }
+        });
+        assert_eq!(d.verdict, Verdict::Pass);
+    }
+
+    #[test]
+    fn a_broken_bisection_pushes_only_what_it_proved_good() {
+        // Culprit 12 of 16; the probes are 8 (good), then 12, which cannot be tested.
+        let (d, _) = run(16, 0, &[], |i, role, _| {
+            if role == Role::Bisect && i == 12 {
+                Outcome::Broken {
+                    reason: "disk full".into(),
+                }
+            } else {
+                broken_at(12)(i, role, 0)
+            }
+        });
+        assert_eq!(d.verdict, Verdict::Broken);
+        assert_eq!(d.culprit, None);
+        assert_eq!(d.push_to, Some(8));
+    }
+
+    #[test]
+    fn a_broken_baseline_blocks_without_blame() {
+        let (d, _) = run(4, 0, &[], |_, role, _| match role {
+            Role::Baseline => Outcome::Broken {
+                reason: "no host".into(),
+            },
+            _ => fail(&["smoke/test"], &[]),
+        });
+        assert_eq!(d.verdict, Verdict::Broken);
+        assert_eq!((d.push_to, d.culprit), (None, None));
+    }
+
+    #[test]
+    fn a_flaky_commit_in_the_range_is_judged_good() {
+        // Commit 10 fails once, then passes: good. Culprit 15.
+        let (d, _) = run(20, 1, &[], |i, role, attempt| {
+            if role == Role::Bisect && i == 10 && attempt == 0 {
+                fail(&["smoke/test"], &[])
+            } else {
+                broken_at(15)(i, role, attempt)
+            }
+        });
+        assert_eq!(d.culprit, Some(15));
+        assert_eq!(d.push_to, Some(14));
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for r in [Role::Tip, Role::Baseline, Role::Bisect] {
+            assert_eq!(Role::parse(r.as_str()), Some(r));
+        }
+        for v in [
+            Verdict::Pass,
+            Verdict::Regression,
+            Verdict::NeverPassed,
+            Verdict::LikeBaseline,
+            Verdict::Flaky,
+            Verdict::Broken,
+        ] {
+            assert_eq!(Verdict::parse(v.as_str()), Some(v));
+        }
+        assert_eq!(Role::parse("nope"), None);
+    }
+}

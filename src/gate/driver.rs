@@ -1,0 +1,688 @@
+//! The gate for one policy branch: look at staging, plan a flight, drive it to a decision, push,
+//! and report. Every step reads its state from the store, so a kill at any point followed by a
+//! restart carries on without repeating a finished run, a push or a mail.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use git2::Oid;
+use tracing::Instrument;
+
+use super::events::{self, Event, Progress};
+use super::observations::{next_attempt, observations};
+use super::{decide, Decision, Facts, Next, Role, Verdict};
+use crate::hosts::{HostRequest, Provisioner};
+use crate::policy::{Mode, Policy};
+use crate::repo::{short, Mirror, RepoError};
+use crate::report::{self, FlightFacts, ReportError};
+use crate::sequence::{self, Sequences, StepContext, StepRecorder, StepStatus};
+use crate::store::{Conclusion, FlightRow, RunState, Store, StoreError};
+
+/// Re-plans allowed in one pass before the gate waits for the next one.
+const MAX_PLANS_PER_PASS: usize = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Where a branch stands after a pass.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum BranchOutcome {
+    /// Nothing to test, or a decision that still stands; says which.
+    Idle { message: String },
+    Decided {
+        flight: i64,
+        verdict: Verdict,
+        pushed_to: Option<String>,
+        culprit: Option<String>,
+        reason: String,
+    },
+    /// Something is wrong with the repository or the branches; nothing was pushed.
+    Error { message: String },
+}
+
+/// Paths and addresses the gate needs from the service configuration.
+#[derive(Clone, Debug)]
+pub struct GateSettings {
+    pub mirrors_dir: PathBuf,
+    pub logs_dir: PathBuf,
+    pub public_url: String,
+    pub mail_from: String,
+}
+
+/// Runs the gate for any number of policy branches.
+pub struct Gate {
+    pub store: Store,
+    pub settings: GateSettings,
+    pub sequences: Sequences,
+    pub provisioner: Arc<dyn Provisioner>,
+    pub progress: Arc<dyn Progress>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Heads {
+    staging: Oid,
+    target: Oid,
+}
+
+enum Driven {
+    Done(BranchOutcome),
+    Replan,
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, RepoError> + Send + 'static,
+) -> Result<T, RepoError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| RepoError::Git {
+            context: "background git task".into(),
+            message: e.to_string(),
+        })?
+}
+
+fn oid(sha: &str) -> Result<Oid, GateError> {
+    Oid::from_str(sha).map_err(|e| GateError::Internal(format!("stored sha `{sha}`: {e}")))
+}
+
+impl Gate {
+    fn emit(&self, event: Event) {
+        events::log(&event);
+        self.progress.event(&event);
+    }
+
+    /// Brings one branch as far as it can go now: to a decision, or to a clear reason why not.
+    pub async fn pass(&self, policy: &Policy) -> Result<BranchOutcome, GateError> {
+        let span = tracing::info_span!("branch", policy = %policy.name);
+        self.pass_inner(policy).instrument(span).await
+    }
+
+    async fn pass_inner(&self, policy: &Policy) -> Result<BranchOutcome, GateError> {
+        let branch = self.store.upsert_branch(policy).await?;
+        let mirror = {
+            let (dir, name, url) = (
+                self.settings.mirrors_dir.clone(),
+                policy.name.clone(),
+                policy.repository.clone(),
+            );
+            match blocking(move || Mirror::open(&dir, &name, &url)).await {
+                Ok(m) => m,
+                Err(e) => return self.branch_error(branch, policy, e.to_string()).await,
+            }
+        };
+        for _ in 0..MAX_PLANS_PER_PASS {
+            let heads = match self.fetch(&mirror, policy).await {
+                Ok(h) => h,
+                Err(e) => return self.branch_error(branch, policy, e.to_string()).await,
+            };
+            self.store
+                .set_branch_status(
+                    branch,
+                    "testing",
+                    "looking at staging",
+                    Some((&heads.staging.to_string(), &heads.target.to_string())),
+                )
+                .await?;
+            let flight = match self.store.active_flight(branch).await? {
+                Some(f) => f,
+                None => match self.plan(policy, branch, &mirror, heads).await? {
+                    Ok(f) => f,
+                    Err(outcome) => return Ok(outcome),
+                },
+            };
+            match self.drive(policy, &mirror, flight, heads).await? {
+                Driven::Done(outcome) => return Ok(outcome),
+                Driven::Replan => continue,
+            }
+        }
+        let message =
+            "re-planned too often in one pass (is someone rewriting staging?); will look again";
+        self.store
+            .set_branch_status(branch, "idle", message, None)
+            .await?;
+        Ok(BranchOutcome::Idle {
+            message: message.into(),
+        })
+    }
+
+    async fn branch_error(
+        &self,
+        branch: i64,
+        policy: &Policy,
+        message: String,
+    ) -> Result<BranchOutcome, GateError> {
+        self.emit(Event::Error {
+            policy: &policy.name,
+            message: &message,
+        });
+        self.store
+            .set_branch_status(branch, "error", &message, None)
+            .await?;
+        Ok(BranchOutcome::Error { message })
+    }
+
+    async fn fetch(&self, mirror: &Mirror, policy: &Policy) -> Result<Heads, RepoError> {
+        let (m, staging, target) = (
+            mirror.clone(),
+            policy.staging.clone(),
+            policy.target.clone(),
+        );
+        blocking(move || {
+            let heads = m.fetch(&[&staging, &target])?;
+            Ok(Heads {
+                staging: heads[&staging],
+                target: heads[&target],
+            })
+        })
+        .await
+    }
+
+    async fn is_ancestor(&self, mirror: &Mirror, a: Oid, b: Oid) -> Result<bool, RepoError> {
+        let m = mirror.clone();
+        blocking(move || m.is_ancestor(a, b)).await
+    }
+
+    /// Starts a flight when staging has something new, or says why not.
+    async fn plan(
+        &self,
+        policy: &Policy,
+        branch: i64,
+        mirror: &Mirror,
+        heads: Heads,
+    ) -> Result<Result<FlightRow, BranchOutcome>, GateError> {
+        let idle = |message: String| async move {
+            self.emit(Event::Idle {
+                policy: &policy.name,
+                message: &message,
+            });
+            self.store
+                .set_branch_status(branch, "idle", &message, None)
+                .await?;
+            Ok::<_, GateError>(Err(BranchOutcome::Idle { message }))
+        };
+        let ancestor = |a, b| self.is_ancestor(mirror, a, b);
+        let error = |e: RepoError| self.branch_error(branch, policy, e.to_string());
+
+        match ancestor(heads.staging, heads.target).await {
+            Ok(true) => {
+                return idle(format!(
+                    "nothing to test: {} contains {} ({})",
+                    policy.target,
+                    policy.staging,
+                    short(&heads.staging.to_string())
+                ))
+                .await
+            }
+            Ok(false) => {}
+            Err(e) => return Ok(Err(error(e).await?)),
+        }
+        match ancestor(heads.target, heads.staging).await {
+            Ok(true) => {}
+            Ok(false) => {
+                let message = format!(
+                    "{staging} has diverged from {target}: {target} ({t}) is not in {staging} \
+                     ({s}); rebase {staging} onto {target}. Nothing is tested or pushed until then.",
+                    staging = policy.staging,
+                    target = policy.target,
+                    t = short(&heads.target.to_string()),
+                    s = short(&heads.staging.to_string()),
+                );
+                return Ok(Err(self.branch_error(branch, policy, message).await?));
+            }
+            Err(e) => return Ok(Err(error(e).await?)),
+        }
+
+        let staging_hex = heads.staging.to_string();
+        if let Some(last) = self
+            .store
+            .last_done_flight_for_tip(branch, &staging_hex)
+            .await?
+        {
+            let left_at = last.pushed_to.as_deref().unwrap_or(&last.base);
+            if left_at == heads.target.to_string() {
+                let verdict = last.verdict.unwrap_or(Verdict::Broken);
+                let waited = crate::store::now_ms() - last.finished_at.unwrap_or(0);
+                let retry = verdict == Verdict::Broken
+                    && waited >= policy.retry_broken_after.as_millis() as i64;
+                if !retry {
+                    let message = format!(
+                        "waiting for a new {}: flight {} decided {verdict}: {}",
+                        policy.staging, last.id, last.reason
+                    );
+                    self.emit(Event::Idle {
+                        policy: &policy.name,
+                        message: &message,
+                    });
+                    return Ok(Err(BranchOutcome::Idle { message }));
+                }
+            }
+        }
+
+        let m = mirror.clone();
+        let commits =
+            match blocking(move || m.first_parent_range(heads.target, heads.staging)).await {
+                Ok(c) if !c.is_empty() => c,
+                Ok(_) => {
+                    return idle(format!(
+                        "nothing to test: no first-parent commits between {} and {}",
+                        policy.target, policy.staging
+                    ))
+                    .await
+                }
+                Err(e) => return Ok(Err(error(e).await?)),
+            };
+        let flight = self
+            .store
+            .create_flight(branch, &heads.target.to_string(), &staging_hex, &commits)
+            .await?;
+        self.emit(Event::Planned {
+            policy: &policy.name,
+            flight: flight.id,
+            base: &flight.base,
+            tip: &flight.tip,
+            commits: commits.len(),
+        });
+        Ok(Ok(flight))
+    }
+
+    /// Why a running flight no longer stands, if it does not.
+    async fn stale(
+        &self,
+        mirror: &Mirror,
+        policy: &Policy,
+        flight: &FlightRow,
+        heads: Heads,
+    ) -> Result<Option<String>, GateError> {
+        let tip = oid(&flight.tip)?;
+        let check = |a, b| self.is_ancestor(mirror, a, b);
+        if heads.staging != tip && !check(tip, heads.staging).await.unwrap_or(false) {
+            return Ok(Some(format!(
+                "{} was rewritten: the tested tip {} is no longer on it (now {})",
+                policy.staging,
+                short(&flight.tip),
+                short(&heads.staging.to_string())
+            )));
+        }
+        if !check(heads.target, tip).await.unwrap_or(false) {
+            return Ok(Some(format!(
+                "{} moved to {}, which the tested range does not contain",
+                policy.target,
+                short(&heads.target.to_string())
+            )));
+        }
+        Ok(None)
+    }
+
+    async fn drive(
+        &self,
+        policy: &Policy,
+        mirror: &Mirror,
+        flight: FlightRow,
+        mut heads: Heads,
+    ) -> Result<Driven, GateError> {
+        let span = tracing::info_span!("flight", id = flight.id);
+        async move {
+            let ever_passed: BTreeSet<String> = self
+                .store
+                .ever_passed_steps(flight.branch_id, flight.id)
+                .await?
+                .into_iter()
+                .collect();
+            let mut fresh = true;
+            loop {
+                if !fresh {
+                    heads = match self.fetch(mirror, policy).await {
+                        Ok(h) => h,
+                        Err(e) => {
+                            return Ok(Driven::Done(
+                                self.branch_error(flight.branch_id, policy, e.to_string())
+                                    .await?,
+                            ))
+                        }
+                    };
+                }
+                fresh = false;
+                if let Some(why) = self.stale(mirror, policy, &flight, heads).await? {
+                    self.store.cancel_flight(&flight, &why).await?;
+                    self.emit(Event::Cancelled {
+                        policy: &policy.name,
+                        flight: flight.id,
+                        reason: &why,
+                    });
+                    return Ok(Driven::Replan);
+                }
+                let runs = self.store.runs(flight.id).await?;
+                let steps = self.store.flight_steps(flight.id).await?;
+                let observed = observations(&runs, &steps, &policy.sequences);
+                let facts = Facts {
+                    n: flight.commits.len(),
+                    retries: policy.retries,
+                    observations: &observed,
+                    ever_passed: &ever_passed,
+                };
+                match decide(&facts) {
+                    Next::Test { index, role } => {
+                        let (attempt, missing) =
+                            next_attempt(&runs, index, role, &policy.sequences);
+                        for seq in missing {
+                            self.run(policy, mirror, &flight, index, role, attempt, &seq)
+                                .await?;
+                        }
+                    }
+                    Next::Conclude(decision) => {
+                        return self.conclude(policy, mirror, &flight, decision).await
+                    }
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Runs one sequence on one commit and records it.
+    #[allow(clippy::too_many_arguments)]
+    async fn run(
+        &self,
+        policy: &Policy,
+        mirror: &Mirror,
+        flight: &FlightRow,
+        index: usize,
+        role: Role,
+        attempt: u32,
+        sequence_name: &str,
+    ) -> Result<(), GateError> {
+        let sha = flight.sha(index).to_string();
+        let sequence = self.sequences.get(sequence_name).ok_or_else(|| {
+            GateError::Internal(format!("sequence `{sequence_name}` vanished after loading"))
+        })?;
+        let run_id = self
+            .store
+            .create_run(&crate::store::NewRun {
+                flight_id: flight.id,
+                index,
+                sha: &sha,
+                role,
+                attempt,
+                sequence: sequence_name,
+                host: "-",
+            })
+            .await?;
+        let span = tracing::info_span!("run", id = run_id, sha = short(&sha), role = role.as_str());
+        async move {
+            self.emit(Event::Testing {
+                policy: &policy.name,
+                index,
+                commits: flight.commits.len(),
+                sha: &sha,
+                title: flight
+                    .commit(index)
+                    .map_or("(baseline)", |c| c.title.as_str()),
+                role,
+                attempt,
+                sequence: sequence_name,
+            });
+            let request = HostRequest {
+                run_id,
+                repository: mirror.path.clone(),
+                commit: sha.clone(),
+            };
+            let (state, detail) = match self.provisioner.acquire(&request).await {
+                Err(e) => (RunState::Broken, e.to_string()),
+                Ok(mut host) => {
+                    self.store.set_run_host(run_id, &host.name()).await?;
+                    let log_dir = self
+                        .settings
+                        .logs_dir
+                        .join(format!("flight-{}", flight.id))
+                        .join(format!("run-{run_id}"));
+                    let result = match tokio::fs::create_dir_all(&log_dir).await {
+                        Err(e) => Ok(sequence::RunReport {
+                            broken: Some(format!("cannot create {}: {e}", log_dir.display())),
+                            ..Default::default()
+                        }),
+                        Ok(()) => {
+                            let context = StepContext {
+                                run_id,
+                                commit: sha.clone(),
+                                sequence: sequence_name.to_string(),
+                            };
+                            let mut recorder = StoreRecorder {
+                                store: &self.store,
+                                run_id,
+                            };
+                            sequence::execute(
+                                sequence,
+                                host.as_mut(),
+                                &context,
+                                &log_dir,
+                                &mut recorder,
+                            )
+                            .await
+                        }
+                    };
+                    if let Err(e) = host.release().await {
+                        tracing::warn!(error = %e, "could not release the host");
+                    }
+                    let report = result?;
+                    match (&report.broken, report.failed.is_empty()) {
+                        (Some(why), _) => (RunState::Broken, why.clone()),
+                        (None, true) => (RunState::Pass, String::new()),
+                        (None, false) => (
+                            RunState::Fail,
+                            report.failed.iter().cloned().collect::<Vec<_>>().join(", "),
+                        ),
+                    }
+                }
+            };
+            let error = (state == RunState::Broken).then_some(detail.as_str());
+            self.store.finish_run(run_id, state, error).await?;
+            self.emit(Event::Tested {
+                policy: &policy.name,
+                sha: &sha,
+                role,
+                state,
+                detail: &detail,
+            });
+            Ok(())
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Pushes what the decision allows, then records the conclusion and its mail at once.
+    async fn conclude(
+        &self,
+        policy: &Policy,
+        mirror: &Mirror,
+        flight: &FlightRow,
+        decision: Decision,
+    ) -> Result<Driven, GateError> {
+        let push_sha = decision.push_to.map(|i| flight.sha(i).to_string());
+        let mut push = self.store.push_of(flight.id).await?;
+        let mut would_push = None;
+        let mut reason = decision.reason.clone();
+        match (&push_sha, policy.mode) {
+            (Some(sha), Mode::ReportOnly) => {
+                would_push = Some(sha.clone());
+                reason.push_str(&format!(
+                    " (report-only: would have pushed {} to {})",
+                    short(sha),
+                    policy.target
+                ));
+            }
+            (Some(sha), Mode::Push) if push.is_none() => {
+                match self.fast_forward(policy, mirror, flight, sha).await {
+                    Ok(Some(old)) => {
+                        self.store
+                            .record_push(flight, &policy.target, &old, sha)
+                            .await?;
+                        self.emit(Event::Pushed {
+                            policy: &policy.name,
+                            target: &policy.target,
+                            sha,
+                        });
+                        push = self.store.push_of(flight.id).await?;
+                    }
+                    Ok(None) => reason.push_str(&format!(
+                        " ({} already contains {}: nothing to push)",
+                        policy.target,
+                        short(sha)
+                    )),
+                    Err(PushFailure::Moved(why)) => {
+                        self.store.cancel_flight(flight, &why).await?;
+                        self.emit(Event::Cancelled {
+                            policy: &policy.name,
+                            flight: flight.id,
+                            reason: &why,
+                        });
+                        return Ok(Driven::Replan);
+                    }
+                    Err(PushFailure::Repo(e)) => {
+                        // The flight stays running: the next pass tries the push again.
+                        let message = format!("decided, but the push failed: {e}");
+                        return Ok(Driven::Done(
+                            self.branch_error(flight.branch_id, policy, message).await?,
+                        ));
+                    }
+                }
+            }
+            _ => {}
+        }
+
+        let conclusion = Conclusion {
+            verdict: decision.verdict,
+            culprit: decision.culprit.map(|i| flight.sha(i).to_string()),
+            pushed_to: push.as_ref().map(|p| p.new_sha.clone()),
+            reason,
+        };
+        let runs = self.store.runs(flight.id).await?;
+        let run_steps = self.store.flight_steps(flight.id).await?;
+        let mails = report::compose(&FlightFacts {
+            policy,
+            flight,
+            conclusion: &conclusion,
+            culprit_index: decision.culprit,
+            steps: &decision.steps,
+            push: push.as_ref(),
+            would_push: would_push.as_deref(),
+            runs: &runs,
+            run_steps: &run_steps,
+            sequences: &self.sequences,
+            public_url: &self.settings.public_url,
+            from: &self.settings.mail_from,
+        })?;
+        let branch_state = match decision.verdict {
+            Verdict::Regression => "blocked",
+            Verdict::Broken => "broken",
+            _ => "idle",
+        };
+        self.store
+            .finish_flight(flight, &conclusion, &mails, branch_state)
+            .await?;
+        self.emit(Event::Concluded {
+            policy: &policy.name,
+            flight: flight.id,
+            verdict: conclusion.verdict,
+            reason: &conclusion.reason,
+        });
+        Ok(Driven::Done(BranchOutcome::Decided {
+            flight: flight.id,
+            verdict: conclusion.verdict,
+            pushed_to: conclusion.pushed_to,
+            culprit: conclusion.culprit,
+            reason: conclusion.reason,
+        }))
+    }
+
+    /// Moves the target to `sha` if that is a fast-forward from where it is now. Returns the
+    /// old head, or `None` when the target already contains `sha`.
+    async fn fast_forward(
+        &self,
+        policy: &Policy,
+        mirror: &Mirror,
+        flight: &FlightRow,
+        sha: &str,
+    ) -> Result<Option<String>, PushFailure> {
+        let new = Oid::from_str(sha).map_err(|e| PushFailure::Moved(e.to_string()))?;
+        let m = mirror.clone();
+        let target = policy.target.clone();
+        let base = flight.base.clone();
+        blocking(move || {
+            let now = m.fetch(&[&target])?[&target];
+            if now == new {
+                // Pushed before a crash, not yet recorded: record it, do not push again.
+                return Ok(Ok(Some(base)));
+            }
+            if m.is_ancestor(new, now)? {
+                return Ok(Ok(None));
+            }
+            if !m.is_ancestor(now, new)? {
+                return Ok(Err(format!(
+                    "{target} moved to {}, and {} is not a fast-forward from it",
+                    short(&now.to_string()),
+                    short(&new.to_string())
+                )));
+            }
+            match m.push(new, &target) {
+                Ok(()) => Ok(Ok(Some(now.to_string()))),
+                Err(RepoError::Rejected { message, .. }) => Ok(Err(format!(
+                    "the push to {target} was refused ({message}); re-planning"
+                ))),
+                Err(e) => Err(e),
+            }
+        })
+        .await
+        .map_err(PushFailure::Repo)?
+        .map_err(PushFailure::Moved)
+    }
+}
+
+enum PushFailure {
+    /// The target is not where the flight expects: re-plan.
+    Moved(String),
+    /// The remote could not be reached: try again later.
+    Repo(RepoError),
+}
+
+/// Records steps as the executor reports them.
+struct StoreRecorder<'a> {
+    store: &'a Store,
+    run_id: i64,
+}
+
+#[async_trait::async_trait]
+impl StepRecorder for StoreRecorder<'_> {
+    type Error = StoreError;
+
+    async fn started(
+        &mut self,
+        position: usize,
+        name: &str,
+        log: &std::path::Path,
+    ) -> Result<i64, StoreError> {
+        self.store
+            .start_step(self.run_id, position, name, log)
+            .await
+    }
+
+    async fn finished(
+        &mut self,
+        step_id: i64,
+        status: StepStatus,
+        exit_code: Option<i32>,
+    ) -> Result<(), StoreError> {
+        self.store.finish_step(step_id, status, exit_code).await
+    }
+
+    async fn blocked(&mut self, position: usize, name: &str) -> Result<(), StoreError> {
+        self.store.blocked_step(self.run_id, position, name).await
+    }
+}

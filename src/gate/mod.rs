@@ -1,0 +1,10 @@
+//! The gate: for each policy branch, decide what of staging may go to the target branch.
+
+mod decision;
+mod driver;
+mod events;
+mod observations;
+
+pub use decision::{decide, Decision, Facts, Next, Observation, Outcome, Role, Verdict};
+pub use driver::{BranchOutcome, Gate, GateError, GateSettings};
+pub use events::{Event, LogProgress, Progress};

@@ -1,0 +1,193 @@
+//! Turning stored runs into the decision's observations.
+//!
+//! A test of a commit is one run of each of the policy's sequences with the same index, role
+//! and attempt. Only complete tests are observations; an attempt that a crash cut short is
+//! finished by running the sequences it is missing, never by repeating the ones it has.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{Observation, Outcome, Role};
+use crate::store::{RunRow, RunState, StepRow};
+
+type Key = (usize, Role, u32);
+
+fn finished(run: &RunRow) -> bool {
+    matches!(
+        run.state,
+        RunState::Pass | RunState::Fail | RunState::Broken
+    )
+}
+
+/// The complete tests of a flight, in the order they finished.
+pub fn observations(runs: &[RunRow], steps: &[StepRow], sequences: &[String]) -> Vec<Observation> {
+    let mut groups: BTreeMap<Key, Vec<&RunRow>> = BTreeMap::new();
+    for run in runs.iter().filter(|r| finished(r)) {
+        groups
+            .entry((run.commit_index, run.role, run.attempt))
+            .or_default()
+            .push(run);
+    }
+    let mut complete: Vec<(i64, Observation)> = groups
+        .into_iter()
+        .filter(|(_, group)| {
+            sequences
+                .iter()
+                .all(|s| group.iter().any(|r| &r.sequence == s))
+        })
+        .map(|((index, role, _), group)| {
+            let last_id = group.iter().map(|r| r.id).max().unwrap_or(0);
+            (
+                last_id,
+                Observation {
+                    index,
+                    role,
+                    outcome: outcome(&group, steps),
+                },
+            )
+        })
+        .collect();
+    complete.sort_by_key(|(id, _)| *id);
+    complete.into_iter().map(|(_, o)| o).collect()
+}
+
+fn outcome(group: &[&RunRow], steps: &[StepRow]) -> Outcome {
+    if let Some(broken) = group.iter().find(|r| r.state == RunState::Broken) {
+        return Outcome::Broken {
+            reason: broken
+                .error
+                .clone()
+                .unwrap_or_else(|| "the host failed".into()),
+        };
+    }
+    let (mut failed, mut passed) = (BTreeSet::new(), BTreeSet::new());
+    for run in group {
+        for step in steps.iter().filter(|s| s.run_id == run.id) {
+            let name = format!("{}/{}", run.sequence, step.name);
+            match step.status.as_str() {
+                "pass" => {
+                    passed.insert(name);
+                }
+                "fail" | "timeout" => {
+                    failed.insert(name);
+                }
+                _ => {}
+            }
+        }
+    }
+    if failed.is_empty() {
+        Outcome::Pass
+    } else {
+        Outcome::Fail { failed, passed }
+    }
+}
+
+/// The attempt to make next for a commit in a role, and which sequences it still needs.
+pub fn next_attempt(
+    runs: &[RunRow],
+    index: usize,
+    role: Role,
+    sequences: &[String],
+) -> (u32, Vec<String>) {
+    let mine: Vec<&RunRow> = runs
+        .iter()
+        .filter(|r| r.commit_index == index && r.role == role && finished(r))
+        .collect();
+    let mut attempt = 1;
+    loop {
+        let done: Vec<&String> = sequences
+            .iter()
+            .filter(|s| {
+                mine.iter()
+                    .any(|r| r.attempt == attempt && &r.sequence == *s)
+            })
+            .collect();
+        if done.len() < sequences.len() {
+            let missing = sequences
+                .iter()
+                .filter(|s| !done.contains(s))
+                .cloned()
+                .collect();
+            return (attempt, missing);
+        }
+        attempt += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(id: i64, index: usize, attempt: u32, sequence: &str, state: RunState) -> RunRow {
+        RunRow {
+            id,
+            flight_id: 1,
+            commit_index: index,
+            sha: format!("{index:040}"),
+            role: Role::Bisect,
+            attempt,
+            sequence: sequence.into(),
+            host: "local".into(),
+            state,
+            error: (state == RunState::Broken).then(|| "ssh: connection reset".into()),
+            created_at: 0,
+            finished_at: Some(0),
+        }
+    }
+
+    fn step(run_id: i64, name: &str, status: &str) -> StepRow {
+        StepRow {
+            id: 0,
+            run_id,
+            position: 0,
+            name: name.into(),
+            status: status.into(),
+            exit_code: None,
+            log_path: None,
+            started_at: None,
+            finished_at: None,
+        }
+    }
+
+    #[test]
+    fn a_test_counts_only_once_every_sequence_has_run() {
+        let seqs = vec!["a".to_string(), "b".to_string()];
+        let runs = vec![
+            run(1, 3, 1, "a", RunState::Pass),
+            run(2, 3, 1, "b", RunState::Fail),
+            run(3, 5, 1, "a", RunState::Pass),
+            run(4, 5, 1, "b", RunState::Aborted),
+        ];
+        let steps = vec![
+            step(1, "x", "pass"),
+            step(2, "y", "timeout"),
+            step(2, "z", "blocked"),
+        ];
+        let obs = observations(&runs, &steps, &seqs);
+        assert_eq!(obs.len(), 1);
+        assert_eq!(
+            obs[0].outcome,
+            Outcome::Fail {
+                failed: ["b/y".to_string()].into(),
+                passed: ["a/x".to_string()].into()
+            }
+        );
+        // Commit 5's attempt 1 lacks `b` (aborted): only `b` is run again, as attempt 1.
+        assert_eq!(
+            next_attempt(&runs, 5, Role::Bisect, &seqs),
+            (1, vec!["b".to_string()])
+        );
+        assert_eq!(
+            next_attempt(&runs, 3, Role::Bisect, &seqs),
+            (2, seqs.clone())
+        );
+        assert_eq!(next_attempt(&runs, 3, Role::Tip, &seqs), (1, seqs.clone()));
+    }
+
+    #[test]
+    fn a_broken_run_breaks_the_test() {
+        let seqs = vec!["a".to_string()];
+        let runs = vec![run(1, 2, 1, "a", RunState::Broken)];
+        let obs = observations(&runs, &[], &seqs);
+        assert!(matches!(&obs[0].outcome, Outcome::Broken { reason } if reason.contains("ssh")));
+    }
+}

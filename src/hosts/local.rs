@@ -1,0 +1,246 @@
+//! The local provisioner: each run gets a fresh git worktree of its commit in a work directory
+//! on this machine, and each step runs there in a process group of its own, so that a timeout
+//! kills everything the step started.
+
+use std::fs::File;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use tokio::io::AsyncWriteExt;
+
+use super::{Host, HostError, HostRequest, Provisioner, StepExit};
+use crate::sequence::{Step, StepContext};
+
+const HOST_NAME: &str = "local";
+
+/// Runs on this machine, in worktrees under `work_dir`.
+pub struct LocalProvisioner {
+    work_dir: PathBuf,
+}
+
+impl LocalProvisioner {
+    pub fn new(work_dir: impl Into<PathBuf>) -> Self {
+        LocalProvisioner {
+            work_dir: work_dir.into(),
+        }
+    }
+
+    /// Every name this provisioner creates carries the run id, so leftovers can be found.
+    fn worktree_name(run_id: i64) -> String {
+        format!("pushgate-run-{run_id}")
+    }
+}
+
+#[async_trait]
+impl Provisioner for LocalProvisioner {
+    async fn acquire(&self, request: &HostRequest) -> Result<Box<dyn Host>, HostError> {
+        let name = Self::worktree_name(request.run_id);
+        let dir = self.work_dir.join(&name);
+        let request = request.clone();
+        let commit = request.commit.clone();
+        let checkout_dir = dir.clone();
+        tokio::task::spawn_blocking(move || add_worktree(&request, &name, &checkout_dir))
+            .await
+            .map_err(|e| checkout_error(&commit, e.to_string()))??;
+        Ok(Box::new(LocalHost { dir }))
+    }
+
+    async fn recover(&self) -> Result<usize, HostError> {
+        let work_dir = self.work_dir.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut removed = 0;
+            let Ok(entries) = std::fs::read_dir(&work_dir) else {
+                return Ok(0);
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                if name.to_string_lossy().starts_with("pushgate-run-") {
+                    std::fs::remove_dir_all(entry.path()).map_err(|e| HostError::Cleanup {
+                        host: HOST_NAME.into(),
+                        message: format!("{}: {e}", entry.path().display()),
+                    })?;
+                    removed += 1;
+                }
+            }
+            Ok(removed)
+        })
+        .await
+        .map_err(|e| HostError::Cleanup {
+            host: HOST_NAME.into(),
+            message: e.to_string(),
+        })?
+    }
+}
+
+fn checkout_error(commit: &str, message: String) -> HostError {
+    HostError::Checkout {
+        host: HOST_NAME.into(),
+        commit: commit.to_string(),
+        message,
+    }
+}
+
+/// Adds a detached worktree of the commit. libgit2 checks a worktree out on a branch, so a
+/// throwaway branch is made for it and deleted once the worktree's HEAD is detached.
+fn add_worktree(request: &HostRequest, name: &str, dir: &Path) -> Result<(), HostError> {
+    let fail = |e: git2::Error| checkout_error(&request.commit, e.message().to_string());
+    let repo = git2::Repository::open(&request.repository).map_err(fail)?;
+    // A worktree of a crashed run with the same id may still be registered.
+    if let Ok(old) = repo.find_worktree(name) {
+        let _ = std::fs::remove_dir_all(old.path());
+        old.prune(Some(
+            git2::WorktreePruneOptions::new()
+                .valid(true)
+                .working_tree(true),
+        ))
+        .map_err(fail)?;
+    }
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| checkout_error(&request.commit, format!("{}: {e}", parent.display())))?;
+    }
+    let oid = git2::Oid::from_str(&request.commit).map_err(fail)?;
+    let commit = repo.find_commit(oid).map_err(fail)?;
+    let mut branch = repo.branch(name, &commit, true).map_err(fail)?;
+    let result = (|| {
+        let mut opts = git2::WorktreeAddOptions::new();
+        opts.reference(Some(branch.get()));
+        let wt = repo.worktree(name, dir, Some(&opts))?;
+        let wt_repo = git2::Repository::open_from_worktree(&wt)?;
+        wt_repo.set_head_detached(oid)
+    })();
+    branch.delete().map_err(fail)?;
+    result.map_err(fail)
+}
+
+struct LocalHost {
+    dir: PathBuf,
+}
+
+#[async_trait]
+impl Host for LocalHost {
+    fn name(&self) -> String {
+        HOST_NAME.to_string()
+    }
+
+    async fn run_step(
+        &mut self,
+        step: &Step,
+        context: &StepContext,
+        log: &Path,
+    ) -> Result<StepExit, HostError> {
+        let spawn_error = |message: String| HostError::Spawn {
+            host: HOST_NAME.into(),
+            step: step.name.clone(),
+            message,
+        };
+        let cwd = match &step.workdir {
+            Some(w) => self.dir.join(w),
+            None => self.dir.clone(),
+        };
+        let out = File::create(log).map_err(|e| spawn_error(format!("{}: {e}", log.display())))?;
+        let err = out
+            .try_clone()
+            .map_err(|e| spawn_error(format!("{}: {e}", log.display())))?;
+        let mut command = tokio::process::Command::new("sh");
+        command
+            .arg("-c")
+            .arg(&step.command)
+            .current_dir(&cwd)
+            .env("PUSHGATE_COMMIT", &context.commit)
+            .env("PUSHGATE_RUN_ID", context.run_id.to_string())
+            .env("PUSHGATE_SEQUENCE", &context.sequence)
+            .env("PUSHGATE_STEP", &step.name)
+            .env("PUSHGATE_CHECKOUT", &self.dir)
+            .envs(&step.env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .process_group(0)
+            .kill_on_drop(true);
+        let started = Instant::now();
+        let mut child = command
+            .spawn()
+            .map_err(|e| spawn_error(format!("sh -c in {}: {e}", cwd.display())))?;
+        let pgid = child.id();
+        let exit = match tokio::time::timeout(step.timeout, child.wait()).await {
+            Ok(Ok(status)) => match (status.code(), status.signal()) {
+                (Some(code), _) => StepExit::Exited(code),
+                (None, Some(signal)) => StepExit::Signalled(signal),
+                (None, None) => StepExit::Signalled(0),
+            },
+            Ok(Err(e)) => return Err(spawn_error(format!("waiting for the step: {e}"))),
+            Err(_) => {
+                if let Some(pgid) = pgid {
+                    kill_group(pgid);
+                }
+                let _ = child.wait().await;
+                StepExit::TimedOut
+            }
+        };
+        let note = match exit {
+            StepExit::Exited(code) => format!("exit status {code}"),
+            StepExit::Signalled(signal) => format!("killed by signal {signal}"),
+            StepExit::TimedOut => format!(
+                "timed out after {}; killed its process group",
+                humantime::format_duration(step.timeout)
+            ),
+        };
+        append_note(
+            log,
+            &format!(
+                "\n--- pushgate: {note} after {:.2}s\n",
+                started.elapsed().as_secs_f64()
+            ),
+        )
+        .await;
+        Ok(exit)
+    }
+
+    async fn release(self: Box<Self>) -> Result<(), HostError> {
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || remove_worktree(&dir))
+            .await
+            .map_err(|e| HostError::Cleanup {
+                host: HOST_NAME.into(),
+                message: e.to_string(),
+            })?
+    }
+}
+
+/// Removes the checkout and its registration in the repository it came from.
+fn remove_worktree(dir: &Path) -> Result<(), HostError> {
+    let cleanup = |message: String| HostError::Cleanup {
+        host: HOST_NAME.into(),
+        message: format!("{}: {message}", dir.display()),
+    };
+    let repo = git2::Repository::open(dir).map_err(|e| cleanup(e.message().to_string()))?;
+    let parent = git2::Repository::open(repo.commondir()).ok();
+    std::fs::remove_dir_all(dir).map_err(|e| cleanup(e.to_string()))?;
+    if let Some(parent) = parent {
+        if let Some(name) = dir.file_name().and_then(|n| n.to_str()) {
+            if let Ok(wt) = parent.find_worktree(name) {
+                wt.prune(Some(git2::WorktreePruneOptions::new().valid(true)))
+                    .map_err(|e| cleanup(e.message().to_string()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn kill_group(pgid: u32) {
+    // SAFETY: kill(2) with a negative pid signals a process group; it has no memory effects.
+    // The group is the step's own (process_group(0) above), so nothing else is hit.
+    unsafe {
+        libc::kill(-(pgid as libc::pid_t), libc::SIGKILL);
+    }
+}
+
+async fn append_note(log: &Path, note: &str) {
+    if let Ok(mut f) = tokio::fs::OpenOptions::new().append(true).open(log).await {
+        let _ = f.write_all(note.as_bytes()).await;
+    }
+}

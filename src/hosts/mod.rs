@@ -1,0 +1,80 @@
+//! Test hosts: where a run's steps execute.
+//!
+//! A [`Provisioner`] hands out a [`Host`] prepared with the commit under test; the sequence
+//! executor runs steps on it and releases it. Everything a host can get wrong is a
+//! [`HostError`], which the gate judges `broken`: the host's fault, never the commit's.
+
+mod local;
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+
+pub use local::LocalProvisioner;
+
+use crate::sequence::{Step, StepContext};
+
+/// A failure of the host, the network or pushgate's own plumbing, never of the commit.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("could not prepare a checkout of {commit} on {host}: {message}")]
+    Checkout {
+        host: String,
+        commit: String,
+        message: String,
+    },
+    #[error("could not start step `{step}` on {host}: {message}")]
+    Spawn {
+        host: String,
+        step: String,
+        message: String,
+    },
+    #[error("could not clean up {host}: {message}")]
+    Cleanup { host: String, message: String },
+}
+
+/// What a run needs from its host.
+#[derive(Clone, Debug)]
+pub struct HostRequest {
+    pub run_id: i64,
+    /// A git repository that has the commit.
+    pub repository: PathBuf,
+    pub commit: String,
+}
+
+/// How a step ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepExit {
+    Exited(i32),
+    /// Killed by a signal it did not ask for (not our timeout).
+    Signalled(i32),
+    /// Ran past its timeout; its whole process group was killed.
+    TimedOut,
+}
+
+/// Gives out hosts for runs.
+#[async_trait]
+pub trait Provisioner: Send + Sync {
+    async fn acquire(&self, request: &HostRequest) -> Result<Box<dyn Host>, HostError>;
+
+    /// Removes what crashed runs left behind; safe to call at any start. Returns how many
+    /// leftovers it removed.
+    async fn recover(&self) -> Result<usize, HostError>;
+}
+
+/// A host holding a checkout of the commit under test.
+#[async_trait]
+pub trait Host: Send {
+    fn name(&self) -> String;
+
+    /// Runs one step, writing its stdout and stderr to `log`.
+    async fn run_step(
+        &mut self,
+        step: &Step,
+        context: &StepContext,
+        log: &Path,
+    ) -> Result<StepExit, HostError>;
+
+    /// Gives the host back, removing the checkout.
+    async fn release(self: Box<Self>) -> Result<(), HostError>;
+}

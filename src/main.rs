@@ -1,0 +1,223 @@
+//! The `pushgate` command.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+use pushgate::config::Config;
+use pushgate::demo::{self, TerminalProgress};
+use pushgate::gate::{BranchOutcome, LogProgress};
+use pushgate::service::Service;
+
+#[derive(Parser)]
+#[command(
+    name = "pushgate",
+    version,
+    about = "A push gate: test what arrives on staging, fast-forward master to what passed, find and mail the culprit."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gate loop for every policy, with the status page and the git hook endpoint.
+    Serve {
+        /// The service configuration (default: ./pushgate.toml if present, else defaults).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Run the gate without the web server.
+    Gate {
+        /// One pass over every policy, deliver the mail, then exit (for cron).
+        #[arg(long)]
+        once: bool,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Run the whole loop on a sample repository with the shipped policy and sequence.
+    Demo {
+        /// Where to create the sample (default: a new temporary directory, kept).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Print one JSON object instead of the summary.
+        #[arg(long)]
+        json: bool,
+        /// Keep the status page up afterwards.
+        #[arg(long)]
+        serve: bool,
+    },
+    /// Measure pushgate's own overhead.
+    Bench {
+        #[command(subcommand)]
+        what: Bench,
+    },
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Time from a staging push to the first step, and from the last step to master moved.
+    Overhead {
+        #[arg(long, default_value_t = 20)]
+        iterations: usize,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn init_logs(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn load_config(path: Option<&Path>) -> Result<Config> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let default = cwd.join("pushgate.toml");
+    let path = path.or(default.exists().then_some(default.as_path()));
+    Ok(Config::load(path, &cwd)?)
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { config } => {
+            init_logs("info");
+            let config = load_config(config.as_deref())?;
+            let service = Arc::new(Service::open(config, Arc::new(LogProgress)).await?);
+            let listener = service.bind().await?;
+            eprintln!("pushgate serving on http://{}", listener.local_addr()?);
+            service.serve(listener, shutdown_signal()).await?;
+        }
+        Command::Gate { once, config } => {
+            init_logs("info");
+            let config = load_config(config.as_deref())?;
+            let service = Service::open(config, Arc::new(LogProgress)).await?;
+            loop {
+                let mut failed = false;
+                for (policy, outcome) in service.gate_once().await? {
+                    match outcome {
+                        BranchOutcome::Decided {
+                            verdict, reason, ..
+                        } => {
+                            println!("{policy}: {verdict}: {reason}")
+                        }
+                        BranchOutcome::Idle { message } => println!("{policy}: {message}"),
+                        BranchOutcome::Error { message } => {
+                            failed = true;
+                            println!("{policy}: error: {message}")
+                        }
+                    }
+                }
+                let mail = service.deliver_mail().await?;
+                if mail.failed > 0 {
+                    eprintln!(
+                        "{} mail could not be sent yet; it stays in the outbox",
+                        mail.failed
+                    );
+                }
+                if once {
+                    if failed {
+                        bail!("some policies could not be gated (see above)");
+                    }
+                    break;
+                }
+                tokio::time::sleep(service.config.poll_interval).await;
+            }
+        }
+        Command::Demo { dir, json, serve } => {
+            init_logs("warn");
+            let dir = match dir {
+                Some(d) => d,
+                None => demo::default_dir()?,
+            };
+            if !json {
+                println!("pushgate demo in {}", dir.display());
+            }
+            let (summary, service) = demo::run(&dir, Arc::new(TerminalProgress)).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&summary)?);
+            } else {
+                print_summary(&summary, demo::outbox(&service.config));
+            }
+            if summary.culprit.as_deref() != Some(summary.expected_culprit.as_str()) {
+                bail!("the demo did not find the sample's culprit; see the log above");
+            }
+            if serve {
+                let service = Arc::new(service);
+                let listener = service.bind().await?;
+                println!(
+                    "status page: http://{}/ (Ctrl-C to stop)",
+                    listener.local_addr()?
+                );
+                service.serve(listener, shutdown_signal()).await?;
+            }
+        }
+        Command::Bench {
+            what: Bench::Overhead { iterations, json },
+        } => {
+            init_logs("warn");
+            let report = pushgate::bench::overhead(iterations.max(1)).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.table());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_summary(s: &demo::DemoSummary, outbox: Option<&Path>) {
+    println!();
+    match (&s.verdict, &s.culprit) {
+        (Some(v), Some(c)) => println!(
+            "verdict:  {v}\nculprit:  {} {}",
+            &c[..12.min(c.len())],
+            s.culprit_title.as_deref().unwrap_or("")
+        ),
+        (Some(v), None) => println!("verdict:  {v}"),
+        _ => println!("no decision: {}", s.reason),
+    }
+    match &s.pushed_to {
+        Some(p) => println!(
+            "pushed:   master is now {} ({} of {} commits)",
+            &p[..12.min(p.len())],
+            s.pushed_commits,
+            demo::COMMITS
+        ),
+        None => println!("pushed:   nothing"),
+    }
+    println!("runs:     {}", s.runs);
+    println!(
+        "mail:     {} message{}",
+        s.mails.len(),
+        if s.mails.len() == 1 { "" } else { "s" }
+    );
+    for m in &s.mails {
+        println!("          {m}");
+    }
+    if let Some(dir) = outbox {
+        println!("outbox:   {}", dir.display());
+    }
+    println!("upstream: {}", s.upstream.display());
+}

@@ -1,0 +1,417 @@
+//! Policy files (`policies/NAME.toml`): the rules for one repository and staging branch.
+//!
+//! A policy that does not hold together is refused when pushgate starts, with the file, line
+//! and field, so a mistake never reaches a push.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::sequence::Sequences;
+use crate::source::{parse_duration, FileError, Source};
+
+/// Push what passed, or only report what would have been pushed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    Push,
+    ReportOnly,
+}
+
+/// Who hears about a flight.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct MailPolicy {
+    /// The project's list: gets every gate report, and is copied on culprit mail.
+    pub list: Option<String>,
+    /// Mail the culprit's author, and Cc the authors of the range on gate reports.
+    pub authors: bool,
+    /// The same for committers.
+    pub committers: bool,
+}
+
+/// The rules for one staging branch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// The file stem: names the branch in the store, on the page and in mail.
+    pub name: String,
+    pub file: PathBuf,
+    /// A path (relative ones are relative to the policy file) or a git URL.
+    pub repository: String,
+    pub staging: String,
+    pub target: String,
+    pub sequences: Vec<String>,
+    pub mode: Mode,
+    /// How many times a failing test is run again before the failure counts.
+    pub retries: u32,
+    /// How long to wait before testing a tip again whose flight was `broken`.
+    pub retry_broken_after: Duration,
+    pub mail: MailPolicy,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    repository: Spanned<String>,
+    #[serde(default = "default_staging")]
+    staging: Spanned<String>,
+    #[serde(default = "default_target")]
+    target: Spanned<String>,
+    sequences: Spanned<Vec<Spanned<String>>>,
+    #[serde(default = "default_mode")]
+    mode: Mode,
+    #[serde(default = "default_retries")]
+    retries: Spanned<u32>,
+    retry_broken_after: Option<Spanned<String>>,
+    #[serde(default)]
+    mail: MailFile,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MailFile {
+    list: Option<Spanned<String>>,
+    #[serde(default = "yes")]
+    authors: bool,
+    #[serde(default = "yes")]
+    committers: bool,
+}
+
+impl Default for MailFile {
+    fn default() -> Self {
+        MailFile {
+            list: None,
+            authors: true,
+            committers: true,
+        }
+    }
+}
+
+fn default_staging() -> Spanned<String> {
+    Spanned::new(0..0, "staging".into())
+}
+fn default_target() -> Spanned<String> {
+    Spanned::new(0..0, "master".into())
+}
+fn default_mode() -> Mode {
+    Mode::Push
+}
+fn default_retries() -> Spanned<u32> {
+    Spanned::new(0..0, 1)
+}
+fn yes() -> bool {
+    true
+}
+
+/// At most this many retries: more hides real failures and costs host time.
+const MAX_RETRIES: u32 = 10;
+
+impl Policy {
+    /// Loads and validates one policy against the sequences that exist.
+    pub fn load(path: &Path, sequences: &Sequences) -> Result<Policy, FileError> {
+        let text = Source::read(path)?;
+        Self::parse(path, &text, sequences)
+    }
+
+    pub fn parse(path: &Path, text: &str, sequences: &Sequences) -> Result<Policy, FileError> {
+        let src = Source { path, text };
+        let file: File = src.parse()?;
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| src.whole("", "the file name is not valid UTF-8"))?
+            .to_string();
+
+        let repository = file.repository.get_ref().trim();
+        if repository.is_empty() {
+            return Err(src.error(file.repository.span(), "repository", "empty repository"));
+        }
+        let repository = resolve_repository(path, repository);
+
+        for (field, branch) in [("staging", &file.staging), ("target", &file.target)] {
+            let full = format!("refs/heads/{}", branch.get_ref());
+            if !git2::Reference::is_valid_name(&full) {
+                return Err(src.error(
+                    branch.span(),
+                    field,
+                    format!("`{}` is not a valid branch name", branch.get_ref()),
+                ));
+            }
+        }
+        if file.staging.get_ref() == file.target.get_ref() {
+            return Err(src.error(
+                file.target.span(),
+                "target",
+                "the target branch must differ from the staging branch",
+            ));
+        }
+
+        let listed = file.sequences.get_ref();
+        if listed.is_empty() {
+            return Err(src.error(
+                file.sequences.span(),
+                "sequences",
+                "list at least one sequence",
+            ));
+        }
+        for seq in listed {
+            if !sequences.contains_key(seq.get_ref()) {
+                let known: Vec<&str> = sequences.keys().map(String::as_str).collect();
+                return Err(src.error(
+                    seq.span(),
+                    "sequences",
+                    format!(
+                        "no sequence named `{}` (known: {})",
+                        seq.get_ref(),
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                ));
+            }
+        }
+
+        if *file.retries.get_ref() > MAX_RETRIES {
+            return Err(src.error(
+                file.retries.span(),
+                "retries",
+                format!("at most {MAX_RETRIES} retries"),
+            ));
+        }
+        let retry_broken_after = match &file.retry_broken_after {
+            None => Duration::from_secs(600),
+            Some(t) => parse_duration(t.get_ref())
+                .map_err(|m| src.error(t.span(), "retry_broken_after", m))?,
+        };
+
+        let list = match &file.mail.list {
+            None => None,
+            Some(addr) => {
+                addr.get_ref()
+                    .parse::<lettre::message::Mailbox>()
+                    .map_err(|e| {
+                        src.error(
+                            addr.span(),
+                            "mail.list",
+                            format!("`{}` is not a mail address: {e}", addr.get_ref()),
+                        )
+                    })?;
+                Some(addr.get_ref().clone())
+            }
+        };
+
+        Ok(Policy {
+            name,
+            file: path.to_path_buf(),
+            repository,
+            staging: file.staging.into_inner(),
+            target: file.target.into_inner(),
+            sequences: listed.iter().map(|s| s.get_ref().clone()).collect(),
+            mode: file.mode,
+            retries: file.retries.into_inner(),
+            retry_broken_after,
+            mail: MailPolicy {
+                list,
+                authors: file.mail.authors,
+                committers: file.mail.committers,
+            },
+        })
+    }
+}
+
+/// URLs stay as they are; a relative path is taken relative to the policy file.
+fn resolve_repository(policy_file: &Path, repository: &str) -> String {
+    if repository.contains("://") || repository.contains('@') {
+        return repository.to_string();
+    }
+    let path = Path::new(repository);
+    if path.is_absolute() {
+        return repository.to_string();
+    }
+    let base = policy_file.parent().unwrap_or(Path::new("."));
+    // Lexically, so `../upstream.git` reads as a plain path in mail and on the page.
+    let mut out = PathBuf::new();
+    for part in base.join(path).components() {
+        match part {
+            std::path::Component::ParentDir if out.file_name().is_some() => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out.display().to_string()
+}
+
+/// Loads every `*.toml` of a directory, refusing the first bad one.
+pub fn load_dir(dir: &Path, sequences: &Sequences) -> Result<Vec<Policy>, FileError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| FileError {
+        file: dir.to_path_buf(),
+        line: 0,
+        field: String::new(),
+        message: format!("cannot read the policies directory: {e}"),
+    })?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    paths.sort();
+    if paths.is_empty() {
+        return Err(FileError {
+            file: dir.to_path_buf(),
+            line: 0,
+            field: String::new(),
+            message: "no policy files (*.toml) here".into(),
+        });
+    }
+    paths.iter().map(|p| Policy::load(p, sequences)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sequence::{Sequence, Step};
+
+    fn sequences() -> Sequences {
+        let step = Step {
+            name: "t".into(),
+            command: "true".into(),
+            timeout: Duration::from_secs(1),
+            workdir: None,
+            blocker: true,
+            env: Default::default(),
+        };
+        let mut s = Sequences::new();
+        s.insert(
+            "smoke".into(),
+            Sequence {
+                name: "smoke".into(),
+                description: String::new(),
+                steps: vec![step],
+            },
+        );
+        s
+    }
+
+    fn parse(text: &str) -> Result<Policy, FileError> {
+        Policy::parse(
+            Path::new("/etc/pushgate/policies/xen.toml"),
+            text,
+            &sequences(),
+        )
+    }
+
+    #[test]
+    fn the_shipped_sample_policy_loads() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let seqs = crate::sequence::load_dir(&root.join("sequences")).unwrap();
+        let p = Policy::load(&root.join("policies/sample.toml"), &seqs).unwrap();
+        assert_eq!(
+            (p.staging.as_str(), p.target.as_str()),
+            ("staging", "master")
+        );
+    }
+
+    #[test]
+    fn defaults_and_relative_paths() {
+        let p = parse("repository = \"../repo.git\"\nsequences = [\"smoke\"]\n").unwrap();
+        assert_eq!(p.name, "xen");
+        assert_eq!(p.repository, "/etc/pushgate/repo.git");
+        assert_eq!(
+            (p.staging.as_str(), p.target.as_str()),
+            ("staging", "master")
+        );
+        assert_eq!((p.mode, p.retries), (Mode::Push, 1));
+        assert!(p.mail.authors && p.mail.committers && p.mail.list.is_none());
+        let url = parse("repository = \"git://h/x.git\"\nsequences = [\"smoke\"]\n").unwrap();
+        assert_eq!(url.repository, "git://h/x.git");
+    }
+
+    #[test]
+    fn bad_policies_name_line_and_field() {
+        let r = "repository = \"/r\"\n";
+        let cases: Vec<(String, usize, &str)> = vec![
+            (
+                format!("{r}sequences = [\"smoke\", \"nope\"]\n"),
+                2,
+                "sequences",
+            ),
+            (format!("{r}sequences = []\n"), 2, "sequences"),
+            (
+                format!("{r}sequences = [\"smoke\"]\nstaging = \"a..b\"\n"),
+                3,
+                "staging",
+            ),
+            (
+                format!("{r}sequences = [\"smoke\"]\ntarget = \"staging\"\n"),
+                3,
+                "target",
+            ),
+            (
+                format!("{r}sequences = [\"smoke\"]\nretries = 99\n"),
+                3,
+                "retries",
+            ),
+            (
+                format!("{r}sequences = [\"smoke\"]\nretries = -1\n"),
+                3,
+                "retries",
+            ),
+            (
+                format!("{r}sequences = [\"smoke\"]\nmode = \"yolo\"\n"),
+                3,
+                "mode",
+            ),
+            (
+                format!("{r}sequences = [\"smoke\"]\nretry_broken_after = \"x\"\n"),
+                3,
+                "retry_broken_after",
+            ),
+            (
+                format!("{r}sequences = [\"smoke\"]\n[mail]\nlist = \"not an address\"\n"),
+                4,
+                "mail.list",
+            ),
+            (
+                format!("{r}sequences = [\"smoke\"]\n[mail]\nlsit = \"a@b.c\"\n"),
+                4,
+                "lsit",
+            ),
+            ("sequences = [\"smoke\"]\n".to_string(), 0, "repository"),
+            (
+                "repository = \" \"\nsequences = [\"smoke\"]\n".to_string(),
+                1,
+                "repository",
+            ),
+        ];
+        for (text, line, field) in cases {
+            let e = parse(&text).unwrap_err();
+            assert_eq!((e.line, e.field.as_str()), (line, field), "{text:?}: {e}");
+            assert!(e.to_string().contains("xen.toml"));
+        }
+    }
+
+    #[test]
+    fn mangled_policies_never_panic() {
+        // A cheap, deterministic mutation fuzz of the sample: every byte dropped, or replaced.
+        let text = include_str!("../policies/sample.toml");
+        let bytes = text.as_bytes();
+        for i in 0..bytes.len() {
+            for replacement in [None, Some(b'"'), Some(b'['), Some(b'=')] {
+                let mut m = bytes.to_vec();
+                match replacement {
+                    None => {
+                        m.remove(i);
+                    }
+                    Some(b) => m[i] = b,
+                }
+                if let Ok(s) = std::str::from_utf8(&m) {
+                    let _ = parse(s);
+                }
+            }
+        }
+    }
+}

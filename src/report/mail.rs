@@ -1,0 +1,430 @@
+//! Composing a flight's mail: the gate report for the list, and the culprit mail for the people
+//! whose commit broke the branch.
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::Path;
+
+use lettre::message::{header::ContentType, Mailbox, Message};
+use serde::Serialize;
+
+use super::{render, ReportError};
+use crate::gate::Verdict;
+use crate::policy::{Mode, Policy};
+use crate::repo::{short, CommitInfo};
+use crate::sequence::Sequences;
+use crate::store::{Conclusion, FlightRow, NewMail, PushRow, RunRow, StepRow};
+
+/// Lines of the failing step's log quoted in the culprit mail.
+const LOG_TAIL_LINES: usize = 30;
+
+/// Everything known about a finished flight that its mail may tell.
+pub struct FlightFacts<'a> {
+    pub policy: &'a Policy,
+    pub flight: &'a FlightRow,
+    pub conclusion: &'a Conclusion,
+    pub culprit_index: Option<usize>,
+    /// The failing steps the decision is about (`sequence/step`).
+    pub steps: &'a BTreeSet<String>,
+    pub push: Option<&'a PushRow>,
+    /// Where a report-only policy would have moved the target.
+    pub would_push: Option<&'a str>,
+    pub runs: &'a [RunRow],
+    pub run_steps: &'a [StepRow],
+    pub sequences: &'a Sequences,
+    pub public_url: &'a str,
+    pub from: &'a str,
+}
+
+#[derive(Serialize)]
+struct Pushed {
+    old_short: String,
+    new_short: String,
+    count: usize,
+}
+
+#[derive(Serialize)]
+struct RangeCommit<'a> {
+    mark: &'static str,
+    short: &'a str,
+    title: &'a str,
+}
+
+#[derive(Serialize)]
+struct FailingStep {
+    sequence: String,
+    name: String,
+    status: String,
+    exit_code: Option<i64>,
+    log_tail: Vec<String>,
+    url: String,
+}
+
+#[derive(Serialize)]
+struct Context<'a> {
+    headline: String,
+    policy: &'a str,
+    repository: &'a str,
+    staging: &'a str,
+    target: &'a str,
+    verdict: &'a str,
+    reason: &'a str,
+    base_short: &'a str,
+    tip_short: &'a str,
+    commits: Vec<RangeCommit<'a>>,
+    pushed: Option<Pushed>,
+    would_push: Option<&'a str>,
+    culprit: Option<&'a CommitInfo>,
+    steps: Vec<&'a str>,
+    tests: Vec<String>,
+    failing_step: Option<FailingStep>,
+    reproduce: Vec<String>,
+    flight_id: i64,
+    url: String,
+}
+
+/// The mail a finished flight sends: a gate report, and a culprit mail for a regression.
+pub fn compose(f: &FlightFacts) -> Result<Vec<NewMail>, ReportError> {
+    let flight = f.flight;
+    let policy = f.policy;
+    let pushed_index = f
+        .push
+        .and_then(|p| flight.commits.iter().position(|c| c.sha == p.new_sha))
+        .map(|i| i + 1);
+    let culprit = f.culprit_index.and_then(|i| flight.commit(i));
+    let headline = headline(f, culprit);
+    let context = Context {
+        headline: headline.clone(),
+        policy: &policy.name,
+        repository: &policy.repository,
+        staging: &policy.staging,
+        target: &policy.target,
+        verdict: f.conclusion.verdict.as_str(),
+        reason: &f.conclusion.reason,
+        base_short: short(&flight.base),
+        tip_short: short(&flight.tip),
+        commits: flight
+            .commits
+            .iter()
+            .enumerate()
+            .map(|(i, c)| RangeCommit {
+                mark: if Some(i + 1) == f.culprit_index {
+                    "x"
+                } else if pushed_index.is_some_and(|p| i < p) {
+                    "+"
+                } else {
+                    " "
+                },
+                short: short(&c.sha),
+                title: &c.title,
+            })
+            .collect(),
+        pushed: f.push.map(|p| Pushed {
+            old_short: short(&p.old_sha).to_string(),
+            new_short: short(&p.new_sha).to_string(),
+            count: pushed_count(flight, p),
+        }),
+        would_push: f.would_push.map(short),
+        culprit,
+        steps: f.steps.iter().map(String::as_str).collect(),
+        tests: test_lines(f),
+        failing_step: failing_step(f),
+        reproduce: reproduce(f),
+        flight_id: flight.id,
+        url: format!("{}/flights/{}", f.public_url, flight.id),
+    };
+
+    let mut mails = Vec::new();
+    let report_to: Vec<Mailbox> = policy
+        .mail
+        .list
+        .iter()
+        .filter_map(|l| l.parse().ok())
+        .collect();
+    let report_cc = range_people(f);
+    if !report_to.is_empty() || !report_cc.is_empty() {
+        mails.push(build(
+            f,
+            "gate-report",
+            &headline,
+            &report_to,
+            &report_cc,
+            render("gate-report.txt", &context)?,
+        )?);
+    }
+    if let (Some(c), Verdict::Regression) = (culprit, f.conclusion.verdict) {
+        let mut to = Vec::new();
+        if policy.mail.authors {
+            to.extend(mailbox(&c.author_name, &c.author_email));
+        }
+        if policy.mail.committers {
+            to.extend(mailbox(&c.committer_name, &c.committer_email));
+        }
+        let to = dedupe(to, &[]);
+        let cc = dedupe(report_to.clone(), &to);
+        if !to.is_empty() || !cc.is_empty() {
+            let subject = format!(
+                "[{}] your commit {} \"{}\" broke {}",
+                policy.staging,
+                short(&c.sha),
+                c.title,
+                context.steps.join(", ")
+            );
+            mails.push(build(
+                f,
+                "culprit",
+                &subject,
+                &to,
+                &cc,
+                render("culprit.txt", &context)?,
+            )?);
+        }
+    }
+    Ok(mails)
+}
+
+fn pushed_count(flight: &FlightRow, push: &PushRow) -> usize {
+    let old = flight
+        .commits
+        .iter()
+        .position(|c| c.sha == push.old_sha)
+        .map_or(0, |i| i + 1);
+    let new = flight
+        .commits
+        .iter()
+        .position(|c| c.sha == push.new_sha)
+        .map_or(0, |i| i + 1);
+    new.saturating_sub(old)
+}
+
+fn headline(f: &FlightFacts, culprit: Option<&CommitInfo>) -> String {
+    let p = f.policy;
+    let verdict = f.conclusion.verdict;
+    let tail = if matches!(verdict, Verdict::Pass) {
+        String::new()
+    } else {
+        format!(" ({verdict})")
+    };
+    if let Some(c) = culprit {
+        return format!(
+            "[{}] blocked: regression in {} \"{}\"",
+            p.staging,
+            short(&c.sha),
+            c.title
+        );
+    }
+    if let Some(push) = f.push {
+        let n = pushed_count(f.flight, push);
+        return format!(
+            "[{}] pushed {n} commit{} to {}{tail}",
+            p.staging,
+            if n == 1 { "" } else { "s" },
+            p.target
+        );
+    }
+    if p.mode == Mode::ReportOnly {
+        if let Some(sha) = f.would_push {
+            return format!(
+                "[{}] would push {} to {}{tail}",
+                p.staging,
+                short(sha),
+                p.target
+            );
+        }
+    }
+    match verdict {
+        Verdict::Broken => format!(
+            "[{}] broken: could not test {}",
+            p.staging,
+            short(&f.flight.tip)
+        ),
+        _ => format!("[{}] nothing pushed{tail}", p.staging),
+    }
+}
+
+/// One line per run, in the order the runs were made.
+fn test_lines(f: &FlightFacts) -> Vec<String> {
+    let several = f.policy.sequences.len() > 1;
+    f.runs
+        .iter()
+        .map(|r| {
+            let title = f
+                .flight
+                .commit(r.commit_index)
+                .map_or("", |c| c.title.as_str());
+            let seq = if several {
+                format!(" [{}]", r.sequence)
+            } else {
+                String::new()
+            };
+            format!(
+                "{}  {:<8} attempt {}  {:<7} {}{seq}",
+                short(&r.sha),
+                r.role.as_str(),
+                r.attempt,
+                r.state.as_str(),
+                title
+            )
+            .trim_end()
+            .to_string()
+        })
+        .collect()
+}
+
+/// The first step of the culprit's failing run that is one of the decision's steps.
+fn failing_step(f: &FlightFacts) -> Option<FailingStep> {
+    let index = f.culprit_index?;
+    f.runs
+        .iter()
+        .filter(|r| r.commit_index == index)
+        .flat_map(|r| {
+            f.run_steps
+                .iter()
+                .filter(move |s| s.run_id == r.id)
+                .map(move |s| (r, s))
+        })
+        .find(|(r, s)| {
+            matches!(s.status.as_str(), "fail" | "timeout")
+                && f.steps.contains(&format!("{}/{}", r.sequence, s.name))
+        })
+        .map(|(r, s)| FailingStep {
+            sequence: r.sequence.clone(),
+            name: s.name.clone(),
+            status: if s.status == "timeout" {
+                "timed out".into()
+            } else {
+                "failed".into()
+            },
+            exit_code: s.exit_code,
+            log_tail: s
+                .log_path
+                .as_deref()
+                .map(|p| log_tail(Path::new(p), LOG_TAIL_LINES))
+                .unwrap_or_default(),
+            url: format!("{}/logs/{}", f.public_url, s.id),
+        })
+}
+
+/// The last `n` lines of a log, or a note saying why there are none.
+pub fn log_tail(path: &Path, n: usize) -> Vec<String> {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(n)..]
+                .iter()
+                .map(|l| l.trim_end().to_string())
+                .collect()
+        }
+        Err(e) => vec![format!("(log {} unreadable: {e})", path.display())],
+    }
+}
+
+/// The commands of the failing sequence up to its failing step.
+fn reproduce(f: &FlightFacts) -> Vec<String> {
+    let Some(step) = failing_step(f) else {
+        return Vec::new();
+    };
+    let Some(seq) = f.sequences.get(&step.sequence) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for s in &seq.steps {
+        out.push(match &s.workdir {
+            Some(w) => format!("(cd {} && {})", w.display(), s.command),
+            None => s.command.clone(),
+        });
+        if s.name == step.name {
+            break;
+        }
+    }
+    out
+}
+
+/// Authors and committers of the range, as the policy wants them copied.
+fn range_people(f: &FlightFacts) -> Vec<Mailbox> {
+    let mut people = Vec::new();
+    for c in &f.flight.commits {
+        if f.policy.mail.authors {
+            people.extend(mailbox(&c.author_name, &c.author_email));
+        }
+        if f.policy.mail.committers {
+            people.extend(mailbox(&c.committer_name, &c.committer_email));
+        }
+    }
+    dedupe(people, &[])
+}
+
+fn mailbox(name: &str, email: &str) -> Option<Mailbox> {
+    let address = email.parse().ok()?;
+    Some(Mailbox::new(
+        (!name.is_empty()).then(|| name.to_string()),
+        address,
+    ))
+}
+
+/// Drops repeated addresses (case-insensitively) and those already in `except`.
+fn dedupe(people: Vec<Mailbox>, except: &[Mailbox]) -> Vec<Mailbox> {
+    let mut seen: HashSet<String> = except
+        .iter()
+        .map(|m| m.email.to_string().to_lowercase())
+        .collect();
+    people
+        .into_iter()
+        .filter(|m| seen.insert(m.email.to_string().to_lowercase()))
+        .collect()
+}
+
+fn build(
+    f: &FlightFacts,
+    kind: &str,
+    subject: &str,
+    to: &[Mailbox],
+    cc: &[Mailbox],
+    body: String,
+) -> Result<NewMail, ReportError> {
+    let from: Mailbox = f
+        .from
+        .parse()
+        .map_err(|e| ReportError::Mail(format!("sender `{}`: {e}", f.from)))?;
+    let message_id = format!(
+        "<pushgate.{}.{}.{}@{}>",
+        f.flight.id,
+        kind,
+        short(&f.flight.tip),
+        from.email.domain()
+    );
+    let mut builder = Message::builder()
+        .from(from)
+        .subject(subject)
+        .message_id(Some(message_id.clone()))
+        .header(ContentType::TEXT_PLAIN);
+    if to.is_empty() {
+        // Culprit mail with nobody to address goes to the list only, as To.
+        for m in cc {
+            builder = builder.to(m.clone());
+        }
+    } else {
+        for m in to {
+            builder = builder.to(m.clone());
+        }
+        for m in dedupe(cc.to_vec(), to) {
+            builder = builder.cc(m);
+        }
+    }
+    let message = builder
+        .body(body)
+        .map_err(|e| ReportError::Mail(e.to_string()))?;
+    let recipients = message
+        .envelope()
+        .to()
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    Ok(NewMail {
+        kind: kind.to_string(),
+        message_id,
+        subject: subject.to_string(),
+        recipients,
+        message: String::from_utf8_lossy(&message.formatted()).into_owned(),
+    })
+}

@@ -1,0 +1,67 @@
+//! Telling people what happened: mail composed from `templates/`, and the outbox that delivers
+//! it. The web pages use the same templates environment.
+
+mod mail;
+mod outbox;
+
+use std::sync::OnceLock;
+
+use minijinja::Environment;
+
+pub use mail::{compose, FlightFacts};
+pub use outbox::{deliver_due, DeliveryReport, FolderMailer, MailError, Mailer, SmtpMailer};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("template {name}: {source}")]
+    Template {
+        name: &'static str,
+        #[source]
+        source: minijinja::Error,
+    },
+    #[error("cannot build the mail: {0}")]
+    Mail(String),
+}
+
+/// Every template, compiled in from `templates/` so the binary needs no files beside it.
+pub fn templates() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = Environment::new();
+        // Mail bodies end with a newline like any text file.
+        env.set_keep_trailing_newline(true);
+        let sources: [(&str, &str); 4] = [
+            (
+                "gate-report.txt",
+                include_str!("../../templates/gate-report.txt"),
+            ),
+            ("culprit.txt", include_str!("../../templates/culprit.txt")),
+            ("status.html", include_str!("../../templates/status.html")),
+            ("flight.html", include_str!("../../templates/flight.html")),
+        ];
+        for (name, source) in sources {
+            // The templates ship inside the binary; a syntax error in one is caught by the
+            // `every_template_compiles` test, so this cannot fail at run time.
+            env.add_template(name, source)
+                .unwrap_or_else(|e| panic!("template {name}: {e}"));
+        }
+        env
+    })
+}
+
+/// Renders a template with a context, naming the template if it fails.
+pub fn render(name: &'static str, context: impl serde::Serialize) -> Result<String, ReportError> {
+    templates()
+        .get_template(name)
+        .and_then(|t| t.render(context))
+        .map_err(|source| ReportError::Template { name, source })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_template_compiles() {
+        let env = super::templates();
+        assert_eq!(env.templates().count(), 4);
+    }
+}

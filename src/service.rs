@@ -1,0 +1,191 @@
+//! The running service: loads the configuration, recovers from a crash, and runs the gate loop
+//! per policy, the mail loop and the web server. `serve`, `gate --once`, the demo and the bench
+//! all start here, so they behave the same.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+
+use crate::config::{Config, MailTransport};
+use crate::gate::{BranchOutcome, Gate, GateError, GateSettings, Progress};
+use crate::hosts::{HostError, LocalProvisioner, Provisioner};
+use crate::policy::Policy;
+use crate::report::{deliver_due, DeliveryReport, FolderMailer, MailError, Mailer, SmtpMailer};
+use crate::source::FileError;
+use crate::store::{Store, StoreError};
+use crate::web::{self, AppState, Wakers};
+
+/// How long a failed mail waits before its first retry; it doubles after each failure.
+const MAIL_RETRY_BASE: Duration = Duration::from_secs(30);
+/// How often the mail loop looks at the outbox when nothing wakes it.
+const MAIL_INTERVAL: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{0}")]
+    Config(#[from] FileError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("recovering hosts: {0}")]
+    Host(#[from] HostError),
+    #[error(transparent)]
+    Mail(#[from] MailError),
+    #[error(transparent)]
+    Gate(#[from] GateError),
+    #[error("cannot listen on {address}: {message}")]
+    Listen { address: String, message: String },
+}
+
+pub struct Service {
+    pub config: Config,
+    pub policies: Vec<Policy>,
+    pub gate: Arc<Gate>,
+    pub mailer: Arc<dyn Mailer>,
+    pub mail_retry_base: Duration,
+}
+
+impl Service {
+    /// Loads policies (refusing a bad one), opens the store, and cleans up after a crash.
+    pub async fn open(
+        config: Config,
+        progress: Arc<dyn Progress>,
+    ) -> Result<Service, ServiceError> {
+        let (policies, sequences) = config.load_policies()?;
+        let store = Store::open(&config.database_url).await?;
+        let aborted = store.abort_unfinished_runs().await?;
+        let provisioner = LocalProvisioner::new(config.work_dir());
+        let removed = provisioner.recover().await?;
+        if aborted > 0 || removed > 0 {
+            tracing::warn!(
+                aborted,
+                removed,
+                "recovered from an interrupted start: unfinished runs will run again"
+            );
+        }
+        let mailer: Arc<dyn Mailer> = match &config.mail {
+            MailTransport::Smtp(url) => Arc::new(SmtpMailer::new(url)?),
+            MailTransport::Folder(dir) => Arc::new(FolderMailer { dir: dir.clone() }),
+        };
+        let gate = Gate {
+            store,
+            settings: GateSettings {
+                mirrors_dir: config.mirrors_dir(),
+                logs_dir: config.logs_dir(),
+                public_url: config.public_url.clone(),
+                mail_from: config.mail_from.clone(),
+            },
+            sequences,
+            provisioner: Arc::new(provisioner),
+            progress,
+        };
+        Ok(Service {
+            config,
+            policies,
+            gate: Arc::new(gate),
+            mailer,
+            mail_retry_base: MAIL_RETRY_BASE,
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.gate.store
+    }
+
+    /// One pass over every policy, in order.
+    pub async fn gate_once(&self) -> Result<Vec<(String, BranchOutcome)>, ServiceError> {
+        let mut out = Vec::new();
+        for policy in &self.policies {
+            out.push((policy.name.clone(), self.gate.pass(policy).await?));
+        }
+        Ok(out)
+    }
+
+    /// Sends whatever mail is due now.
+    pub async fn deliver_mail(&self) -> Result<DeliveryReport, ServiceError> {
+        Ok(deliver_due(
+            self.store(),
+            self.mailer.as_ref(),
+            &self.config.mail_from,
+            self.mail_retry_base,
+        )
+        .await?)
+    }
+
+    /// Binds the configured address (port 0 picks a free one).
+    pub async fn bind(&self) -> Result<TcpListener, ServiceError> {
+        TcpListener::bind(self.config.listen)
+            .await
+            .map_err(|e| ServiceError::Listen {
+                address: self.config.listen.to_string(),
+                message: e.to_string(),
+            })
+    }
+
+    /// Runs the gate loops, the mail loop and the web server until `shutdown` completes.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServiceError> {
+        let mut wakers = Wakers::default();
+        let mail_wake = Arc::new(Notify::new());
+        let mut tasks = JoinSet::new();
+        for policy in self.policies.clone() {
+            let wake = wakers.add(&policy.name, &policy.staging);
+            let this = self.clone();
+            let mail_wake = mail_wake.clone();
+            tasks.spawn(async move {
+                loop {
+                    match this.gate.pass(&policy).await {
+                        Ok(outcome) => {
+                            tracing::debug!(policy = %policy.name, ?outcome, "pass done")
+                        }
+                        // Only the store can fail a pass; it may come back, so keep going.
+                        Err(e) => {
+                            tracing::error!(policy = %policy.name, error = %e, "gate pass failed")
+                        }
+                    }
+                    mail_wake.notify_one();
+                    tokio::select! {
+                        _ = tokio::time::sleep(this.config.poll_interval) => {}
+                        _ = wake.notified() => {}
+                    }
+                }
+            });
+        }
+        let this = self.clone();
+        tasks.spawn(async move {
+            loop {
+                if let Err(e) = this.deliver_mail().await {
+                    tracing::error!(error = %e, "mail delivery failed");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(MAIL_INTERVAL) => {}
+                    _ = mail_wake.notified() => {}
+                }
+            }
+        });
+        let state = AppState {
+            store: self.store().clone(),
+            wakers: Arc::new(wakers),
+        };
+        let address = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        tracing::info!(%address, "serving");
+        let served = axum::serve(listener, web::router(state))
+            .with_graceful_shutdown(shutdown)
+            .await;
+        // Dropping a run mid-step is like a crash: the next start aborts it and runs it again.
+        tasks.shutdown().await;
+        served.map_err(|e| ServiceError::Listen {
+            address,
+            message: e.to_string(),
+        })
+    }
+}

@@ -1,0 +1,192 @@
+//! Errors in the files people write (policies, sequences, the service config), located by file,
+//! line and field so that whoever wrote the file can fix it without reading pushgate's code.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+
+/// A mistake in a file a person wrote.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct FileError {
+    pub file: PathBuf,
+    /// 1-based; 0 when the problem is the file as a whole (it cannot be read, say).
+    pub line: usize,
+    /// The field at fault, dotted (`mail.to`), or empty when none applies.
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for FileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if self.line > 0 {
+            write!(f, ":{}", self.line)?;
+        }
+        if !self.field.is_empty() {
+            write!(f, ": field `{}`", self.field)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// A TOML file's text, kept to turn byte offsets into lines.
+pub struct Source<'a> {
+    pub path: &'a Path,
+    pub text: &'a str,
+}
+
+impl<'a> Source<'a> {
+    pub fn read(path: &Path) -> Result<String, FileError> {
+        std::fs::read_to_string(path).map_err(|e| FileError {
+            file: path.to_path_buf(),
+            line: 0,
+            field: String::new(),
+            message: format!("cannot read: {e}"),
+        })
+    }
+
+    /// 1-based line of a byte offset.
+    pub fn line_of(&self, offset: usize) -> usize {
+        let end = offset.min(self.text.len());
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
+    }
+
+    /// An error at a span of the file, about `field`.
+    pub fn error(&self, span: Range<usize>, field: &str, message: impl Into<String>) -> FileError {
+        FileError {
+            file: self.path.to_path_buf(),
+            line: self.line_of(span.start),
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// An error about the file as a whole, or a field that is missing from it.
+    pub fn whole(&self, field: &str, message: impl Into<String>) -> FileError {
+        FileError {
+            file: self.path.to_path_buf(),
+            line: 0,
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// Parses the file, turning TOML and type errors into a located [`FileError`].
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, FileError> {
+        toml::from_str(self.text).map_err(|e| {
+            let message = e.message();
+            let (line, field) = if let Some(field) = quoted_after(message, "missing field ") {
+                // The span of a missing field is the table that lacks it: no line helps.
+                (0, field)
+            } else {
+                match e.span() {
+                    Some(span) => (self.line_of(span.start), self.key_at(span.start)),
+                    None => (0, String::new()),
+                }
+            };
+            FileError {
+                file: self.path.to_path_buf(),
+                line,
+                field,
+                message: e.message().trim().to_string(),
+            }
+        })
+    }
+
+    /// The key written on the line holding `offset` (`key = ...`), or the table header there.
+    fn key_at(&self, offset: usize) -> String {
+        let start = self.text[..offset.min(self.text.len())]
+            .rfind('\n')
+            .map_or(0, |i| i + 1);
+        let line = self.text[start..].lines().next().unwrap_or("").trim();
+        if let Some(header) = line.strip_prefix('[') {
+            return header
+                .trim_matches(|c| c == '[' || c == ']')
+                .trim()
+                .to_string();
+        }
+        match line.split_once('=') {
+            Some((key, _)) => key.trim().trim_matches('"').to_string(),
+            None => String::new(),
+        }
+    }
+}
+
+/// The name quoted in backticks right after `prefix` in a serde message.
+fn quoted_after(message: &str, prefix: &str) -> Option<String> {
+    let rest = message.split(prefix).nth(1)?.strip_prefix('`')?;
+    Some(rest.split('`').next()?.to_string())
+}
+
+/// Parses a duration as people write it in config files: `90s`, `5m`, `1h 30m`.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("`{text}` is not a duration like `30s`, `5m` or `1h`: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Sample {
+        name: String,
+        retries: u32,
+    }
+
+    fn parse(text: &str) -> Result<Sample, FileError> {
+        Source {
+            path: Path::new("p.toml"),
+            text,
+        }
+        .parse()
+    }
+
+    #[test]
+    fn a_type_error_names_line_and_field() {
+        let e = parse("name = \"x\"\nretries = \"two\"\n").unwrap_err();
+        assert_eq!((e.line, e.field.as_str()), (2, "retries"));
+        assert!(
+            e.to_string().starts_with("p.toml:2: field `retries`: "),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_field_is_named() {
+        let e = parse("name = \"x\"\nretries = 1\nretires = 2\n").unwrap_err();
+        assert_eq!((e.line, e.field.as_str()), (3, "retires"));
+        assert!(e.message.contains("unknown field"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_missing_field_is_named() {
+        let e = parse("name = \"x\"\n").unwrap_err();
+        assert_eq!((e.line, e.field.as_str()), (0, "retries"));
+        assert_eq!(
+            e.to_string(),
+            "p.toml: field `retries`: missing field `retries`"
+        );
+    }
+
+    #[test]
+    fn a_syntax_error_has_a_line() {
+        let e = parse("name = \"x\nretries = 1\n").unwrap_err();
+        assert_eq!(e.line, 1);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s").unwrap().as_secs(), 90);
+        assert_eq!(parse_duration("1h 30m").unwrap().as_secs(), 5400);
+        assert!(parse_duration("soon").unwrap_err().contains("`soon`"));
+    }
+}

@@ -1,0 +1,132 @@
+//! Policy branches and what the page says about each.
+
+use sqlx::any::AnyRow;
+
+use super::{get, now_ms, Result, Store};
+use crate::policy::Policy;
+
+/// One policy's staging branch.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct BranchRow {
+    pub id: i64,
+    pub policy: String,
+    pub repository: String,
+    pub staging: String,
+    pub target: String,
+    pub staging_head: Option<String>,
+    pub target_head: Option<String>,
+    /// `idle`, `testing`, `blocked` or `error`.
+    pub state: String,
+    /// The last decision and why, or what is wrong.
+    pub message: String,
+    pub updated_at: i64,
+}
+
+impl BranchRow {
+    fn from_row(row: &AnyRow) -> Result<Self> {
+        Ok(BranchRow {
+            id: get(row, "id")?,
+            policy: get(row, "policy")?,
+            repository: get(row, "repository")?,
+            staging: get(row, "staging")?,
+            target: get(row, "target")?,
+            staging_head: get(row, "staging_head")?,
+            target_head: get(row, "target_head")?,
+            state: get(row, "state")?,
+            message: get(row, "message")?,
+            updated_at: get(row, "updated_at")?,
+        })
+    }
+}
+
+impl Store {
+    /// Registers a policy's branch (or updates what the policy says of it); returns its id.
+    pub async fn upsert_branch(&self, policy: &Policy) -> Result<i64> {
+        let existing = sqlx::query("SELECT id FROM branches WHERE policy = $1")
+            .bind(&policy.name)
+            .fetch_optional(&self.pool)
+            .await?;
+        if let Some(row) = existing {
+            let id: i64 = get(&row, "id")?;
+            sqlx::query(
+                "UPDATE branches SET repository = $1, staging = $2, target = $3 WHERE id = $4",
+            )
+            .bind(&policy.repository)
+            .bind(&policy.staging)
+            .bind(&policy.target)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+            return Ok(id);
+        }
+        let row = sqlx::query(
+            "INSERT INTO branches (policy, repository, staging, target, state, message, updated_at)
+             VALUES ($1, $2, $3, $4, 'idle', 'not looked at yet', $5) RETURNING id",
+        )
+        .bind(&policy.name)
+        .bind(&policy.repository)
+        .bind(&policy.staging)
+        .bind(&policy.target)
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await?;
+        get(&row, "id")
+    }
+
+    /// Says what the branch is doing and why, as the page shows it.
+    pub async fn set_branch_status(
+        &self,
+        id: i64,
+        state: &str,
+        message: &str,
+        heads: Option<(&str, &str)>,
+    ) -> Result<()> {
+        match heads {
+            Some((staging, target)) => {
+                sqlx::query(
+                    "UPDATE branches SET state = $1, message = $2, staging_head = $3,
+                     target_head = $4, updated_at = $5 WHERE id = $6",
+                )
+                .bind(state)
+                .bind(message)
+                .bind(staging)
+                .bind(target)
+                .bind(now_ms())
+                .bind(id)
+                .execute(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(
+                    "UPDATE branches SET state = $1, message = $2, updated_at = $3 WHERE id = $4",
+                )
+                .bind(state)
+                .bind(message)
+                .bind(now_ms())
+                .bind(id)
+                .execute(&self.pool)
+                .await?
+            }
+        };
+        Ok(())
+    }
+
+    pub async fn branches(&self) -> Result<Vec<BranchRow>> {
+        sqlx::query("SELECT * FROM branches ORDER BY policy")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(BranchRow::from_row)
+            .collect()
+    }
+
+    pub async fn branch(&self, id: i64) -> Result<Option<BranchRow>> {
+        sqlx::query("SELECT * FROM branches WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(BranchRow::from_row)
+            .transpose()
+    }
+}

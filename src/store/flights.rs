@@ -1,0 +1,323 @@
+//! Candidates, flights and pushes: the decisions and what they did.
+
+use sqlx::any::AnyRow;
+
+use super::outbox::insert_mail;
+use super::{get, now_ms, NewMail, Result, Store, StoreError};
+use crate::gate::Verdict;
+use crate::repo::CommitInfo;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FlightState {
+    Running,
+    Done,
+    Cancelled,
+}
+
+impl FlightState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlightState::Running => "running",
+            FlightState::Done => "done",
+            FlightState::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// The runs made for one decision about `base..tip`.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct FlightRow {
+    pub id: i64,
+    pub branch_id: i64,
+    pub candidate_id: i64,
+    pub base: String,
+    pub tip: String,
+    /// First-parent commits of `base..tip`, oldest first: index 1 is `commits[0]`.
+    pub commits: Vec<CommitInfo>,
+    pub state: FlightState,
+    pub verdict: Option<Verdict>,
+    pub culprit: Option<String>,
+    pub pushed_to: Option<String>,
+    pub reason: String,
+    pub created_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+impl FlightRow {
+    fn from_row(row: &AnyRow) -> Result<Self> {
+        let commits: String = get(row, "commits")?;
+        let state: String = get(row, "state")?;
+        let verdict: Option<String> = get(row, "verdict")?;
+        Ok(FlightRow {
+            id: get(row, "id")?,
+            branch_id: get(row, "branch_id")?,
+            candidate_id: get(row, "candidate_id")?,
+            base: get(row, "base")?,
+            tip: get(row, "tip")?,
+            commits: serde_json::from_str(&commits)
+                .map_err(|e| StoreError::Corrupt(format!("flight commits: {e}")))?,
+            state: match state.as_str() {
+                "running" => FlightState::Running,
+                "done" => FlightState::Done,
+                "cancelled" => FlightState::Cancelled,
+                other => return Err(StoreError::Corrupt(format!("flight state `{other}`"))),
+            },
+            verdict: verdict
+                .map(|v| Verdict::parse(&v).ok_or(StoreError::Corrupt(format!("verdict `{v}`"))))
+                .transpose()?,
+            culprit: get(row, "culprit")?,
+            pushed_to: get(row, "pushed_to")?,
+            reason: get(row, "reason")?,
+            created_at: get(row, "created_at")?,
+            finished_at: get(row, "finished_at")?,
+        })
+    }
+
+    /// The sha of a commit by its index in the flight (0 is the base).
+    pub fn sha(&self, index: usize) -> &str {
+        match index {
+            0 => &self.base,
+            i => self.commits.get(i - 1).map_or(&self.tip, |c| &c.sha),
+        }
+    }
+
+    /// The commit at an index of the range (1-based), if it is one.
+    pub fn commit(&self, index: usize) -> Option<&CommitInfo> {
+        index.checked_sub(1).and_then(|i| self.commits.get(i))
+    }
+}
+
+/// How a flight ended, as stored.
+#[derive(Clone, Debug)]
+pub struct Conclusion {
+    pub verdict: Verdict,
+    pub culprit: Option<String>,
+    pub pushed_to: Option<String>,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PushRow {
+    pub flight_id: i64,
+    pub target: String,
+    pub old_sha: String,
+    pub new_sha: String,
+    pub pushed_at: i64,
+}
+
+impl PushRow {
+    fn from_row(row: &AnyRow) -> Result<Self> {
+        Ok(PushRow {
+            flight_id: get(row, "flight_id")?,
+            target: get(row, "target")?,
+            old_sha: get(row, "old_sha")?,
+            new_sha: get(row, "new_sha")?,
+            pushed_at: get(row, "pushed_at")?,
+        })
+    }
+}
+
+impl Store {
+    /// Records a candidate and starts its flight, in one transaction.
+    pub async fn create_flight(
+        &self,
+        branch_id: i64,
+        base: &str,
+        tip: &str,
+        commits: &[CommitInfo],
+    ) -> Result<FlightRow> {
+        let now = now_ms();
+        let commits = serde_json::to_string(commits)
+            .map_err(|e| StoreError::Corrupt(format!("commits: {e}")))?;
+        let mut tx = self.pool.begin().await?;
+        let candidate: i64 = get(
+            &sqlx::query(
+                "INSERT INTO candidates (branch_id, base, tip, state, created_at)
+                 VALUES ($1, $2, $3, 'testing', $4) RETURNING id",
+            )
+            .bind(branch_id)
+            .bind(base)
+            .bind(tip)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?,
+            "id",
+        )?;
+        let row = sqlx::query(
+            "INSERT INTO flights (branch_id, candidate_id, base, tip, commits, state, reason, created_at)
+             VALUES ($1, $2, $3, $4, $5, 'running', '', $6) RETURNING *",
+        )
+        .bind(branch_id)
+        .bind(candidate)
+        .bind(base)
+        .bind(tip)
+        .bind(&commits)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        FlightRow::from_row(&row)
+    }
+
+    pub async fn flight(&self, id: i64) -> Result<Option<FlightRow>> {
+        sqlx::query("SELECT * FROM flights WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(FlightRow::from_row)
+            .transpose()
+    }
+
+    /// The branch's running flight, if any (there is at most one).
+    pub async fn active_flight(&self, branch_id: i64) -> Result<Option<FlightRow>> {
+        sqlx::query(
+            "SELECT * FROM flights WHERE branch_id = $1 AND state = 'running' ORDER BY id DESC LIMIT 1",
+        )
+        .bind(branch_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(FlightRow::from_row)
+        .transpose()
+    }
+
+    /// The newest finished flight of this tip, to avoid deciding the same thing twice.
+    pub async fn last_done_flight_for_tip(
+        &self,
+        branch_id: i64,
+        tip: &str,
+    ) -> Result<Option<FlightRow>> {
+        sqlx::query(
+            "SELECT * FROM flights WHERE branch_id = $1 AND tip = $2 AND state = 'done'
+             ORDER BY id DESC LIMIT 1",
+        )
+        .bind(branch_id)
+        .bind(tip)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(FlightRow::from_row)
+        .transpose()
+    }
+
+    pub async fn recent_flights(&self, branch_id: i64, limit: i64) -> Result<Vec<FlightRow>> {
+        sqlx::query("SELECT * FROM flights WHERE branch_id = $1 ORDER BY id DESC LIMIT $2")
+            .bind(branch_id)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(FlightRow::from_row)
+            .collect()
+    }
+
+    /// Stops a flight whose range no longer stands (staging rewritten, target moved aside).
+    pub async fn cancel_flight(&self, flight: &FlightRow, reason: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE flights SET state = 'cancelled', reason = $1, finished_at = $2
+             WHERE id = $3 AND state = 'running'",
+        )
+        .bind(reason)
+        .bind(now_ms())
+        .bind(flight.id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE candidates SET state = 'superseded' WHERE id = $1")
+            .bind(flight.candidate_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Ends a flight: its conclusion, the mail it sends, and the branch's status, all at once,
+    /// so a crash leaves either none of it or all of it.
+    pub async fn finish_flight(
+        &self,
+        flight: &FlightRow,
+        conclusion: &Conclusion,
+        mails: &[NewMail],
+        branch_state: &str,
+    ) -> Result<()> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE flights SET state = 'done', verdict = $1, culprit = $2, pushed_to = $3,
+             reason = $4, finished_at = $5 WHERE id = $6 AND state = 'running'",
+        )
+        .bind(conclusion.verdict.as_str())
+        .bind(&conclusion.culprit)
+        .bind(&conclusion.pushed_to)
+        .bind(&conclusion.reason)
+        .bind(now)
+        .bind(flight.id)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            // Someone else finished or cancelled it: their word stands, and no mail goes twice.
+            return Ok(());
+        }
+        sqlx::query("UPDATE candidates SET state = 'decided' WHERE id = $1")
+            .bind(flight.candidate_id)
+            .execute(&mut *tx)
+            .await?;
+        for mail in mails {
+            insert_mail(&mut tx, Some(flight.id), mail, now).await?;
+        }
+        sqlx::query("UPDATE branches SET state = $1, message = $2, updated_at = $3 WHERE id = $4")
+            .bind(branch_state)
+            .bind(format!("{}: {}", conclusion.verdict, conclusion.reason))
+            .bind(now)
+            .bind(flight.branch_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records that the target branch was moved for a flight (at most once per flight).
+    pub async fn record_push(
+        &self,
+        flight: &FlightRow,
+        target: &str,
+        old_sha: &str,
+        new_sha: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO pushes (flight_id, branch_id, target, old_sha, new_sha, pushed_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(flight.id)
+        .bind(flight.branch_id)
+        .bind(target)
+        .bind(old_sha)
+        .bind(new_sha)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn push_of(&self, flight_id: i64) -> Result<Option<PushRow>> {
+        sqlx::query("SELECT * FROM pushes WHERE flight_id = $1")
+            .bind(flight_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(PushRow::from_row)
+            .transpose()
+    }
+
+    pub async fn pushes(&self, branch_id: i64) -> Result<Vec<PushRow>> {
+        sqlx::query("SELECT * FROM pushes WHERE branch_id = $1 ORDER BY id")
+            .bind(branch_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(PushRow::from_row)
+            .collect()
+    }
+}

@@ -1,0 +1,137 @@
+//! The outbox: mail waits here until a transport has taken it.
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, Transaction};
+
+use super::{get, now_ms, Result, Store, StoreError};
+
+/// A mail to enqueue: already rendered, with its Message-ID fixed, so a resend is the same mail.
+#[derive(Clone, Debug)]
+pub struct NewMail {
+    pub kind: String,
+    pub message_id: String,
+    pub subject: String,
+    pub recipients: Vec<String>,
+    /// The whole RFC 5322 message.
+    pub message: String,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct MailRow {
+    pub id: i64,
+    pub flight_id: Option<i64>,
+    pub kind: String,
+    pub message_id: String,
+    pub subject: String,
+    pub recipients: Vec<String>,
+    pub message: String,
+    pub attempts: i64,
+    pub sent_at: Option<i64>,
+    pub delivered_to: Option<String>,
+    pub last_error: Option<String>,
+}
+
+impl MailRow {
+    fn from_row(row: &AnyRow) -> Result<Self> {
+        let recipients: String = get(row, "recipients")?;
+        Ok(MailRow {
+            id: get(row, "id")?,
+            flight_id: get(row, "flight_id")?,
+            kind: get(row, "kind")?,
+            message_id: get(row, "message_id")?,
+            subject: get(row, "subject")?,
+            recipients: serde_json::from_str(&recipients)
+                .map_err(|e| StoreError::Corrupt(format!("mail recipients: {e}")))?,
+            message: get(row, "message")?,
+            attempts: get(row, "attempts")?,
+            sent_at: get(row, "sent_at")?,
+            delivered_to: get(row, "delivered_to")?,
+            last_error: get(row, "last_error")?,
+        })
+    }
+}
+
+pub(super) async fn insert_mail(
+    tx: &mut Transaction<'_, Any>,
+    flight_id: Option<i64>,
+    mail: &NewMail,
+    now: i64,
+) -> Result<()> {
+    let recipients = serde_json::to_string(&mail.recipients)
+        .map_err(|e| StoreError::Corrupt(format!("mail recipients: {e}")))?;
+    sqlx::query(
+        "INSERT INTO outbox (flight_id, kind, message_id, message, recipients, subject, created_at,
+         attempts, next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $7)",
+    )
+    .bind(flight_id)
+    .bind(&mail.kind)
+    .bind(&mail.message_id)
+    .bind(&mail.message)
+    .bind(recipients)
+    .bind(&mail.subject)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Mail not yet sent whose next attempt is due.
+    pub async fn due_mail(&self, limit: i64) -> Result<Vec<MailRow>> {
+        sqlx::query(
+            "SELECT * FROM outbox WHERE sent_at IS NULL AND next_attempt_at <= $1
+             ORDER BY id LIMIT $2",
+        )
+        .bind(now_ms())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(MailRow::from_row)
+        .collect()
+    }
+
+    /// How much mail still waits, due or not.
+    pub async fn unsent_mail_count(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE sent_at IS NULL")
+            .fetch_one(&self.pool)
+            .await?;
+        get(&row, "n")
+    }
+
+    pub async fn mark_mail_sent(&self, id: i64, delivered_to: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE outbox SET sent_at = $1, delivered_to = $2, attempts = attempts + 1,
+             last_error = NULL WHERE id = $3 AND sent_at IS NULL",
+        )
+        .bind(now_ms())
+        .bind(delivered_to)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn mark_mail_failed(&self, id: i64, error: &str, retry_in_ms: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2
+             WHERE id = $3",
+        )
+        .bind(error)
+        .bind(now_ms() + retry_in_ms)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn mail_of_flight(&self, flight_id: i64) -> Result<Vec<MailRow>> {
+        sqlx::query("SELECT * FROM outbox WHERE flight_id = $1 ORDER BY id")
+            .bind(flight_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(MailRow::from_row)
+            .collect()
+    }
+}

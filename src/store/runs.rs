@@ -1,0 +1,305 @@
+//! Runs (one sequence on one commit) and their steps.
+
+use std::path::Path;
+
+use sqlx::any::AnyRow;
+
+use super::{get, now_ms, Result, Store, StoreError};
+use crate::gate::Role;
+use crate::sequence::StepStatus;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    Running,
+    Pass,
+    Fail,
+    Broken,
+    /// Interrupted by a restart; it says nothing and is run again.
+    Aborted,
+}
+
+impl RunState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Running => "running",
+            RunState::Pass => "pass",
+            RunState::Fail => "fail",
+            RunState::Broken => "broken",
+            RunState::Aborted => "aborted",
+        }
+    }
+
+    fn parse(s: &str) -> Result<RunState> {
+        Ok(match s {
+            "running" => RunState::Running,
+            "pass" => RunState::Pass,
+            "fail" => RunState::Fail,
+            "broken" => RunState::Broken,
+            "aborted" => RunState::Aborted,
+            other => return Err(StoreError::Corrupt(format!("run state `{other}`"))),
+        })
+    }
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RunRow {
+    pub id: i64,
+    pub flight_id: i64,
+    pub commit_index: usize,
+    pub sha: String,
+    pub role: Role,
+    pub attempt: u32,
+    pub sequence: String,
+    pub host: String,
+    pub state: RunState,
+    pub error: Option<String>,
+    pub created_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+impl RunRow {
+    fn from_row(row: &AnyRow) -> Result<Self> {
+        let role: String = get(row, "role")?;
+        let state: String = get(row, "state")?;
+        let index: i64 = get(row, "commit_index")?;
+        let attempt: i64 = get(row, "attempt")?;
+        Ok(RunRow {
+            id: get(row, "id")?,
+            flight_id: get(row, "flight_id")?,
+            commit_index: usize::try_from(index)
+                .map_err(|_| StoreError::Corrupt(format!("commit index {index}")))?,
+            sha: get(row, "sha")?,
+            role: Role::parse(&role).ok_or(StoreError::Corrupt(format!("run role `{role}`")))?,
+            attempt: u32::try_from(attempt)
+                .map_err(|_| StoreError::Corrupt(format!("attempt {attempt}")))?,
+            sequence: get(row, "sequence")?,
+            host: get(row, "host")?,
+            state: RunState::parse(&state)?,
+            error: get(row, "error")?,
+            created_at: get(row, "created_at")?,
+            finished_at: get(row, "finished_at")?,
+        })
+    }
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct StepRow {
+    pub id: i64,
+    pub run_id: i64,
+    pub position: i64,
+    pub name: String,
+    pub status: String,
+    pub exit_code: Option<i64>,
+    pub log_path: Option<String>,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+impl StepRow {
+    fn from_row(row: &AnyRow) -> Result<Self> {
+        Ok(StepRow {
+            id: get(row, "id")?,
+            run_id: get(row, "run_id")?,
+            position: get(row, "position")?,
+            name: get(row, "name")?,
+            status: get(row, "status")?,
+            exit_code: get(row, "exit_code")?,
+            log_path: get(row, "log_path")?,
+            started_at: get(row, "started_at")?,
+            finished_at: get(row, "finished_at")?,
+        })
+    }
+}
+
+/// What identifies a run inside its flight.
+#[derive(Clone, Debug)]
+pub struct NewRun<'a> {
+    pub flight_id: i64,
+    pub index: usize,
+    pub sha: &'a str,
+    pub role: Role,
+    pub attempt: u32,
+    pub sequence: &'a str,
+    pub host: &'a str,
+}
+
+impl Store {
+    pub async fn create_run(&self, run: &NewRun<'_>) -> Result<i64> {
+        let row = sqlx::query(
+            "INSERT INTO runs (flight_id, commit_index, sha, role, attempt, sequence, host, state, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8) RETURNING id",
+        )
+        .bind(run.flight_id)
+        .bind(run.index as i64)
+        .bind(run.sha)
+        .bind(run.role.as_str())
+        .bind(i64::from(run.attempt))
+        .bind(run.sequence)
+        .bind(run.host)
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await?;
+        get(&row, "id")
+    }
+
+    pub async fn set_run_host(&self, id: i64, host: &str) -> Result<()> {
+        sqlx::query("UPDATE runs SET host = $1 WHERE id = $2")
+            .bind(host)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn finish_run(&self, id: i64, state: RunState, error: Option<&str>) -> Result<()> {
+        sqlx::query("UPDATE runs SET state = $1, error = $2, finished_at = $3 WHERE id = $4")
+            .bind(state.as_str())
+            .bind(error)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Marks every run still `running` as aborted: called at start, when no run can be live.
+    /// Returns how many there were.
+    pub async fn abort_unfinished_runs(&self) -> Result<u64> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE steps SET status = 'broken', finished_at = $1 WHERE status = 'running'",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let done = sqlx::query(
+            "UPDATE runs SET state = 'aborted', error = 'interrupted: pushgate stopped during this run',
+             finished_at = $1 WHERE state = 'running'",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    pub async fn runs(&self, flight_id: i64) -> Result<Vec<RunRow>> {
+        sqlx::query("SELECT * FROM runs WHERE flight_id = $1 ORDER BY id")
+            .bind(flight_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(RunRow::from_row)
+            .collect()
+    }
+
+    pub async fn run(&self, id: i64) -> Result<Option<RunRow>> {
+        sqlx::query("SELECT * FROM runs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(RunRow::from_row)
+            .transpose()
+    }
+
+    /// Steps of every run of a flight, in run and position order.
+    pub async fn flight_steps(&self, flight_id: i64) -> Result<Vec<StepRow>> {
+        sqlx::query(
+            "SELECT steps.* FROM steps JOIN runs ON runs.id = steps.run_id
+             WHERE runs.flight_id = $1 ORDER BY steps.run_id, steps.position",
+        )
+        .bind(flight_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(StepRow::from_row)
+        .collect()
+    }
+
+    pub async fn step(&self, id: i64) -> Result<Option<StepRow>> {
+        sqlx::query("SELECT * FROM steps WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(StepRow::from_row)
+            .transpose()
+    }
+
+    pub async fn start_step(
+        &self,
+        run_id: i64,
+        position: usize,
+        name: &str,
+        log: &Path,
+    ) -> Result<i64> {
+        let row = sqlx::query(
+            "INSERT INTO steps (run_id, position, name, status, log_path, started_at)
+             VALUES ($1, $2, $3, 'running', $4, $5) RETURNING id",
+        )
+        .bind(run_id)
+        .bind(position as i64)
+        .bind(name)
+        .bind(log.display().to_string())
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await?;
+        get(&row, "id")
+    }
+
+    pub async fn finish_step(
+        &self,
+        id: i64,
+        status: StepStatus,
+        exit_code: Option<i32>,
+    ) -> Result<()> {
+        sqlx::query("UPDATE steps SET status = $1, exit_code = $2, finished_at = $3 WHERE id = $4")
+            .bind(status.as_str())
+            .bind(exit_code.map(i64::from))
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn blocked_step(&self, run_id: i64, position: usize, name: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO steps (run_id, position, name, status) VALUES ($1, $2, $3, 'blocked')",
+        )
+        .bind(run_id)
+        .bind(position as i64)
+        .bind(name)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Steps (as `sequence/step`) that passed on a branch in flights before `before_flight`:
+    /// tells a step that never worked from one that regressed.
+    pub async fn ever_passed_steps(
+        &self,
+        branch_id: i64,
+        before_flight: i64,
+    ) -> Result<Vec<String>> {
+        sqlx::query(
+            "SELECT DISTINCT runs.sequence, steps.name FROM steps
+             JOIN runs ON runs.id = steps.run_id JOIN flights ON flights.id = runs.flight_id
+             WHERE flights.branch_id = $1 AND flights.id < $2 AND steps.status = 'pass'",
+        )
+        .bind(branch_id)
+        .bind(before_flight)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            let seq: String = get(row, "sequence")?;
+            let name: String = get(row, "name")?;
+            Ok(format!("{seq}/{name}"))
+        })
+        .collect()
+    }
+}
