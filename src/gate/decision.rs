@@ -293,12 +293,17 @@ pub fn decide(facts: &Facts) -> Next {
         .collect();
 
     if regressed.is_empty() {
-        let like: BTreeSet<String> = tip_failed.intersection(&base_failed).cloned().collect();
-        let (verdict, reason) = if like.is_empty() {
+        // Failures the baseline shares are `like-baseline` once the step has worked here
+        // before; a step that never passed on this branch is `never-passed`.
+        let like = tip_failed
+            .iter()
+            .any(|s| base_failed.contains(s) && facts.ever_passed.contains(s));
+        let (verdict, reason) = if !like {
             (
                 Verdict::NeverPassed,
                 format!(
-                    "the tip fails {}, which never passed on this branch: not blocking",
+                    "the tip fails {}, which never passed on this branch and fails on the \
+                     baseline too: not blocking",
                     list(&tip_failed)
                 ),
             )
@@ -493,6 +498,13 @@ mod tests {
         assert_eq!(d.push_to, Some(7));
         assert!(tests.iter().all(|t| t.1 != Role::Bisect));
         assert!(d.reason.contains("smoke/test"), "{}", d.reason);
+    }
+
+    #[test]
+    fn a_shared_failure_of_a_step_that_never_passed_is_never_passed() {
+        let (d, _) = run(7, 0, &[], |_, _, _| fail(&["smoke/test"], &["smoke/build"]));
+        assert_eq!(d.verdict, Verdict::NeverPassed);
+        assert_eq!(d.push_to, Some(7));
     }
 
     #[test]

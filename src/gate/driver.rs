@@ -124,11 +124,10 @@ impl Gate {
                 Err(e) => return self.branch_error(branch, policy, e.to_string()).await,
             };
             self.store
-                .set_branch_status(
+                .set_branch_heads(
                     branch,
-                    "testing",
-                    "looking at staging",
-                    Some((&heads.staging.to_string(), &heads.target.to_string())),
+                    &heads.staging.to_string(),
+                    &heads.target.to_string(),
                 )
                 .await?;
             let flight = match self.store.active_flight(branch).await? {
@@ -146,7 +145,7 @@ impl Gate {
         let message =
             "re-planned too often in one pass (is someone rewriting staging?); will look again";
         self.store
-            .set_branch_status(branch, "idle", message, None)
+            .set_branch_status(branch, "idle", message)
             .await?;
         Ok(BranchOutcome::Idle {
             message: message.into(),
@@ -164,7 +163,7 @@ impl Gate {
             message: &message,
         });
         self.store
-            .set_branch_status(branch, "error", &message, None)
+            .set_branch_status(branch, "error", &message)
             .await?;
         Ok(BranchOutcome::Error { message })
     }
@@ -204,7 +203,7 @@ impl Gate {
                 message: &message,
             });
             self.store
-                .set_branch_status(branch, "idle", &message, None)
+                .set_branch_status(branch, "idle", &message)
                 .await?;
             Ok::<_, GateError>(Err(BranchOutcome::Idle { message }))
         };
@@ -330,6 +329,19 @@ impl Gate {
     ) -> Result<Driven, GateError> {
         let span = tracing::info_span!("flight", id = flight.id);
         async move {
+            self.store
+                .set_branch_status(
+                    flight.branch_id,
+                    "testing",
+                    &format!(
+                        "flight {}: testing {} commit{} up to {}",
+                        flight.id,
+                        flight.commits.len(),
+                        if flight.commits.len() == 1 { "" } else { "s" },
+                        short(&flight.tip)
+                    ),
+                )
+                .await?;
             let ever_passed: BTreeSet<String> = self
                 .store
                 .ever_passed_steps(flight.branch_id, flight.id)

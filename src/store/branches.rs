@@ -74,40 +74,28 @@ impl Store {
     }
 
     /// Says what the branch is doing and why, as the page shows it.
-    pub async fn set_branch_status(
-        &self,
-        id: i64,
-        state: &str,
-        message: &str,
-        heads: Option<(&str, &str)>,
-    ) -> Result<()> {
-        match heads {
-            Some((staging, target)) => {
-                sqlx::query(
-                    "UPDATE branches SET state = $1, message = $2, staging_head = $3,
-                     target_head = $4, updated_at = $5 WHERE id = $6",
-                )
-                .bind(state)
-                .bind(message)
-                .bind(staging)
-                .bind(target)
-                .bind(now_ms())
-                .bind(id)
-                .execute(&self.pool)
-                .await?
-            }
-            None => {
-                sqlx::query(
-                    "UPDATE branches SET state = $1, message = $2, updated_at = $3 WHERE id = $4",
-                )
-                .bind(state)
-                .bind(message)
-                .bind(now_ms())
-                .bind(id)
-                .execute(&self.pool)
-                .await?
-            }
-        };
+    pub async fn set_branch_status(&self, id: i64, state: &str, message: &str) -> Result<()> {
+        sqlx::query("UPDATE branches SET state = $1, message = $2, updated_at = $3 WHERE id = $4")
+            .bind(state)
+            .bind(message)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records where staging and the target were last seen.
+    pub async fn set_branch_heads(&self, id: i64, staging: &str, target: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE branches SET staging_head = $1, target_head = $2, updated_at = $3 WHERE id = $4",
+        )
+        .bind(staging)
+        .bind(target)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

@@ -1,0 +1,469 @@
+//! The push gate end to end, in process, against real git repositories.
+
+mod support;
+
+use std::collections::HashSet;
+
+use pushgate::gate::{BranchOutcome, Verdict};
+use pushgate::store::{RunState, Store};
+use support::*;
+
+fn decided(outcome: &BranchOutcome) -> (Verdict, Option<String>, Option<String>) {
+    match outcome {
+        BranchOutcome::Decided {
+            verdict,
+            pushed_to,
+            culprit,
+            ..
+        } => (*verdict, pushed_to.clone(), culprit.clone()),
+        other => panic!("expected a decision, got {other:?}"),
+    }
+}
+
+/// Every value master took was a commit that passed (or the old master).
+async fn assert_master_only_moved_to_tested_commits(up: &Upstream, store: &Store, old: &str) {
+    let history = up.history("master");
+    let mut passed: HashSet<String> = HashSet::new();
+    for branch in store.branches().await.unwrap() {
+        for flight in store.recent_flights(branch.id, 100).await.unwrap() {
+            for run in store.runs(flight.id).await.unwrap() {
+                if run.state == RunState::Pass {
+                    passed.insert(run.sha.clone());
+                }
+            }
+        }
+    }
+    for (i, sha) in history.iter().enumerate() {
+        assert!(
+            sha == old || passed.contains(sha),
+            "master moved to {sha}, which never passed"
+        );
+        if i > 0 {
+            // Fast-forward only: each value contains the one before.
+            git(
+                &up.bare,
+                &["merge-base", "--is-ancestor", &history[i - 1], sha],
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_passing_staging_is_pushed_exactly_once() {
+    let root = tempfile::tempdir().unwrap();
+    let up = Upstream::new(root.path(), &[("README", "hello\n")]);
+    let shas = up.commits(3, None);
+    up.push_staging();
+    let sandbox = Sandbox::new();
+    sandbox.standard_policy(up.bare.to_str().unwrap());
+    let service = open_service(sandbox.config("")).await;
+
+    let outcome = &service.gate_once().await.unwrap()[0].1;
+    let (verdict, pushed, culprit) = decided(outcome);
+    assert_eq!(verdict, Verdict::Pass);
+    assert_eq!(pushed.as_deref(), Some(shas[2].as_str()));
+    assert_eq!(culprit, None);
+    assert_eq!(up.head("master"), shas[2]);
+
+    // A second pass finds nothing to do: no second flight, push or mail.
+    let again = &service.gate_once().await.unwrap()[0].1;
+    assert!(matches!(again, BranchOutcome::Idle { .. }), "{again:?}");
+    let branch = &service.store().branches().await.unwrap()[0];
+    assert_eq!(service.store().pushes(branch.id).await.unwrap().len(), 1);
+    assert_eq!(
+        service
+            .store()
+            .recent_flights(branch.id, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(branch.state, "idle");
+    let mail = service.deliver_mail().await.unwrap();
+    assert_eq!(mail.sent.len(), 1, "one gate report");
+    let report = parse_mail(&std::fs::read(&sandbox.outbox()[0]).unwrap());
+    assert_eq!(report.subject, "[staging] pushed 3 commits to master");
+    assert_eq!(report.to, vec!["devel@lists.example.org"]);
+}
+
+async fn culprit_scenario(database_url: Option<&str>, repository: Option<String>) {
+    let root = tempfile::tempdir().unwrap();
+    let up = Upstream::new(root.path(), &[("README", "hello\n")]);
+    let old_master = up.head("master");
+    let shas = up.commits(10, Some(6));
+    up.push_staging();
+    let sandbox = Sandbox::new();
+    let repo = repository.unwrap_or_else(|| up.bare.display().to_string());
+    sandbox.standard_policy(&repo);
+    let extra = database_url
+        .map(|u| format!("database_url = \"{u}\"\n"))
+        .unwrap_or_default();
+    let service = open_service(sandbox.config(&extra)).await;
+
+    let outcome = &service.gate_once().await.unwrap()[0].1;
+    let (verdict, pushed, culprit) = decided(outcome);
+    assert_eq!(verdict, Verdict::Regression);
+    assert_eq!(
+        culprit.as_deref(),
+        Some(shas[5].as_str()),
+        "commit 6 is the culprit"
+    );
+    assert_eq!(
+        pushed.as_deref(),
+        Some(shas[4].as_str()),
+        "the 5 before it are pushed"
+    );
+    assert_eq!(up.head("master"), shas[4]);
+    assert_eq!(up.head("staging"), shas[9], "staging is left alone");
+    assert_master_only_moved_to_tested_commits(&up, service.store(), &old_master).await;
+
+    // The decision stands until staging changes: no re-test, no second mail.
+    let again = &service.gate_once().await.unwrap()[0].1;
+    assert!(
+        matches!(again, BranchOutcome::Idle { message } if message.contains("waiting")),
+        "{again:?}"
+    );
+    let branch = &service.store().branches().await.unwrap()[0];
+    assert_eq!(branch.state, "blocked");
+    assert!(branch.message.contains("regression"), "{}", branch.message);
+
+    let sent = service.deliver_mail().await.unwrap().sent;
+    assert_eq!(sent.len(), 2, "gate report and culprit mail");
+    let mails: Vec<Mail> = sandbox
+        .outbox()
+        .iter()
+        .map(|p| parse_mail(&std::fs::read(p).unwrap()))
+        .collect();
+    let culprit_mail = mails
+        .iter()
+        .find(|m| m.subject.contains("your commit"))
+        .expect("a culprit mail");
+    let author = AUTHORS[6 % AUTHORS.len()].1;
+    assert!(
+        culprit_mail.to.contains(&author.to_string()),
+        "{:?}",
+        culprit_mail.to
+    );
+    assert_eq!(culprit_mail.cc, vec!["devel@lists.example.org"]);
+    assert!(
+        culprit_mail.text.contains(&shas[5]),
+        "{}",
+        culprit_mail.text
+    );
+    assert!(
+        culprit_mail.text.contains("BROKEN is here"),
+        "log tail quoted"
+    );
+    assert!(
+        culprit_mail.text.contains("git checkout"),
+        "how to reproduce"
+    );
+
+    // A fix on staging is tested and goes through, culprit and all.
+    git(&up.work, &["rm", "-q", "BROKEN"]);
+    let fix = up.commit("remove BROKEN", AUTHORS[0]);
+    up.push_staging();
+    let outcome = &service.gate_once().await.unwrap()[0].1;
+    let (verdict, pushed, _) = decided(outcome);
+    assert_eq!(verdict, Verdict::Pass);
+    assert_eq!(pushed.as_deref(), Some(fix.as_str()));
+    assert_eq!(up.head("master"), fix);
+    assert_master_only_moved_to_tested_commits(&up, service.store(), &old_master).await;
+    service.store().close().await;
+}
+
+#[tokio::test]
+async fn the_culprit_is_found_and_the_commits_before_it_pushed() {
+    culprit_scenario(None, None).await;
+}
+
+#[tokio::test]
+async fn the_same_gate_runs_on_postgresql() {
+    let pg = Postgres::new();
+    culprit_scenario(Some(&pg.url), None).await;
+}
+
+#[tokio::test]
+async fn the_gate_fetches_and_pushes_over_git_daemon() {
+    let root = tempfile::tempdir().unwrap();
+    // The daemon serves the directory that culprit_scenario's upstream will be created in is
+    // not known ahead, so serve a fixed layout: root/upstream.git.
+    let up = Upstream::new(root.path(), &[("README", "hello\n")]);
+    let shas = up.commits(4, Some(3));
+    up.push_staging();
+    let daemon = GitDaemon::start(root.path());
+    let sandbox = Sandbox::new();
+    sandbox.standard_policy(&format!("git://127.0.0.1:{}/upstream.git", daemon.port));
+    let service = open_service(sandbox.config("")).await;
+    let outcome = &service.gate_once().await.unwrap()[0].1;
+    let (verdict, pushed, culprit) = decided(outcome);
+    assert_eq!(verdict, Verdict::Regression);
+    assert_eq!(culprit.as_deref(), Some(shas[2].as_str()));
+    assert_eq!(pushed.as_deref(), Some(shas[1].as_str()));
+    assert_eq!(up.head("master"), shas[1], "pushed through git daemon");
+}
+
+#[tokio::test]
+async fn a_failure_that_master_shares_does_not_block() {
+    let root = tempfile::tempdir().unwrap();
+    // `lint` fails on master already; the range does not make it worse.
+    let up = Upstream::new(
+        root.path(),
+        &[("README", "hello\n"), ("LINT_FAILS", "yes\n")],
+    );
+    let shas = up.commits(3, None);
+    up.push_staging();
+    let sandbox = Sandbox::new();
+    sandbox.sequence(
+        "checks",
+        "[[step]]\nname = \"lint\"\ncommand = \"test ! -e LINT_FAILS\"\nblocker = false\n[[step]]\nname = \"test\"\ncommand = \"true\"\n",
+    );
+    sandbox.policy(
+        "project",
+        &format!(
+            "repository = \"{}\"\nsequences = [\"checks\"]\nretries = 0\n",
+            up.bare.display()
+        ),
+    );
+    let service = open_service(sandbox.config("")).await;
+    let outcome = &service.gate_once().await.unwrap()[0].1;
+    let (verdict, pushed, culprit) = decided(outcome);
+    assert_eq!(
+        verdict,
+        Verdict::NeverPassed,
+        "lint never passed here: {outcome:?}"
+    );
+    assert_eq!(pushed.as_deref(), Some(shas[2].as_str()));
+    assert_eq!(culprit, None);
+
+    // Once lint has passed on this branch, a shared failure is `like-baseline`.
+    std::fs::remove_file(up.work.join("LINT_FAILS")).unwrap();
+    let fixed = up.commit("fix lint", AUTHORS[0]);
+    up.push_staging();
+    let (verdict, pushed, _) = decided(&service.gate_once().await.unwrap()[0].1);
+    assert_eq!(
+        (verdict, pushed.as_deref()),
+        (Verdict::Pass, Some(fixed.as_str()))
+    );
+    // master is pushed manually to a commit that breaks lint again; staging adds more.
+    up.write("LINT_FAILS", "again\n");
+    let relapse = up.commit("lint fails again", AUTHORS[1]);
+    git(
+        &up.work,
+        &["push", "-q", "origin", "HEAD:refs/heads/master"],
+    );
+    let more = up.commits(2, None);
+    up.push_staging();
+    let outcome = &service.gate_once().await.unwrap()[0].1;
+    let (verdict, pushed, _) = decided(outcome);
+    assert_eq!(verdict, Verdict::LikeBaseline, "{outcome:?}");
+    assert_eq!(pushed.as_deref(), Some(more[1].as_str()));
+    let _ = relapse;
+}
+
+#[tokio::test]
+async fn a_pass_on_retry_is_flaky_and_pushed() {
+    let root = tempfile::tempdir().unwrap();
+    let up = Upstream::new(root.path(), &[("README", "hello\n")]);
+    let shas = up.commits(2, None);
+    up.push_staging();
+    let marker = root.path().join("failed-once");
+    let sandbox = Sandbox::new();
+    sandbox.sequence(
+        "flaky",
+        &format!(
+            "[[step]]\nname = \"test\"\ncommand = \"if [ ! -e {m} ]; then touch {m}; exit 1; fi\"\n",
+            m = marker.display()
+        ),
+    );
+    sandbox.policy(
+        "project",
+        &format!(
+            "repository = \"{}\"\nsequences = [\"flaky\"]\nretries = 2\n",
+            up.bare.display()
+        ),
+    );
+    let service = open_service(sandbox.config("")).await;
+    let (verdict, pushed, _) = decided(&service.gate_once().await.unwrap()[0].1);
+    assert_eq!(verdict, Verdict::Flaky);
+    assert_eq!(pushed.as_deref(), Some(shas[1].as_str()));
+}
+
+#[tokio::test]
+async fn a_rewritten_staging_cancels_the_flight_and_replans() {
+    let root = tempfile::tempdir().unwrap();
+    let up = Upstream::new(root.path(), &[("README", "hello\n")]);
+    let master = up.head("master");
+    // An alternative staging that the first test's step will force in, as a contributor would.
+    git(&up.work, &["checkout", "-q", "-b", "alt", &master]);
+    up.write("ALT", "the rewritten branch\n");
+    let alt = up.commit("the rewritten staging", AUTHORS[2]);
+    git(&up.work, &["checkout", "-q", "master"]);
+    let first = up.commits(5, Some(5));
+    up.push_staging();
+    let sandbox = Sandbox::new();
+    sandbox.sequence(
+        "rewrite",
+        &format!(
+            "[[step]]\nname = \"test\"\ncommand = \"if [ -e BROKEN ]; then git -C {bare} update-ref refs/heads/staging {alt}; exit 1; fi\"\n",
+            bare = up.bare.display()
+        ),
+    );
+    git(&up.work, &["push", "-q", "origin", "alt"]);
+    sandbox.policy(
+        "project",
+        &format!(
+            "repository = \"{}\"\nsequences = [\"rewrite\"]\nretries = 1\n",
+            up.bare.display()
+        ),
+    );
+    let service = open_service(sandbox.config("")).await;
+    let (verdict, pushed, _) = decided(&service.gate_once().await.unwrap()[0].1);
+    assert_eq!(verdict, Verdict::Pass);
+    assert_eq!(pushed.as_deref(), Some(alt.as_str()));
+    assert_eq!(up.head("master"), alt);
+    let branch = &service.store().branches().await.unwrap()[0];
+    let flights = service.store().recent_flights(branch.id, 10).await.unwrap();
+    assert_eq!(flights.len(), 2);
+    let cancelled = &flights[1];
+    assert_eq!(cancelled.tip, first[4]);
+    assert_eq!(cancelled.state.as_str(), "cancelled");
+    assert!(
+        cancelled.reason.contains("rewritten"),
+        "{}",
+        cancelled.reason
+    );
+    assert!(!up.history("master").contains(&first[4]));
+}
+
+#[tokio::test]
+async fn a_hanging_step_is_killed_with_its_process_group_and_never_pushed() {
+    let root = tempfile::tempdir().unwrap();
+    let up = Upstream::new(root.path(), &[("README", "hello\n")]);
+    let shas = up.commits(3, Some(2));
+    up.push_staging();
+    let sandbox = Sandbox::new();
+    // The step leaves a background child behind and hangs; both must die at the timeout.
+    sandbox.sequence(
+        "hang",
+        "[[step]]\nname = \"test\"\ncommand = \"if [ -e BROKEN ]; then sleep 3007 & sleep 3008; fi\"\ntimeout = \"1s\"\n",
+    );
+    sandbox.policy(
+        "project",
+        &format!(
+            "repository = \"{}\"\nsequences = [\"hang\"]\nretries = 0\n[mail]\nlist = \"devel@lists.example.org\"\n",
+            up.bare.display()
+        ),
+    );
+    let service = open_service(sandbox.config("")).await;
+    let (verdict, pushed, culprit) = decided(&service.gate_once().await.unwrap()[0].1);
+    assert_eq!(verdict, Verdict::Regression);
+    assert_eq!(culprit.as_deref(), Some(shas[1].as_str()));
+    assert_eq!(pushed.as_deref(), Some(shas[0].as_str()));
+    let left = std::process::Command::new("pgrep")
+        .args(["-f", "sleep 300[78]"])
+        .output()
+        .unwrap();
+    assert!(
+        left.stdout.is_empty(),
+        "left behind: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
+    service.deliver_mail().await.unwrap();
+    let culprit_mail = sandbox
+        .outbox()
+        .iter()
+        .map(|p| parse_mail(&std::fs::read(p).unwrap()))
+        .find(|m| m.subject.contains("your commit"))
+        .unwrap();
+    assert!(
+        culprit_mail.text.contains("timed out"),
+        "{}",
+        culprit_mail.text
+    );
+}
+
+#[tokio::test]
+async fn a_missing_repository_or_branch_is_a_clear_error_and_nothing_moves() {
+    let root = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox::new();
+    let missing = root.path().join("no-such.git");
+    sandbox.standard_policy(missing.to_str().unwrap());
+    let service = open_service(sandbox.config("")).await;
+    match &service.gate_once().await.unwrap()[0].1 {
+        BranchOutcome::Error { message } => {
+            assert!(message.contains("no-such.git"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let branch = &service.store().branches().await.unwrap()[0];
+    assert_eq!(branch.state, "error");
+    assert!(service
+        .store()
+        .recent_flights(branch.id, 5)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // A repository without the staging branch.
+    let up = Upstream::new(root.path(), &[("README", "x\n")]);
+    git(&up.bare, &["update-ref", "-d", "refs/heads/staging"]);
+    let sandbox = Sandbox::new();
+    sandbox.standard_policy(up.bare.to_str().unwrap());
+    let service = open_service(sandbox.config("")).await;
+    match &service.gate_once().await.unwrap()[0].1 {
+        BranchOutcome::Error { message } => {
+            assert!(message.contains("no branch `staging`"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_staging_that_does_not_contain_master_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let up = Upstream::new(root.path(), &[("README", "x\n")]);
+    up.commits(1, None);
+    git(
+        &up.work,
+        &["push", "-q", "origin", "HEAD:refs/heads/master"],
+    );
+    git(&up.work, &["reset", "-q", "--hard", "HEAD~1"]);
+    up.write("OTHER", "diverged\n");
+    up.commit("diverge", AUTHORS[0]);
+    git(
+        &up.work,
+        &["push", "-q", "-f", "origin", "HEAD:refs/heads/staging"],
+    );
+    let before = up.head("master");
+    let sandbox = Sandbox::new();
+    sandbox.standard_policy(up.bare.to_str().unwrap());
+    let service = open_service(sandbox.config("")).await;
+    match &service.gate_once().await.unwrap()[0].1 {
+        BranchOutcome::Error { message } => assert!(message.contains("diverged"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(up.head("master"), before);
+}
+
+#[tokio::test]
+async fn a_policy_naming_an_unknown_sequence_is_refused_at_start() {
+    let sandbox = Sandbox::new();
+    sandbox.sequence("test", TEST_SEQUENCE);
+    sandbox.policy(
+        "project",
+        "repository = \"/srv/x.git\"\n\nsequences = [\"test\", \"smoke\"]\n",
+    );
+    let config = sandbox.config("");
+    let err =
+        pushgate::service::Service::open(config, std::sync::Arc::new(pushgate::gate::LogProgress))
+            .await
+            .err()
+            .expect("refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("project.toml:3: field `sequences`: no sequence named `smoke`"),
+        "{text}"
+    );
+}
