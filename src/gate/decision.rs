@@ -342,8 +342,8 @@ pub fn decide(facts: &Facts) -> Next {
                 // The search cannot go on, but what it proved good so far may still go.
                 let last_good = bisect_last_good(facts, n, &allowed);
                 let reason = format!(
-                    "regression in {}, but the bisection stopped: commit #{i} could not be \
-                     tested (infrastructure, not the commit): {reason}",
+                    "{} broke, but the bisection stopped: commit #{i} could not be tested \
+                     (infrastructure, not the commit): {reason}",
                     list(&regressed)
                 );
                 conclude(
@@ -364,7 +364,7 @@ pub fn decide(facts: &Facts) -> Next {
             Some(first_bad),
             regressed.clone(),
             format!(
-                "regression in {}: first bad commit is #{first_bad} of {n}",
+                "{} broke: the first bad commit is #{first_bad} of {n}",
                 list(&regressed)
             ),
         ),

@@ -1,0 +1,121 @@
+//! Killing pushgate with SIGKILL in the middle of a bisection loses nothing and repeats nothing.
+
+mod support;
+
+use std::collections::HashSet;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pushgate::gate::Role;
+use pushgate::store::{RunState, Store};
+use support::*;
+
+fn gate_once(config: &std::path::Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_pushgate"))
+        .args(["gate", "--once", "--config"])
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_kill_mid_bisection_then_a_restart_finishes_with_one_push_and_one_of_each_mail() {
+    let root = tempfile::tempdir().unwrap();
+    let up = Upstream::new(root.path(), &[("README", "hello\n")]);
+    let shas = up.commits(16, Some(11));
+    up.push_staging();
+    let sandbox = Sandbox::new();
+    sandbox.sequence(
+        "slow",
+        "[[step]]\nname = \"test\"\ncommand = \"sleep 0.3; test ! -e BROKEN\"\n",
+    );
+    sandbox.policy(
+        "project",
+        &format!(
+            "repository = \"{}\"\nsequences = [\"slow\"]\nretries = 0\n[mail]\nlist = \"devel@lists.example.org\"\n",
+            up.bare.display()
+        ),
+    );
+    let config = sandbox.config("");
+    let config_path = sandbox.path().join("pushgate.toml");
+
+    let mut first = gate_once(&config_path);
+    // Wait until a bisection run has finished and the next one is running, then kill.
+    let store = loop {
+        if let Ok(s) = Store::open(&config.database_url).await {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let branches = store.branches().await.unwrap_or_default();
+        let runs = match branches.first() {
+            Some(b) => match store.active_flight(b.id).await.unwrap() {
+                Some(f) => store.runs(f.id).await.unwrap(),
+                None => vec![],
+            },
+            None => vec![],
+        };
+        let bisect = |state| {
+            runs.iter()
+                .any(|r| r.role == Role::Bisect && r.state == state)
+        };
+        if bisect(RunState::Pass) && bisect(RunState::Running) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no bisection seen");
+        assert!(
+            first.try_wait().unwrap().is_none(),
+            "the gate ended before the kill"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    first.kill().unwrap(); // SIGKILL
+    first.wait().unwrap();
+    assert_eq!(up.history("master").len(), 1, "master has not moved yet");
+
+    let second = gate_once(&config_path).wait_with_output().unwrap();
+    assert!(second.status.success(), "restart failed");
+
+    assert_eq!(
+        up.head("master"),
+        shas[9],
+        "the ten commits before the culprit"
+    );
+    let branch = &store.branches().await.unwrap()[0];
+    assert_eq!(store.pushes(branch.id).await.unwrap().len(), 1, "one push");
+    let flights = store.recent_flights(branch.id, 10).await.unwrap();
+    assert_eq!(flights.len(), 1, "the same flight carried on");
+    assert_eq!(flights[0].culprit.as_deref(), Some(shas[10].as_str()));
+    let runs = store.runs(flights[0].id).await.unwrap();
+    let aborted = runs.iter().filter(|r| r.state == RunState::Aborted).count();
+    assert_eq!(aborted, 1, "the killed run is marked aborted");
+    let mut seen = HashSet::new();
+    for r in runs.iter().filter(|r| r.state != RunState::Aborted) {
+        assert!(
+            seen.insert((r.commit_index, r.role, r.attempt)),
+            "run {} repeated a finished test",
+            r.id
+        );
+    }
+    let kinds: Vec<String> = sandbox
+        .outbox()
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(kinds.len(), 2, "{kinds:?}");
+    assert!(kinds.iter().any(|k| k.ends_with("-gate-report.eml")));
+    assert!(kinds.iter().any(|k| k.ends_with("-culprit.eml")));
+    let leftovers: Vec<_> = std::fs::read_dir(sandbox.path().join("state/work"))
+        .map(|d| d.flatten().collect())
+        .unwrap_or_default();
+    assert!(leftovers.is_empty(), "checkouts left: {leftovers:?}");
+
+    // A third start finds the decision standing: nothing more is pushed or mailed.
+    assert!(gate_once(&config_path).wait().unwrap().success());
+    assert_eq!(store.pushes(branch.id).await.unwrap().len(), 1);
+    assert_eq!(sandbox.outbox().len(), 2);
+}
