@@ -10,14 +10,24 @@ use pushgate::gate::Role;
 use pushgate::store::{RunState, Store};
 use support::*;
 
+/// Starts `pushgate gate --once`, its log appended beside the config for a failing test.
 fn gate_once(config: &std::path::Path) -> std::process::Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(config.with_file_name("gate.log"))
+        .unwrap();
     Command::new(env!("CARGO_BIN_EXE_pushgate"))
         .args(["gate", "--once", "--config"])
         .arg(config)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap()
+}
+
+fn log_of(config: &std::path::Path) -> String {
+    std::fs::read_to_string(config.with_file_name("gate.log")).unwrap_or_default()
 }
 
 #[tokio::test]
@@ -42,13 +52,12 @@ async fn a_kill_mid_bisection_then_a_restart_finishes_with_one_push_and_one_of_e
     let config_path = sandbox.path().join("pushgate.toml");
 
     let mut first = gate_once(&config_path);
+    // Open the store only once the gate is past its start-up (it has made its mirror), so the
+    // two processes do not both create the schema of a new SQLite file.
+    let mirrors = sandbox.path().join("state/repos");
+    eventually(30, "the gate to start", || mirrors.exists().then_some(()));
+    let store = Store::open(&config.database_url).await.unwrap();
     // Wait until a bisection run has finished and the next one is running, then kill.
-    let store = loop {
-        if let Ok(s) = Store::open(&config.database_url).await {
-            break s;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let branches = store.branches().await.unwrap_or_default();
@@ -78,7 +87,11 @@ async fn a_kill_mid_bisection_then_a_restart_finishes_with_one_push_and_one_of_e
     assert_eq!(up.history("master").len(), 1, "master has not moved yet");
 
     let second = gate_once(&config_path).wait_with_output().unwrap();
-    assert!(second.status.success(), "restart failed");
+    assert!(
+        second.status.success(),
+        "restart failed:\n{}",
+        log_of(&config_path)
+    );
 
     assert_eq!(
         up.head("master"),
@@ -113,6 +126,13 @@ async fn a_kill_mid_bisection_then_a_restart_finishes_with_one_push_and_one_of_e
         .map(|d| d.flatten().collect())
         .unwrap_or_default();
     assert!(leftovers.is_empty(), "checkouts left: {leftovers:?}");
+    let mirror = sandbox.path().join("state/repos/project.git");
+    let worktrees = git(&mirror, &["worktree", "list", "--porcelain"]);
+    assert_eq!(
+        worktrees.matches("worktree ").count(),
+        1,
+        "registrations left: {worktrees}"
+    );
 
     // A third start finds the decision standing: nothing more is pushed or mailed.
     assert!(gate_once(&config_path).wait().unwrap().success());

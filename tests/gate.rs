@@ -467,3 +467,133 @@ async fn a_policy_naming_an_unknown_sequence_is_refused_at_start() {
         "{text}"
     );
 }
+
+/// A sequence whose test step, on the first commit with BROKEN, moves master upstream (as a
+/// maintainer pushing by hand would) and fails.
+fn moving_master_sequence(sandbox: &Sandbox, up: &Upstream, to: &str) {
+    sandbox.sequence(
+        "moving",
+        &format!(
+            "[[step]]\nname = \"test\"\ncommand = \"if [ -e BROKEN ]; then git -C {bare} update-ref refs/heads/master {to}; exit 1; fi\"\n",
+            bare = up.bare.display()
+        ),
+    );
+    sandbox.policy(
+        "project",
+        &format!(
+            "repository = \"{}\"\nsequences = [\"moving\"]\nretries = 0\n",
+            up.bare.display()
+        ),
+    );
+}
+
+#[tokio::test]
+async fn master_moved_within_the_range_still_gets_a_fast_forward() {
+    let root = tempfile::tempdir().unwrap();
+    let up = Upstream::new(root.path(), &[("README", "hello\n")]);
+    let old = up.head("master");
+    let shas = up.commits(6, Some(5));
+    up.push_staging();
+    let sandbox = Sandbox::new();
+    moving_master_sequence(&sandbox, &up, &shas[1]);
+    let service = open_service(sandbox.config("")).await;
+    let (verdict, pushed, culprit) = decided(&service.gate_once().await.unwrap()[0].1);
+    assert_eq!(verdict, Verdict::Regression);
+    assert_eq!(culprit.as_deref(), Some(shas[4].as_str()));
+    assert_eq!(pushed.as_deref(), Some(shas[3].as_str()));
+    assert_eq!(
+        up.history("master"),
+        vec![old, shas[1].clone(), shas[3].clone()]
+    );
+    let branch = &service.store().branches().await.unwrap()[0];
+    let push = &service.store().pushes(branch.id).await.unwrap()[0];
+    assert_eq!(
+        (push.old_sha.as_str(), push.new_sha.as_str()),
+        (shas[1].as_str(), shas[3].as_str())
+    );
+}
+
+#[tokio::test]
+async fn master_moved_aside_cancels_the_flight_and_pushes_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let up = Upstream::new(root.path(), &[("README", "hello\n")]);
+    let master = up.head("master");
+    git(&up.work, &["checkout", "-q", "-b", "side", &master]);
+    up.write("SIDE", "pushed to master by hand\n");
+    let side = up.commit("a hand-pushed fix", AUTHORS[1]);
+    git(&up.work, &["push", "-q", "origin", "side"]);
+    git(&up.work, &["checkout", "-q", "master"]);
+    up.commits(4, Some(3));
+    up.push_staging();
+    let sandbox = Sandbox::new();
+    moving_master_sequence(&sandbox, &up, &side);
+    let service = open_service(sandbox.config("")).await;
+    match &service.gate_once().await.unwrap()[0].1 {
+        BranchOutcome::Error { message } => assert!(message.contains("diverged"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        up.head("master"),
+        side,
+        "nothing pushed over the hand-pushed commit"
+    );
+    let branch = &service.store().branches().await.unwrap()[0];
+    let flight = &service.store().recent_flights(branch.id, 1).await.unwrap()[0];
+    assert_eq!(flight.state.as_str(), "cancelled");
+    assert!(flight.reason.contains("master moved"), "{}", flight.reason);
+}
+
+#[tokio::test]
+async fn a_crash_after_the_push_but_before_recording_it_does_not_push_or_mail_twice() {
+    let root = tempfile::tempdir().unwrap();
+    let up = Upstream::new(root.path(), &[("README", "hello\n")]);
+    let base = up.head("master");
+    let shas = up.commits(5, Some(4));
+    up.push_staging();
+    let sandbox = Sandbox::new();
+    sandbox.standard_policy(up.bare.to_str().unwrap());
+    let config = sandbox.config("");
+    let service = open_service(config.clone()).await;
+    service.gate_once().await.unwrap();
+    assert_eq!(up.head("master"), shas[2]);
+    service.store().close().await;
+
+    // Roll the store back to the moment after the push and before the conclusion's
+    // transaction: the flight running with every run done, no push and no mail recorded.
+    let db = sqlx::SqlitePool::connect(&config.database_url)
+        .await
+        .unwrap();
+    for sql in [
+        "UPDATE flights SET state = 'running', verdict = NULL, culprit = NULL, pushed_to = NULL, finished_at = NULL",
+        "UPDATE candidates SET state = 'testing'",
+        "DELETE FROM pushes",
+        "DELETE FROM outbox",
+    ] {
+        sqlx::query(sql).execute(&db).await.unwrap();
+    }
+    db.close().await;
+
+    let service = open_service(config).await;
+    let (verdict, pushed, _) = decided(&service.gate_once().await.unwrap()[0].1);
+    assert_eq!(
+        (verdict, pushed.as_deref()),
+        (Verdict::Regression, Some(shas[2].as_str()))
+    );
+    assert_eq!(
+        up.history("master"),
+        vec![base.clone(), shas[2].clone()],
+        "not pushed again"
+    );
+    let branch = &service.store().branches().await.unwrap()[0];
+    let pushes = service.store().pushes(branch.id).await.unwrap();
+    assert_eq!(pushes.len(), 1);
+    assert_eq!(
+        (pushes[0].old_sha.as_str(), pushes[0].new_sha.as_str()),
+        (base.as_str(), shas[2].as_str())
+    );
+    assert_eq!(service.deliver_mail().await.unwrap().sent.len(), 2);
+    let runs = service.store().runs(1).await.unwrap();
+    assert!(runs
+        .iter()
+        .all(|r| r.state != RunState::Running && r.state != RunState::Aborted));
+}

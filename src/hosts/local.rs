@@ -88,16 +88,7 @@ fn checkout_error(commit: &str, message: String) -> HostError {
 fn add_worktree(request: &HostRequest, name: &str, dir: &Path) -> Result<(), HostError> {
     let fail = |e: git2::Error| checkout_error(&request.commit, e.message().to_string());
     let repo = git2::Repository::open(&request.repository).map_err(fail)?;
-    // A worktree of a crashed run with the same id may still be registered.
-    if let Ok(old) = repo.find_worktree(name) {
-        let _ = std::fs::remove_dir_all(old.path());
-        old.prune(Some(
-            git2::WorktreePruneOptions::new()
-                .valid(true)
-                .working_tree(true),
-        ))
-        .map_err(fail)?;
-    }
+    prune_stale_worktrees(&repo);
     if let Some(parent) = dir.parent() {
         std::fs::create_dir_all(parent)
             .map_err(|e| checkout_error(&request.commit, format!("{}: {e}", parent.display())))?;
@@ -114,6 +105,23 @@ fn add_worktree(request: &HostRequest, name: &str, dir: &Path) -> Result<(), Hos
     })();
     branch.delete().map_err(fail)?;
     result.map_err(fail)
+}
+
+/// Forgets the worktrees whose checkout is gone (a crashed run's, once `recover` removed its
+/// directory), so their registrations do not pile up in the mirror.
+fn prune_stale_worktrees(repo: &git2::Repository) {
+    let Ok(names) = repo.worktrees() else { return };
+    for name in names.iter().flatten() {
+        if let Ok(wt) = repo.find_worktree(name) {
+            // Default options prune only what libgit2 finds invalid (its checkout is gone) and
+            // unlocked, so a checkout in use is never touched.
+            if wt.validate().is_err() {
+                if let Err(e) = wt.prune(None) {
+                    tracing::warn!(worktree = name, error = %e, "could not prune a stale worktree");
+                }
+            }
+        }
+    }
 }
 
 struct LocalHost {

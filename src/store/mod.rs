@@ -79,7 +79,17 @@ impl Store {
                 source,
             })?;
         if sqlite {
-            SQLITE.run(&pool).await?;
+            // sqlx locks migrations on PostgreSQL but not on SQLite: two processes creating a
+            // new file at once both try. Each migration is one transaction, so the loser's
+            // fails whole and, tried again, finds it applied.
+            let mut tries = 0;
+            while let Err(e) = SQLITE.run(&pool).await {
+                tries += 1;
+                if tries == 5 {
+                    return Err(e.into());
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100 * tries)).await;
+            }
         } else {
             POSTGRES.run(&pool).await?;
         }
@@ -125,6 +135,21 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn two_processes_may_create_the_same_sqlite_file_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        // The race is lost about one time in five; ten new files make a miss unlikely.
+        for i in 0..10 {
+            let url = format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join(format!("{i}.db")).display()
+            );
+            let (a, b) = tokio::join!(Store::open(&url), Store::open(&url));
+            a.unwrap();
+            b.unwrap();
+        }
+    }
 
     #[test]
     fn urls() {
