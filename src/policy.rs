@@ -10,7 +10,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::sequence::Sequences;
-use crate::source::{parse_duration, FileError, Source};
+use crate::source::{parse_duration, toml_files, FileError, Source};
 
 /// Push what passed, or only report what would have been pushed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -248,17 +248,7 @@ fn resolve_repository(policy_file: &Path, repository: &str) -> String {
 
 /// Loads every `*.toml` of a directory, refusing the first bad one.
 pub fn load_dir(dir: &Path, sequences: &Sequences) -> Result<Vec<Policy>, FileError> {
-    let entries = std::fs::read_dir(dir).map_err(|e| FileError {
-        file: dir.to_path_buf(),
-        line: 0,
-        field: String::new(),
-        message: format!("cannot read the policies directory: {e}"),
-    })?;
-    let mut paths: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    paths.sort();
+    let paths = toml_files(dir, "policies")?;
     if paths.is_empty() {
         return Err(FileError {
             file: dir.to_path_buf(),

@@ -118,6 +118,22 @@ impl<'a> Source<'a> {
     }
 }
 
+/// The `*.toml` files of a directory, sorted so that errors come in a stable order.
+pub fn toml_files(dir: &Path, what: &str) -> Result<Vec<PathBuf>, FileError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| FileError {
+        file: dir.to_path_buf(),
+        line: 0,
+        field: String::new(),
+        message: format!("cannot read the {what} directory: {e}"),
+    })?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    paths.sort();
+    Ok(paths)
+}
+
 /// The name quoted in backticks right after `prefix` in a serde message.
 fn quoted_after(message: &str, prefix: &str) -> Option<String> {
     let rest = message.split(prefix).nth(1)?.strip_prefix('`')?;

@@ -40,10 +40,10 @@ impl Role {
         }
     }
 
+    pub const ALL: [Role; 3] = [Role::Tip, Role::Baseline, Role::Bisect];
+
     pub fn parse(s: &str) -> Option<Role> {
-        [Role::Tip, Role::Baseline, Role::Bisect]
-            .into_iter()
-            .find(|r| r.as_str() == s)
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
     }
 }
 
@@ -94,17 +94,17 @@ impl Verdict {
         }
     }
 
+    pub const ALL: [Verdict; 6] = [
+        Verdict::Pass,
+        Verdict::Regression,
+        Verdict::NeverPassed,
+        Verdict::LikeBaseline,
+        Verdict::Flaky,
+        Verdict::Broken,
+    ];
+
     pub fn parse(s: &str) -> Option<Verdict> {
-        [
-            Verdict::Pass,
-            Verdict::Regression,
-            Verdict::NeverPassed,
-            Verdict::LikeBaseline,
-            Verdict::Flaky,
-            Verdict::Broken,
-        ]
-        .into_iter()
-        .find(|v| v.as_str() == s)
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
     }
 }
 
@@ -616,19 +616,15 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for r in [Role::Tip, Role::Baseline, Role::Bisect] {
+        for r in Role::ALL {
             assert_eq!(Role::parse(r.as_str()), Some(r));
         }
-        for v in [
-            Verdict::Pass,
-            Verdict::Regression,
-            Verdict::NeverPassed,
-            Verdict::LikeBaseline,
-            Verdict::Flaky,
-            Verdict::Broken,
-        ] {
+        for v in Verdict::ALL {
             assert_eq!(Verdict::parse(v.as_str()), Some(v));
         }
+        // Names are what the store holds: they must stay distinct.
+        let names: std::collections::HashSet<_> = Verdict::ALL.iter().map(|v| v.as_str()).collect();
+        assert_eq!(names.len(), Verdict::ALL.len());
         assert_eq!(Role::parse("nope"), None);
     }
 }

@@ -51,18 +51,7 @@ pub type Sequences = BTreeMap<String, Sequence>;
 /// Loads every `*.toml` of a directory; the file stem is the sequence's name.
 pub fn load_dir(dir: &std::path::Path) -> Result<Sequences, crate::source::FileError> {
     let mut out = Sequences::new();
-    let entries = std::fs::read_dir(dir).map_err(|e| crate::source::FileError {
-        file: dir.to_path_buf(),
-        line: 0,
-        field: String::new(),
-        message: format!("cannot read the sequences directory: {e}"),
-    })?;
-    let mut paths: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    paths.sort();
-    for path in paths {
+    for path in crate::source::toml_files(dir, "sequences")? {
         let seq = load(&path)?;
         out.insert(seq.name.clone(), seq);
     }
