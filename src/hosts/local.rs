@@ -173,7 +173,9 @@ impl Host for LocalHost {
         let mut child = command
             .spawn()
             .map_err(|e| spawn_error(format!("sh -c in {}: {e}", cwd.display())))?;
-        let pgid = child.id();
+        // If this future is dropped (the service stops mid-step), the guard kills the step's
+        // whole group; kill_on_drop alone would reach only `sh`.
+        let mut group = child.id().map(GroupGuard);
         let exit = match tokio::time::timeout(step.timeout, child.wait()).await {
             Ok(Ok(status)) => match (status.code(), status.signal()) {
                 (Some(code), _) => StepExit::Exited(code),
@@ -182,13 +184,15 @@ impl Host for LocalHost {
             },
             Ok(Err(e)) => return Err(spawn_error(format!("waiting for the step: {e}"))),
             Err(_) => {
-                if let Some(pgid) = pgid {
-                    kill_group(pgid);
-                }
+                drop(group.take());
                 let _ = child.wait().await;
                 StepExit::TimedOut
             }
         };
+        // It ended by itself: what it left running in the background is its own business.
+        if let Some(g) = group.as_mut() {
+            g.disarm();
+        }
         let note = match exit {
             StepExit::Exited(code) => format!("exit status {code}"),
             StepExit::Signalled(signal) => format!("killed by signal {signal}"),
@@ -239,16 +243,79 @@ fn remove_worktree(dir: &Path) -> Result<(), HostError> {
     Ok(())
 }
 
-fn kill_group(pgid: u32) {
-    // SAFETY: kill(2) with a negative pid signals a process group; it has no memory effects.
-    // The group is the step's own (process_group(0) above), so nothing else is hit.
-    unsafe {
-        libc::kill(-(pgid as libc::pid_t), libc::SIGKILL);
+/// Kills a step's process group when dropped, unless disarmed.
+struct GroupGuard(u32);
+
+impl GroupGuard {
+    fn disarm(&mut self) {
+        self.0 = 0;
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if self.0 > 0 {
+            // SAFETY: kill(2) with a negative pid signals a process group and touches no
+            // memory. The group is the step's own (process_group(0) above): nothing else is hit.
+            unsafe {
+                libc::kill(-(self.0 as libc::pid_t), libc::SIGKILL);
+            }
+        }
     }
 }
 
 async fn append_note(log: &Path, note: &str) {
     if let Ok(mut f) = tokio::fs::OpenOptions::new().append(true).open(log).await {
         let _ = f.write_all(note.as_bytes()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    fn alive(marker: &str) -> bool {
+        std::process::Command::new("pgrep")
+            .args(["-f", marker])
+            .output()
+            .map(|o| !o.stdout.is_empty())
+            .unwrap_or(false)
+    }
+
+    #[tokio::test]
+    async fn a_step_dropped_mid_run_takes_its_whole_process_group_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut host = LocalHost {
+            dir: dir.path().to_path_buf(),
+        };
+        let step = Step {
+            name: "hang".into(),
+            command: "sleep 3011 & sleep 3012".into(),
+            timeout: Duration::from_secs(60),
+            workdir: None,
+            blocker: true,
+            env: BTreeMap::new(),
+        };
+        let context = StepContext {
+            run_id: 1,
+            commit: "0".repeat(40),
+            sequence: "s".into(),
+        };
+        let log = dir.path().join("log");
+        let run = host.run_step(&step, &context, &log);
+        // Cancel the step the way a stopping service does: by dropping its future.
+        assert!(tokio::time::timeout(Duration::from_millis(500), run)
+            .await
+            .is_err());
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while alive("sleep 301[12]") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the step's processes survived"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }

@@ -90,11 +90,20 @@ pub struct RunView {
     pub steps: Vec<StepView>,
 }
 
+/// A commit of the flight's range and what became of it.
+#[derive(Serialize)]
+pub struct CommitLine {
+    #[serde(flatten)]
+    pub commit: crate::repo::CommitInfo,
+    /// `pushed`, `first bad`, or empty while it waits.
+    pub fate: &'static str,
+}
+
 #[derive(Serialize)]
 pub struct FlightView {
     pub policy: String,
     pub flight: FlightRow,
-    pub commits: Vec<crate::repo::CommitInfo>,
+    pub commits: Vec<CommitLine>,
     pub runs: Vec<RunView>,
     pub mails: Vec<MailSummary>,
 }
@@ -168,9 +177,28 @@ pub async fn flight_view(store: &Store, id: i64) -> Result<FlightView, WebError>
         .into_iter()
         .map(MailSummary::from)
         .collect();
+    let pushed = flight
+        .pushed_to
+        .as_ref()
+        .and_then(|p| flight.commits.iter().position(|c| &c.sha == p));
+    let commits = flight
+        .commits
+        .iter()
+        .enumerate()
+        .map(|(i, c)| CommitLine {
+            fate: if flight.culprit.as_ref() == Some(&c.sha) {
+                "first bad"
+            } else if pushed.is_some_and(|p| i <= p) {
+                "pushed"
+            } else {
+                ""
+            },
+            commit: c.clone(),
+        })
+        .collect();
     Ok(FlightView {
         policy,
-        commits: flight.commits.clone(),
+        commits,
         flight,
         runs,
         mails,
