@@ -292,32 +292,41 @@ impl Gate {
         Ok(Ok(flight))
     }
 
-    /// Why a running flight no longer stands, if it does not.
+    /// Why a running flight no longer stands, if it does not. A git error is returned, not
+    /// taken for a rewrite: a flight is cancelled only on evidence.
     async fn stale(
         &self,
         mirror: &Mirror,
         policy: &Policy,
         flight: &FlightRow,
         heads: Heads,
-    ) -> Result<Option<String>, GateError> {
+    ) -> Result<Result<Option<String>, RepoError>, GateError> {
         let tip = oid(&flight.tip)?;
         let check = |a, b| self.is_ancestor(mirror, a, b);
-        if heads.staging != tip && !check(tip, heads.staging).await.unwrap_or(false) {
-            return Ok(Some(format!(
+        let on_staging = match check(tip, heads.staging).await {
+            Ok(yes) => yes,
+            Err(e) => return Ok(Err(e)),
+        };
+        if !on_staging {
+            return Ok(Ok(Some(format!(
                 "{} was rewritten: the tested tip {} is no longer on it (now {})",
                 policy.staging,
                 short(&flight.tip),
                 short(&heads.staging.to_string())
-            )));
+            ))));
         }
-        if !check(heads.target, tip).await.unwrap_or(false) {
-            return Ok(Some(format!(
+        let target_inside = match check(heads.target, tip).await {
+            Ok(yes) => yes,
+            Err(e) => return Ok(Err(e)),
+        };
+        if !target_inside {
+            return Ok(Ok(Some(format!(
                 "{} moved to {}, which the tested range does not contain",
                 policy.target,
                 short(&heads.target.to_string())
-            )));
+            ))));
         }
-        Ok(None)
+        Ok(Ok(None))
     }
 
     async fn drive(
@@ -362,7 +371,17 @@ impl Gate {
                     };
                 }
                 fresh = false;
-                if let Some(why) = self.stale(mirror, policy, &flight, heads).await? {
+                let stale = match self.stale(mirror, policy, &flight, heads).await? {
+                    Ok(stale) => stale,
+                    Err(e) => {
+                        let message =
+                            format!("cannot compare staging with flight {}: {e}", flight.id);
+                        return Ok(Driven::Done(
+                            self.branch_error(flight.branch_id, policy, message).await?,
+                        ));
+                    }
+                };
+                if let Some(why) = stale {
                     self.store.cancel_flight(&flight, &why).await?;
                     self.emit(Event::Cancelled {
                         policy: &policy.name,
