@@ -37,16 +37,11 @@ async fn a_kill_mid_bisection_then_a_restart_finishes_with_one_push_and_one_of_e
     let shas = up.commits(16, Some(11));
     up.push_staging();
     let sandbox = Sandbox::new();
-    sandbox.sequence(
+    sandbox.gate_with(
+        &up,
         "slow",
         "[[step]]\nname = \"test\"\ncommand = \"sleep 0.3; test ! -e BROKEN\"\n",
-    );
-    sandbox.policy(
-        "project",
-        &format!(
-            "repository = \"{}\"\nsequences = [\"slow\"]\nretries = 0\n[mail]\nlist = \"devel@lists.example.org\"\n",
-            up.bare.display()
-        ),
+        0,
     );
     let config = sandbox.config("");
     let config_path = sandbox.path().join("pushgate.toml");

@@ -215,16 +215,11 @@ async fn a_failure_that_master_shares_does_not_block() {
     let shas = up.commits(3, None);
     up.push_staging();
     let sandbox = Sandbox::new();
-    sandbox.sequence(
+    sandbox.gate_with(
+        &up,
         "checks",
         "[[step]]\nname = \"lint\"\ncommand = \"test ! -e LINT_FAILS\"\nblocker = false\n[[step]]\nname = \"test\"\ncommand = \"true\"\n",
-    );
-    sandbox.policy(
-        "project",
-        &format!(
-            "repository = \"{}\"\nsequences = [\"checks\"]\nretries = 0\n",
-            up.bare.display()
-        ),
+        0,
     );
     let service = open_service(sandbox.config("")).await;
     let outcome = &service.gate_once().await.unwrap()[0].1;
@@ -270,19 +265,14 @@ async fn a_pass_on_retry_is_flaky_and_pushed() {
     up.push_staging();
     let marker = root.path().join("failed-once");
     let sandbox = Sandbox::new();
-    sandbox.sequence(
+    sandbox.gate_with(
+        &up,
         "flaky",
         &format!(
             "[[step]]\nname = \"test\"\ncommand = \"if [ ! -e {m} ]; then touch {m}; exit 1; fi\"\n",
             m = marker.display()
         ),
-    );
-    sandbox.policy(
-        "project",
-        &format!(
-            "repository = \"{}\"\nsequences = [\"flaky\"]\nretries = 2\n",
-            up.bare.display()
-        ),
+        2,
     );
     let service = open_service(sandbox.config("")).await;
     let (verdict, pushed, _) = decided(&service.gate_once().await.unwrap()[0].1);
@@ -303,20 +293,15 @@ async fn a_rewritten_staging_cancels_the_flight_and_replans() {
     let first = up.commits(5, Some(5));
     up.push_staging();
     let sandbox = Sandbox::new();
-    sandbox.sequence(
+    git(&up.work, &["push", "-q", "origin", "alt"]);
+    sandbox.gate_with(
+        &up,
         "rewrite",
         &format!(
             "[[step]]\nname = \"test\"\ncommand = \"if [ -e BROKEN ]; then git -C {bare} update-ref refs/heads/staging {alt}; exit 1; fi\"\n",
             bare = up.bare.display()
         ),
-    );
-    git(&up.work, &["push", "-q", "origin", "alt"]);
-    sandbox.policy(
-        "project",
-        &format!(
-            "repository = \"{}\"\nsequences = [\"rewrite\"]\nretries = 1\n",
-            up.bare.display()
-        ),
+        1,
     );
     let service = open_service(sandbox.config("")).await;
     let (verdict, pushed, _) = decided(&service.gate_once().await.unwrap()[0].1);
@@ -345,16 +330,11 @@ async fn a_hanging_step_is_killed_with_its_process_group_and_never_pushed() {
     up.push_staging();
     let sandbox = Sandbox::new();
     // The step leaves a background child behind and hangs; both must die at the timeout.
-    sandbox.sequence(
+    sandbox.gate_with(
+        &up,
         "hang",
         "[[step]]\nname = \"test\"\ncommand = \"if [ -e BROKEN ]; then sleep 3007 & sleep 3008; fi\"\ntimeout = \"1s\"\n",
-    );
-    sandbox.policy(
-        "project",
-        &format!(
-            "repository = \"{}\"\nsequences = [\"hang\"]\nretries = 0\n[mail]\nlist = \"devel@lists.example.org\"\n",
-            up.bare.display()
-        ),
+        0,
     );
     let service = open_service(sandbox.config("")).await;
     let (verdict, pushed, culprit) = decided(&service.gate_once().await.unwrap()[0].1);
@@ -471,19 +451,14 @@ async fn a_policy_naming_an_unknown_sequence_is_refused_at_start() {
 /// A sequence whose test step, on the first commit with BROKEN, moves master upstream (as a
 /// maintainer pushing by hand would) and fails.
 fn moving_master_sequence(sandbox: &Sandbox, up: &Upstream, to: &str) {
-    sandbox.sequence(
+    sandbox.gate_with(
+        up,
         "moving",
         &format!(
             "[[step]]\nname = \"test\"\ncommand = \"if [ -e BROKEN ]; then git -C {bare} update-ref refs/heads/master {to}; exit 1; fi\"\n",
             bare = up.bare.display()
         ),
-    );
-    sandbox.policy(
-        "project",
-        &format!(
-            "repository = \"{}\"\nsequences = [\"moving\"]\nretries = 0\n",
-            up.bare.display()
-        ),
+        0,
     );
 }
 

@@ -210,6 +210,18 @@ impl Sandbox {
         );
     }
 
+    /// A policy over `up` that runs one sequence (`text`) with `retries`, mailing the list.
+    pub fn gate_with(&self, up: &Upstream, sequence: &str, text: &str, retries: u32) {
+        self.sequence(sequence, text);
+        self.policy(
+            "project",
+            &format!(
+                "repository = \"{}\"\nsequences = [\"{sequence}\"]\nretries = {retries}\n[mail]\nlist = \"devel@lists.example.org\"\n",
+                up.bare.display()
+            ),
+        );
+    }
+
     /// Writes pushgate.toml with `extra` lines and loads it.
     pub fn config(&self, extra: &str) -> Config {
         let text = format!(
