@@ -17,7 +17,7 @@ use crate::policy::{Mode, Policy};
 use crate::repo::{short, Mirror, RepoError};
 use crate::report::{self, FlightFacts, ReportError};
 use crate::sequence::{self, Sequences, StepContext, StepRecorder, StepStatus};
-use crate::store::{Conclusion, FlightRow, RunState, Store, StoreError};
+use crate::store::{Conclusion, FlightRow, RunRow, RunState, StepRow, Store, StoreError};
 
 /// Re-plans allowed in one pass before the gate waits for the next one.
 const MAX_PLANS_PER_PASS: usize = 5;
@@ -409,7 +409,9 @@ impl Gate {
                         }
                     }
                     Next::Conclude(decision) => {
-                        return self.conclude(policy, mirror, &flight, decision).await
+                        return self
+                            .conclude(policy, mirror, &flight, decision, &runs, &steps)
+                            .await
                     }
                 }
             }
@@ -535,6 +537,8 @@ impl Gate {
         mirror: &Mirror,
         flight: &FlightRow,
         decision: Decision,
+        runs: &[RunRow],
+        run_steps: &[StepRow],
     ) -> Result<Driven, GateError> {
         let push_sha = decision.push_to.map(|i| flight.sha(i).to_string());
         let mut push = self.store.push_of(flight.id).await?;
@@ -594,8 +598,7 @@ impl Gate {
             pushed_to: push.as_ref().map(|p| p.new_sha.clone()),
             reason,
         };
-        let runs = self.store.runs(flight.id).await?;
-        let run_steps = self.store.flight_steps(flight.id).await?;
+        // The runs the decision was made from: concluding runs nothing more.
         let mails = report::compose(&FlightFacts {
             policy,
             flight,
@@ -604,8 +607,8 @@ impl Gate {
             steps: &decision.steps,
             push: push.as_ref(),
             would_push: would_push.as_deref(),
-            runs: &runs,
-            run_steps: &run_steps,
+            runs,
+            run_steps,
             sequences: &self.sequences,
             public_url: &self.settings.public_url,
             from: &self.settings.mail_from,

@@ -92,6 +92,7 @@ pub fn compose(f: &FlightFacts) -> Result<Vec<NewMail>, ReportError> {
         .map(|i| i + 1);
     let culprit = f.culprit_index.and_then(|i| flight.commit(i));
     let headline = headline(f, culprit);
+    let failing = failing_step(f);
     let context = Context {
         headline: headline.clone(),
         policy: &policy.name,
@@ -127,8 +128,11 @@ pub fn compose(f: &FlightFacts) -> Result<Vec<NewMail>, ReportError> {
         culprit,
         steps: f.steps.iter().map(String::as_str).collect(),
         tests: test_lines(f),
-        failing_step: failing_step(f),
-        reproduce: reproduce(f),
+        reproduce: failing
+            .as_ref()
+            .map(|s| reproduce(f, s))
+            .unwrap_or_default(),
+        failing_step: failing,
         flight_id: flight.id,
         url: format!("{}/flights/{}", f.public_url, flight.id),
     };
@@ -320,10 +324,7 @@ pub fn log_tail(path: &Path, n: usize) -> Vec<String> {
 }
 
 /// The commands of the failing sequence up to its failing step.
-fn reproduce(f: &FlightFacts) -> Vec<String> {
-    let Some(step) = failing_step(f) else {
-        return Vec::new();
-    };
+fn reproduce(f: &FlightFacts, step: &FailingStep) -> Vec<String> {
     let Some(seq) = f.sequences.get(&step.sequence) else {
         return Vec::new();
     };
