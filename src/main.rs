@@ -7,6 +7,8 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
 use pushgate::config::Config;
+use pushgate::culprit::synthetic::Shape;
+use pushgate::culprit::MAX_COMMITS;
 use pushgate::demo::{self, TerminalProgress};
 use pushgate::gate::{BranchOutcome, LogProgress};
 use pushgate::service::Service;
@@ -63,6 +65,34 @@ enum Bench {
     Overhead {
         #[arg(long, default_value_t = 20)]
         iterations: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The culprit finder on seeded synthetic histories, beside the bounds and `git bisect run`.
+    Culprit {
+        /// Searches per cell.
+        #[arg(long, default_value_t = 200)]
+        trials: usize,
+        /// Runs of the real `git bisect run` per one-host cell (0: leave git out).
+        #[arg(long, default_value_t = 20)]
+        git_trials: usize,
+        /// Candidate counts, comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = [8, 64, 512, 4096])]
+        sizes: Vec<usize>,
+        /// Host counts, comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = [1, 4, 16])]
+        hosts: Vec<usize>,
+        /// Flake rates, comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = [0.0, 0.01, 0.05, 0.1])]
+        flake_rates: Vec<f64>,
+        /// Untestable rates, comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = [0.0, 0.1])]
+        untestable_rates: Vec<f64>,
+        /// History shapes: linear, merge-train, stale-base.
+        #[arg(long, value_delimiter = ',', default_values_t = ["linear".to_string(), "merge-train".to_string(), "stale-base".to_string()])]
+        shapes: Vec<String>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
         #[arg(long)]
         json: bool,
     },
@@ -177,6 +207,69 @@ async fn main() -> Result<()> {
         } => {
             init_logs("warn");
             let report = pushgate::bench::overhead(iterations.max(1)).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.table());
+            }
+        }
+        Command::Bench {
+            what:
+                Bench::Culprit {
+                    trials,
+                    git_trials,
+                    sizes,
+                    hosts,
+                    flake_rates,
+                    untestable_rates,
+                    shapes,
+                    seed,
+                    json,
+                },
+        } => {
+            init_logs("warn");
+            let shapes = shapes
+                .iter()
+                .map(|s| {
+                    Shape::parse(s).with_context(|| {
+                        format!("--shapes: unknown shape `{s}` (linear, merge-train, stale-base)")
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            if let Some(bad) = sizes.iter().find(|&&n| n == 0 || n > MAX_COMMITS) {
+                bail!("--sizes: {bad} is not between 1 and {MAX_COMMITS}");
+            }
+            if let Some(bad) = flake_rates
+                .iter()
+                .chain(&untestable_rates)
+                .find(|r| !(0.0..0.5).contains(*r))
+            {
+                bail!("--flake-rates/--untestable-rates: {bad} is not in [0, 0.5)");
+            }
+            let options = pushgate::bench::culprit::Options {
+                trials: trials.max(1),
+                git_trials,
+                shapes,
+                sizes,
+                hosts: hosts.into_iter().map(|k| k.max(1)).collect(),
+                flake_rates,
+                untestable_rates,
+                seed,
+                ..Default::default()
+            };
+            let report = pushgate::bench::culprit::run(&options, &|c| {
+                eprintln!(
+                    "{} N={} k={} f={} u={}: exact {:.3}, rounds {:.1}, runs {:.1}",
+                    c.shape.as_str(),
+                    c.n,
+                    c.k,
+                    c.f,
+                    c.u,
+                    c.accuracy,
+                    c.rounds_mean,
+                    c.executions_mean
+                )
+            })?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

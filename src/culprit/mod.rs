@@ -1,10 +1,27 @@
-//! The culprit finder: which commit of a failing range to test next, and when to conclude.
+//! The culprit finder: flake-aware, parallel, merge-aware bisection.
 //!
-//! This is a plain binary search over the first-parent history of the range, trusting each
-//! judgement it is given (the gate already retries failures before it judges). It is pure: it
-//! sees commits only as indices, so the gate can replay it from stored results after a restart
-//! and get the same path. A flake-aware, parallel finder replaces it behind the same seam.
+//! `git bisect` tests one commit at a time and trusts every answer, so one flaky failure sends
+//! it down the wrong half for good. This finder treats the search as inference instead (after
+//! Henderson et al., "Flake Aware Culprit Finding", ICST 2023): it keeps a posterior over "commit
+//! c is the culprit" for every candidate plus "no culprit", updates it with every result ever
+//! seen, tests where the posterior says a result is worth most, on as many hosts as are free,
+//! and stops when one answer reaches the confidence target.
+//!
+//! Everything here is pure: commits are indices into a [`History`], results are plain values,
+//! and the same inputs always give the same answer, so the gate can replay a search from the
+//! store after a restart.
 
+mod finder;
+mod history;
+mod model;
+pub mod synthetic;
+
+pub use finder::{indistinguishable, CulpritFinder, Found, Settings, Standing, Step};
+pub use history::{History, HistoryError, MAX_COMMITS};
+pub use model::{
+    estimate_flake_rate, flake_rate_from_counts, tally, z_channel_capacity, Observed, Posterior,
+    Tally, MAX_FLAKE_RATE,
+};
 /// Where the search stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Search {
@@ -39,66 +56,4 @@ pub fn binary_search(n: usize, mut judged: impl FnMut(usize) -> Option<bool>) ->
 /// How many probes a binary search over `n` commits needs at most.
 pub fn max_probes(n: usize) -> u32 {
     usize::BITS - n.saturating_sub(1).leading_zeros()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Runs the search to its end against a range whose first bad commit is `culprit`,
-    /// replaying it from all answers so far each time, as the gate does from the store.
-    fn find(n: usize, culprit: usize) -> (Search, u32) {
-        let mut answered = std::collections::BTreeMap::new();
-        loop {
-            match binary_search(n, |i| answered.get(&i).copied()) {
-                Search::Test(i) => {
-                    assert!(
-                        answered.insert(i, i < culprit).is_none(),
-                        "probed {i} twice"
-                    );
-                }
-                done => return (done, answered.len() as u32),
-            }
-        }
-    }
-
-    #[test]
-    fn finds_every_culprit_in_every_range_up_to_64() {
-        for n in 1..=64 {
-            for culprit in 1..=n {
-                let (found, probes) = find(n, culprit);
-                assert_eq!(
-                    found,
-                    Search::Culprit {
-                        first_bad: culprit,
-                        last_good: culprit - 1
-                    },
-                    "n={n} culprit={culprit}"
-                );
-                assert!(
-                    probes <= max_probes(n),
-                    "n={n} culprit={culprit}: {probes} probes"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn a_single_commit_is_its_own_culprit_without_a_probe() {
-        assert_eq!(
-            binary_search(1, |_| None),
-            Search::Culprit {
-                first_bad: 1,
-                last_good: 0
-            }
-        );
-    }
-
-    #[test]
-    fn probe_bound() {
-        assert_eq!(max_probes(1), 0);
-        assert_eq!(max_probes(2), 1);
-        assert_eq!(max_probes(20), 5);
-        assert_eq!(max_probes(1024), 10);
-    }
 }

@@ -26,9 +26,9 @@ pub const BOUND_MS: f64 = 200.0;
 
 #[derive(Debug, thiserror::Error)]
 #[error("bench: {0}")]
-pub struct BenchError(String);
+pub struct BenchError(pub(crate) String);
 
-fn fail(e: impl std::fmt::Display) -> BenchError {
+pub(crate) fn fail(e: impl std::fmt::Display) -> BenchError {
     BenchError(e.to_string())
 }
 

@@ -1,0 +1,7 @@
+//! `pushgate bench ...`: measurements that are compared side by side in one run, never asserted
+//! as timings in tests.
+
+pub mod culprit;
+pub mod overhead;
+
+pub use overhead::{overhead, BenchError, OverheadReport, Stats, BOUND_MS};

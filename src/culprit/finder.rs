@@ -1,0 +1,701 @@
+//! Which commits to test next, and when the search is over.
+//!
+//! Each call looks at every result so far and the runs still in progress, and answers with up to
+//! `free` commits to start, or a conclusion. It keeps no state between calls: the gate replays it
+//! from the store after a restart and gets the same answers.
+//!
+//! The next points come from quantiles of the posterior: with `k` hosts, `k` cuts split the
+//! probability that the culprit is at or below a commit into `k + 1` equal parts, so each round
+//! divides the suspects by `k + 1` when nothing flakes (Ben-Or & Hassidim). With a single host
+//! the cut is the point of greatest expected information instead, which under flakes leans
+//! towards older commits (a pass there is worth more than a fail). Confirmation falls out of the
+//! same rule: the search ends only when one suspect holds the confidence target, which takes a
+//! pass of its parents and as many fails of the suspect as the flake rate demands.
+
+use std::collections::BTreeMap;
+
+use super::history::History;
+use super::model::{estimate_flake_rate, tally, z_channel_capacity, Observed, Posterior, Tally};
+
+/// How a search is tuned.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Settings {
+    /// The probability that a good commit fails; `None` estimates it from the results.
+    pub flake_rate: Option<f64>,
+    /// How sure the conclusion must be (the posterior of the answer).
+    pub confidence: f64,
+    /// The prior probability that the range has no culprit at all.
+    pub prior_no_culprit: f64,
+    /// The most runs one search may use; `None` derives it from the range and flake rate.
+    pub max_executions: Option<usize>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            flake_rate: None,
+            confidence: 0.99,
+            prior_no_culprit: 0.5,
+            max_executions: None,
+        }
+    }
+}
+
+/// What the search found.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Found {
+    /// This commit is the culprit.
+    Culprit { commit: usize, probability: f64 },
+    /// Nothing in the range is bad: the tip's failures were flakes.
+    NoCulprit { probability: f64 },
+    /// The culprit is one of these, which untestable commits make impossible to tell apart.
+    OneOf {
+        commits: Vec<usize>,
+        probability: f64,
+    },
+    /// The results contradict each other: `good` passed although its ancestor `bad` failed
+    /// more often than flakes explain. The bug may have been fixed inside the range.
+    Inconsistent { bad: usize, good: usize },
+    /// The search used its whole budget of runs without reaching the confidence target.
+    GaveUp {
+        suspect: Option<usize>,
+        probability: f64,
+    },
+}
+
+impl Found {
+    /// Whether the answer names exactly one commit with enough confidence.
+    pub fn culprit(&self) -> Option<usize> {
+        match self {
+            Found::Culprit { commit, .. } => Some(*commit),
+            _ => None,
+        }
+    }
+}
+
+/// The finder's answer.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    /// Start these commits (repeats allowed: a suspect may need several runs at once).
+    Test(Vec<usize>),
+    /// Nothing is worth starting until one of the runs in progress ends.
+    Wait,
+    Done(Found),
+}
+
+/// Where the search stands: the most likely culprit and how sure it is.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct Standing {
+    /// `None` is "no culprit".
+    pub suspect: Option<usize>,
+    pub probability: f64,
+    pub flake_rate: f64,
+}
+
+/// One search over one history.
+#[derive(Clone, Debug)]
+pub struct CulpritFinder<'h> {
+    history: &'h History,
+    settings: Settings,
+}
+
+/// A cut whose outcome is this certain tells nothing.
+const CERTAIN: f64 = 1e-9;
+
+impl<'h> CulpritFinder<'h> {
+    pub fn new(history: &'h History, settings: Settings) -> Self {
+        CulpritFinder { history, settings }
+    }
+
+    pub fn history(&self) -> &History {
+        self.history
+    }
+
+    /// The flake rate the search uses with these results.
+    pub fn flake_rate(&self, tallies: &[Tally]) -> f64 {
+        self.settings
+            .flake_rate
+            .unwrap_or_else(|| estimate_flake_rate(self.history, tallies))
+            .clamp(0.0, super::model::MAX_FLAKE_RATE)
+    }
+
+    /// The posterior an answer must reach. A search stops as soon as its answer crosses the
+    /// line, so answers sit just above it and their error rate is close to `1 - line`; halving
+    /// the allowed error keeps the rate over many searches within `1 - confidence`.
+    fn stopping_line(&self) -> f64 {
+        1.0 - (1.0 - self.settings.confidence) / 2.0
+    }
+
+    /// The budget of runs: a few times what the channel capacity says a search needs.
+    pub fn max_executions(&self, flake_rate: f64) -> usize {
+        self.settings.max_executions.unwrap_or_else(|| {
+            let n = self.history.len() as f64;
+            let bits = (n + 1.0).log2() + (1.0 / (1.0 - self.settings.confidence)).log2();
+            (3.0 * bits / z_channel_capacity(flake_rate)).ceil() as usize + 10
+        })
+    }
+
+    /// The most likely culprit now, or `None` when the results contradict each other.
+    pub fn standing(&self, observations: &[(usize, Observed)]) -> Option<Standing> {
+        let tallies = tally(self.history.len(), observations);
+        let f = self.flake_rate(&tallies);
+        let post = Posterior::compute(self.history, &tallies, f, self.settings.prior_no_culprit)?;
+        let (suspect, probability) = post.top();
+        Some(Standing {
+            suspect,
+            probability,
+            flake_rate: f,
+        })
+    }
+
+    /// The next commits to test on `free` hosts, given every result so far and the commits
+    /// whose runs are still in progress, or the conclusion.
+    pub fn next(&self, observations: &[(usize, Observed)], pending: &[usize], free: usize) -> Step {
+        let h = self.history;
+        let n = h.len();
+        let tallies = tally(n, observations);
+        let f = self.flake_rate(&tallies);
+        let Some(post) = Posterior::compute(h, &tallies, f, self.settings.prior_no_culprit) else {
+            return Step::Done(self.contradiction(&tallies, f));
+        };
+        if let Some(found) = self.verified_contradiction(&tallies, f) {
+            return Step::Done(found);
+        }
+        let classes = Classes::of(h, |c| tallies[c].untestable > 0);
+        let (best, mass) = classes.top(&post);
+        if mass >= self.stopping_line() {
+            return Step::Done(classes.found(best, mass));
+        }
+        let give_up = || {
+            let (suspect, probability) = post.top();
+            Step::Done(Found::GaveUp {
+                suspect,
+                probability,
+            })
+        };
+        if observations.len() + pending.len() >= self.max_executions(f) {
+            return if pending.is_empty() {
+                give_up()
+            } else {
+                Step::Wait
+            };
+        }
+        let bad = post.bad_probability(h);
+        let eligible: Vec<usize> = (0..n)
+            .filter(|&c| tallies[c].untestable == 0 && bad[c] > CERTAIN && bad[c] < 1.0 - CERTAIN)
+            .collect();
+        let chosen = if pending.is_empty() && free == 1 {
+            self.most_informative(&eligible, &bad, f)
+                .into_iter()
+                .collect()
+        } else {
+            self.quantile_cuts(&eligible, &bad, pending, free, f)
+        };
+        match (chosen.is_empty(), pending.is_empty()) {
+            (false, _) => Step::Test(chosen),
+            (true, false) => Step::Wait,
+            // Nothing testable can tell the suspects apart any more.
+            (true, true) => give_up(),
+        }
+    }
+
+    /// The commit whose result is expected to tell the most about the culprit.
+    fn most_informative(&self, eligible: &[usize], bad: &[f64], f: f64) -> Option<usize> {
+        let gain = |b: f64| entropy(b + (1.0 - b) * f) - (1.0 - b) * entropy(f);
+        eligible
+            .iter()
+            .copied()
+            .map(|c| (c, gain(bad[c])))
+            .fold(None, |best: Option<(usize, f64)>, (c, g)| match best {
+                Some((_, bg)) if bg >= g => best,
+                _ => Some((c, g)),
+            })
+            .map(|(c, _)| c)
+    }
+
+    /// `free` new cuts that, with the runs in progress, split the culprit's cumulative
+    /// probability into parts as equal as possible.
+    fn quantile_cuts(
+        &self,
+        eligible: &[usize],
+        bad: &[f64],
+        pending: &[usize],
+        free: usize,
+        f: f64,
+    ) -> Vec<usize> {
+        if eligible.is_empty() || free == 0 {
+            return Vec::new();
+        }
+        // Cuts already made by runs in progress; the segments between them get the new cuts,
+        // most to the heaviest, so the largest part left is as small as it can be.
+        let mut fixed: Vec<f64> = pending
+            .iter()
+            .filter_map(|&c| bad.get(c).copied())
+            .chain([0.0, 1.0])
+            .collect();
+        fixed.sort_by(f64::total_cmp);
+        let segments: Vec<(f64, f64)> = fixed.windows(2).map(|w| (w[0], w[1])).collect();
+        let mut cuts_in = vec![0usize; segments.len()];
+        for _ in 0..free {
+            let heaviest = (0..segments.len()).max_by(|&a, &b| {
+                let part = |s: usize| (segments[s].1 - segments[s].0) / (cuts_in[s] + 1) as f64;
+                part(a).total_cmp(&part(b)).then(b.cmp(&a))
+            });
+            if let Some(s) = heaviest {
+                cuts_in[s] += 1;
+            }
+        }
+        let mut targets: Vec<f64> = Vec::with_capacity(free);
+        for (s, &(lo, hi)) in segments.iter().enumerate() {
+            for j in 1..=cuts_in[s] {
+                targets.push(lo + (hi - lo) * j as f64 / (cuts_in[s] + 1) as f64);
+            }
+        }
+        // Eligible commits by position; each target takes the nearest commit that still has
+        // room. A commit may be run several times at once, as often as a repeat still helps.
+        let mut by_position: Vec<(f64, usize)> = eligible.iter().map(|&c| (bad[c], c)).collect();
+        by_position.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let repeats = useful_repeats(f, self.stopping_line());
+        let mut in_use: BTreeMap<usize, usize> = BTreeMap::new();
+        for &c in pending {
+            *in_use.entry(c).or_default() += 1;
+        }
+        let mut chosen = Vec::new();
+        for target in targets {
+            let at = by_position.partition_point(|&(p, _)| p < target);
+            let (mut lo, mut hi) = (at, at);
+            // Widen around the target until a commit with room turns up.
+            let pick = loop {
+                let below = lo.checked_sub(1).map(|i| (i, target - by_position[i].0));
+                let above = (hi < by_position.len()).then(|| (hi, by_position[hi].0 - target));
+                let next = match (below, above) {
+                    (Some(b), Some(a)) => {
+                        if b.1 <= a.1 {
+                            lo -= 1;
+                            b.0
+                        } else {
+                            hi += 1;
+                            a.0
+                        }
+                    }
+                    (Some(b), None) => {
+                        lo -= 1;
+                        b.0
+                    }
+                    (None, Some(a)) => {
+                        hi += 1;
+                        a.0
+                    }
+                    (None, None) => break None,
+                };
+                let c = by_position[next].1;
+                if in_use.get(&c).copied().unwrap_or(0) < repeats {
+                    break Some(c);
+                }
+            };
+            if let Some(c) = pick {
+                *in_use.entry(c).or_default() += 1;
+                chosen.push(c);
+            }
+        }
+        chosen
+    }
+
+    /// Results that no hypothesis explains: find the pair to show.
+    fn contradiction(&self, tallies: &[Tally], f: f64) -> Found {
+        self.verified_contradiction(tallies, f)
+            .or_else(|| self.failed_below_pass(tallies, 1))
+            .unwrap_or(Found::Inconsistent {
+                bad: self.history.tip(),
+                good: self.history.tip(),
+            })
+    }
+
+    /// A commit that failed so often that flakes cannot explain it, below one that passed.
+    fn verified_contradiction(&self, tallies: &[Tally], f: f64) -> Option<Found> {
+        // Failing this often by chance is as unlikely as the confidence target squared.
+        let needed = if f <= 0.0 {
+            1
+        } else {
+            ((1.0 - self.settings.confidence).powi(2).ln() / f.ln()).ceil() as u32
+        };
+        self.failed_below_pass(tallies, needed.max(1))
+    }
+
+    fn failed_below_pass(&self, tallies: &[Tally], fails: u32) -> Option<Found> {
+        let h = self.history;
+        let failed: Vec<usize> = (0..h.len())
+            .filter(|&c| tallies[c].fails >= fails && tallies[c].passes == 0)
+            .collect();
+        let passed: Vec<usize> = (0..h.len()).filter(|&c| tallies[c].passes > 0).collect();
+        failed.iter().find_map(|&bad| {
+            passed
+                .iter()
+                .find(|&&good| good != bad && h.is_ancestor(bad, good))
+                .map(|&good| Found::Inconsistent { bad, good })
+        })
+    }
+}
+
+/// The commits that no test can tell apart from `commit` when the commits marked in
+/// `untestable` cannot be tested (`commit` itself included).
+pub fn indistinguishable(history: &History, untestable: &[bool], commit: usize) -> Vec<usize> {
+    let classes = Classes::of(history, |c| untestable.get(c).copied().unwrap_or(false));
+    let rep = classes.of[commit];
+    classes
+        .members
+        .get(&rep)
+        .cloned()
+        .unwrap_or_else(|| vec![commit])
+}
+
+fn entropy(p: f64) -> f64 {
+    if p <= 0.0 || p >= 1.0 {
+        0.0
+    } else {
+        -(p * p.log2() + (1.0 - p) * (1.0 - p).log2())
+    }
+}
+
+/// How many runs of one commit at once are worth making: without flakes one answers for good;
+/// with them, as many fails as it takes to be sure a fail is no flake.
+fn useful_repeats(f: f64, confidence: f64) -> usize {
+    if f <= 0.0 {
+        1
+    } else {
+        ((1.0 - confidence).ln() / f.ln()).ceil().max(1.0) as usize
+    }
+}
+
+/// Commits that no testable commit can tell apart. A commit found untestable has the same
+/// testable descendants as its nearest testable ones; when that is a single commit, the two
+/// stand or fall together.
+struct Classes {
+    /// Class per commit: a representative.
+    of: Vec<usize>,
+    members: BTreeMap<usize, Vec<usize>>,
+}
+
+impl Classes {
+    fn of(h: &History, untestable: impl Fn(usize) -> bool) -> Classes {
+        let n = h.len();
+        let mut keys: BTreeMap<Vec<usize>, Vec<usize>> = BTreeMap::new();
+        let mut of: Vec<usize> = (0..n).collect();
+        for u in (0..n).filter(|&c| untestable(c)) {
+            // The nearest testable descendants, reached through untestable commits only.
+            let mut key = Vec::new();
+            let mut stack = vec![u];
+            let mut seen = vec![u];
+            while let Some(c) = stack.pop() {
+                for &child in h.children(c) {
+                    let child = child as usize;
+                    if seen.contains(&child) {
+                        continue;
+                    }
+                    seen.push(child);
+                    if untestable(child) {
+                        stack.push(child);
+                    } else {
+                        key.push(child);
+                    }
+                }
+            }
+            // Only the minimal ones: a merge below the untestable commit can also be reached
+            // through its other parent, which is testable and says more.
+            let all = key.clone();
+            key.retain(|&t| !all.iter().any(|&a| a != t && h.is_ancestor(a, t)));
+            key.sort_unstable();
+            keys.entry(key).or_default().push(u);
+        }
+        let mut members: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for (key, mut group) in keys {
+            let rep = match key.as_slice() {
+                [t] => *t,
+                _ => group[0],
+            };
+            if key.len() == 1 {
+                group.push(rep);
+            }
+            group.sort_unstable();
+            group.dedup();
+            for &c in &group {
+                of[c] = rep;
+            }
+            members.insert(rep, group);
+        }
+        Classes { of, members }
+    }
+
+    /// The most probable class (`None` is "no culprit") and its mass.
+    fn top(&self, post: &Posterior) -> (Option<usize>, f64) {
+        let mut mass = vec![0.0; post.mass.len()];
+        for (c, &m) in post.mass.iter().enumerate() {
+            mass[self.of[c]] += m;
+        }
+        mass.into_iter()
+            .enumerate()
+            .fold((None, post.none), |best, (rep, m)| {
+                if m > best.1 {
+                    (Some(rep), m)
+                } else {
+                    best
+                }
+            })
+    }
+
+    fn found(&self, rep: Option<usize>, probability: f64) -> Found {
+        match rep {
+            None => Found::NoCulprit { probability },
+            Some(rep) => match self.members.get(&rep) {
+                Some(group) if group.len() > 1 => Found::OneOf {
+                    commits: group.clone(),
+                    probability,
+                },
+                _ => Found::Culprit {
+                    commit: rep,
+                    probability,
+                },
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::synthetic::{self, Shape, World};
+    use super::*;
+
+    fn exact(f: f64) -> Settings {
+        Settings {
+            flake_rate: Some(f),
+            ..Settings::default()
+        }
+    }
+
+    /// ceil(log_{k+1} n), in integers.
+    fn rounds_bound(n: usize, k: usize) -> usize {
+        let (mut r, mut covered) = (0, 1usize);
+        while covered < n {
+            covered = covered.saturating_mul(k + 1);
+            r += 1;
+        }
+        r
+    }
+
+    fn world(culprit: usize, n: usize) -> World {
+        World {
+            culprit,
+            untestable: vec![false; n],
+            flake_rate: 0.0,
+            seed: 0,
+        }
+    }
+
+    #[test]
+    fn without_flakes_every_culprit_is_found_in_the_fewest_rounds() {
+        for n in 1..=70 {
+            let h = History::linear(n).unwrap();
+            for k in [1, 2, 4, 16] {
+                for culprit in 0..n {
+                    let t = synthetic::simulate(&h, &world(culprit, n), exact(0.0), k);
+                    assert_eq!(
+                        t.found,
+                        Found::Culprit {
+                            commit: culprit,
+                            probability: 1.0
+                        },
+                        "n={n} k={k}"
+                    );
+                    assert!(
+                        t.rounds <= rounds_bound(n, k),
+                        "n={n} k={k} culprit={culprit}: {} rounds",
+                        t.rounds
+                    );
+                    assert_eq!(t.confirmations, 0);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn merge_histories_cost_at_most_one_more_round_without_flakes() {
+        for shape in [Shape::MergeTrain, Shape::StaleBase] {
+            for n in [8, 30, 64, 200] {
+                let h = synthetic::history(shape, n, n as u64).unwrap();
+                for k in [1, 4, 16] {
+                    for culprit in 0..n {
+                        let t = synthetic::simulate(&h, &world(culprit, n), exact(0.0), k);
+                        assert_eq!(t.found.culprit(), Some(culprit), "{shape:?} n={n} k={k}");
+                        assert!(
+                            t.rounds <= rounds_bound(n, k) + 1,
+                            "{shape:?} n={n} k={k} culprit={culprit}: {} rounds",
+                            t.rounds
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn with_flakes_the_culprit_is_confirmed_not_trusted() {
+        let n = 64;
+        let h = History::linear(n).unwrap();
+        for k in [1, 4] {
+            let (mut right, mut wrong) = (0, 0);
+            for seed in 0..300 {
+                let w = World::new(&h, 0.1, 0.0, seed);
+                let t = synthetic::simulate(&h, &w, exact(0.1), k);
+                match t.found {
+                    Found::Culprit {
+                        commit,
+                        probability,
+                    } => {
+                        assert!(probability >= 0.99);
+                        if commit == w.culprit {
+                            right += 1
+                        } else {
+                            wrong += 1
+                        }
+                    }
+                    other => panic!("seed {seed}: {other:?}"),
+                }
+            }
+            assert!(
+                right >= 294 && wrong <= 6,
+                "k={k}: {right} right, {wrong} wrong"
+            );
+        }
+    }
+
+    #[test]
+    fn an_untestable_culprit_is_reported_with_the_commit_it_hides_behind() {
+        // 0..8 linear; 4 (the culprit) cannot be built, so 4 and 5 cannot be told apart.
+        let h = History::linear(8).unwrap();
+        let mut w = world(4, 8);
+        w.untestable[4] = true;
+        for k in [1, 3] {
+            let t = synthetic::simulate(&h, &w, exact(0.0), k);
+            assert_eq!(
+                t.found,
+                Found::OneOf {
+                    commits: vec![4, 5],
+                    probability: 1.0
+                }
+            );
+        }
+        // An untestable commit that does not hide the culprit is stepped around.
+        let mut w = world(5, 8);
+        w.untestable[3] = true;
+        assert_eq!(
+            synthetic::simulate(&h, &w, exact(0.0), 1).found.culprit(),
+            Some(5)
+        );
+    }
+
+    #[test]
+    fn a_tip_that_passes_on_retry_had_no_culprit() {
+        let h = History::linear(10).unwrap();
+        let finder = CulpritFinder::new(&h, exact(0.05));
+        let obs = [(9, Observed::Fail), (9, Observed::Pass)];
+        assert!(
+            matches!(finder.next(&obs, &[], 1), Step::Done(Found::NoCulprit { probability }) if probability == 1.0)
+        );
+    }
+
+    #[test]
+    fn a_fix_inside_the_range_is_inconsistent() {
+        let h = History::linear(10).unwrap();
+        let finder = CulpritFinder::new(&h, exact(0.0));
+        let obs = [
+            (9, Observed::Fail),
+            (4, Observed::Fail),
+            (6, Observed::Pass),
+        ];
+        assert_eq!(
+            finder.next(&obs, &[], 1),
+            Step::Done(Found::Inconsistent { bad: 4, good: 6 })
+        );
+        // With flakes, a few fails are not enough to cry foul; many are.
+        let finder = CulpritFinder::new(&h, exact(0.1));
+        let mut obs = vec![
+            (9, Observed::Fail),
+            (4, Observed::Fail),
+            (6, Observed::Pass),
+        ];
+        assert!(matches!(finder.next(&obs, &[], 1), Step::Test(_)));
+        obs.extend([(4, Observed::Fail); 3]);
+        assert_eq!(
+            finder.next(&obs, &[], 1),
+            Step::Done(Found::Inconsistent { bad: 4, good: 6 })
+        );
+    }
+
+    #[test]
+    fn the_budget_of_runs_is_a_hard_cap() {
+        let h = History::linear(100).unwrap();
+        let settings = Settings {
+            max_executions: Some(4),
+            ..exact(0.2)
+        };
+        let finder = CulpritFinder::new(&h, settings);
+        let mut obs = vec![(99, Observed::Fail)];
+        // Every run fails: the finder keeps looking until the cap.
+        loop {
+            match finder.next(&obs, &[], 1) {
+                Step::Test(cs) => obs.extend(cs.into_iter().map(|c| (c, Observed::Fail))),
+                Step::Done(Found::GaveUp { .. }) => break,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(obs.len(), 4);
+        // With runs still in progress at the cap, it waits for them instead.
+        assert_eq!(finder.next(&obs[..3], &[50], 1), Step::Wait);
+    }
+
+    #[test]
+    fn runs_in_progress_are_not_repeated_needlessly() {
+        let h = History::linear(16).unwrap();
+        let finder = CulpritFinder::new(&h, exact(0.0));
+        let obs = [(15, Observed::Fail)];
+        let Step::Test(first) = finder.next(&obs, &[], 1) else {
+            panic!()
+        };
+        let Step::Test(more) = finder.next(&obs, &first, 2) else {
+            panic!()
+        };
+        assert!(
+            more.iter().all(|c| !first.contains(c)),
+            "{first:?} then {more:?}"
+        );
+        assert_eq!(more.len(), 2);
+        // A pending run whose outcome cannot matter is never duplicated without flakes.
+        let Step::Test(batch) = finder.next(&obs, &[], 16) else {
+            panic!()
+        };
+        let mut unique = batch.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), batch.len());
+    }
+
+    #[test]
+    fn indistinguishable_commits_follow_untestable_runs() {
+        // 0 - 1 - 2 - 3 - 4: 1 and 2 untestable hide behind 3.
+        let h = History::linear(5).unwrap();
+        let u = [false, true, true, false, false];
+        assert_eq!(indistinguishable(&h, &u, 2), vec![1, 2, 3]);
+        assert_eq!(indistinguishable(&h, &u, 3), vec![1, 2, 3]);
+        assert_eq!(indistinguishable(&h, &u, 0), vec![0]);
+        // An untestable fork point with two testable children stands alone.
+        let d = History::new(vec![vec![], vec![0], vec![0], vec![1, 2]]).unwrap();
+        assert_eq!(
+            indistinguishable(&d, &[true, false, false, false], 0),
+            vec![0]
+        );
+        // One whose children are a branch and the merge of that branch hides behind the branch.
+        let m = History::new(vec![vec![], vec![0], vec![0, 1]]).unwrap();
+        assert_eq!(indistinguishable(&m, &[true, false, false], 0), vec![0, 1]);
+    }
+}

@@ -1,0 +1,222 @@
+//! Synthetic histories and a seeded world to search in: for the benchmark, the property tests
+//! and anyone tuning the finder. A world fixes the culprit, which commits cannot be tested, and
+//! every flake draw (by commit and attempt), so two searchers can be compared on equal terms.
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use super::finder::{indistinguishable, CulpritFinder, Found, Settings, Step};
+use super::history::{History, HistoryError};
+use super::model::Observed;
+
+/// The shapes of history the benchmark covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Shape {
+    /// One commit after another.
+    Linear,
+    /// Short branches forked from the main line and merged back, with some direct commits.
+    MergeTrain,
+    /// Every branch forked from the base, before the range, and merged in turn.
+    StaleBase,
+}
+
+impl Shape {
+    pub const ALL: [Shape; 3] = [Shape::Linear, Shape::MergeTrain, Shape::StaleBase];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Shape::Linear => "linear",
+            Shape::MergeTrain => "merge-train",
+            Shape::StaleBase => "stale-base",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Shape> {
+        Self::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+/// The parents of `n` commits of the given shape (oldest first, the tip last), first parent
+/// first, where `None` is the base the range starts from.
+pub fn git_parents(shape: Shape, n: usize, seed: u64) -> Vec<Vec<Option<usize>>> {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut parents: Vec<Vec<Option<usize>>> = Vec::with_capacity(n);
+    let mut main: Option<usize> = None;
+    while parents.len() < n {
+        let left = n - parents.len();
+        if shape == Shape::Linear || left == 1 || rng.random_bool(0.25) {
+            parents.push(vec![main]);
+            main = Some(parents.len() - 1);
+            continue;
+        }
+        let len = rng.random_range(1..=4).min(left - 1);
+        let mut head = match shape {
+            Shape::StaleBase => None,
+            _ => main,
+        };
+        for _ in 0..len {
+            parents.push(vec![head]);
+            head = Some(parents.len() - 1);
+        }
+        parents.push(vec![main, head]);
+        main = Some(parents.len() - 1);
+    }
+    parents
+}
+
+/// The same, with only the parents inside the range, as [`History::new`] takes them.
+pub fn parents(shape: Shape, n: usize, seed: u64) -> Vec<Vec<usize>> {
+    git_parents(shape, n, seed)
+        .into_iter()
+        .map(|ps| ps.into_iter().flatten().collect())
+        .collect()
+}
+
+pub fn history(shape: Shape, n: usize, seed: u64) -> Result<History, HistoryError> {
+    History::new(parents(shape, n, seed))
+}
+
+/// A 64-bit mix of the inputs (SplitMix64's finaliser): the flake draw of one run.
+pub fn draw(seed: u64, commit: usize, attempt: u32) -> f64 {
+    let mut z = seed
+        ^ (commit as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ u64::from(attempt).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The truth a search is run against.
+#[derive(Clone, Debug)]
+pub struct World {
+    pub culprit: usize,
+    pub untestable: Vec<bool>,
+    pub flake_rate: f64,
+    pub seed: u64,
+}
+
+impl World {
+    /// A culprit drawn evenly from the history, each commit but the tip untestable with
+    /// probability `untestable`.
+    pub fn new(history: &History, flake_rate: f64, untestable: f64, seed: u64) -> World {
+        let mut rng = SmallRng::seed_from_u64(seed ^ 0x5EED);
+        let n = history.len();
+        let culprit = rng.random_range(0..n);
+        let untestable = (0..n)
+            .map(|c| c != history.tip() && rng.random_bool(untestable.clamp(0.0, 1.0)))
+            .collect();
+        World {
+            culprit,
+            untestable,
+            flake_rate,
+            seed,
+        }
+    }
+
+    /// The result of the `attempt`-th run (from 0) of `commit`.
+    pub fn result(&self, history: &History, commit: usize, attempt: u32) -> Observed {
+        if self.untestable[commit] {
+            Observed::Untestable
+        } else if history.is_ancestor(self.culprit, commit)
+            || draw(self.seed, commit, attempt) < self.flake_rate
+        {
+            Observed::Fail
+        } else {
+            Observed::Pass
+        }
+    }
+
+    /// Whether an answer is right: the exact culprit, or a set that holds it.
+    pub fn judge(&self, found: &Found) -> Judgement {
+        match found {
+            Found::Culprit { commit, .. } if *commit == self.culprit => Judgement::Exact,
+            Found::Culprit { .. } => Judgement::FalseBlame,
+            Found::OneOf { commits, .. } if commits.contains(&self.culprit) => Judgement::Contains,
+            Found::OneOf { .. } => Judgement::FalseBlame,
+            _ => Judgement::NoAnswer,
+        }
+    }
+
+    /// Whether untestable commits hide the culprit: no test can tell it from some other commit.
+    pub fn hidden(&self, history: &History) -> bool {
+        indistinguishable(history, &self.untestable, self.culprit).len() > 1
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Judgement {
+    Exact,
+    Contains,
+    FalseBlame,
+    NoAnswer,
+}
+
+/// How one search went.
+#[derive(Clone, Debug)]
+pub struct Trial {
+    pub found: Found,
+    /// Runs the finder asked for (the tip's first failure, which started the search, is not
+    /// counted: `git bisect` gets it for free too).
+    pub executions: usize,
+    pub rounds: usize,
+    /// Repeat runs of the named commit and its parents: the confirmation OSSTest makes.
+    pub confirmations: usize,
+    /// The longest time one call of the finder took, and all calls together.
+    pub slowest_decision: std::time::Duration,
+    pub decision_time: std::time::Duration,
+    pub decisions: usize,
+}
+
+/// Runs a search to its end in synchronous rounds of `hosts` runs.
+pub fn simulate(history: &History, world: &World, settings: Settings, hosts: usize) -> Trial {
+    let finder = CulpritFinder::new(history, settings);
+    let mut attempts = vec![0u32; history.len()];
+    let mut observations = vec![(history.tip(), Observed::Fail)];
+    attempts[history.tip()] = 1;
+    let mut rounds = 0;
+    let mut slowest_decision = std::time::Duration::ZERO;
+    let (mut decision_time, mut decisions) = (std::time::Duration::ZERO, 0);
+    let found = loop {
+        let started = std::time::Instant::now();
+        let step = finder.next(&observations, &[], hosts);
+        let took = started.elapsed();
+        slowest_decision = slowest_decision.max(took);
+        decision_time += took;
+        decisions += 1;
+        match step {
+            Step::Test(batch) => {
+                rounds += 1;
+                for c in batch {
+                    observations.push((c, world.result(history, c, attempts[c])));
+                    attempts[c] += 1;
+                }
+            }
+            // Nothing is in progress between rounds; a finder that waits on nothing is stuck.
+            Step::Wait => {
+                break Found::GaveUp {
+                    suspect: None,
+                    probability: 0.0,
+                }
+            }
+            Step::Done(found) => break found,
+        }
+    };
+    let confirmations = match &found {
+        Found::Culprit { commit, .. } => std::iter::once(*commit)
+            .chain(history.parents(*commit))
+            .map(|c| attempts[c].saturating_sub(1) as usize)
+            .sum(),
+        _ => 0,
+    };
+    Trial {
+        found,
+        executions: observations.len() - 1,
+        rounds,
+        confirmations,
+        slowest_decision,
+        decision_time,
+        decisions,
+    }
+}
