@@ -5,6 +5,7 @@
 //! the people concerned. See `ARCHITECTURE.md` in the shared folder for the map.
 
 pub mod bench;
+pub mod bisect;
 pub mod config;
 pub mod culprit;
 pub mod demo;

@@ -52,6 +52,38 @@ enum Command {
         #[arg(long)]
         serve: bool,
     },
+    /// Find the commit that broke CMD, flake-aware and on several worktrees at once.
+    ///
+    /// Exit codes of CMD are read as `git bisect run` reads them: 0 good, 125 untestable,
+    /// 1-127 bad, 128 or more aborts. Exits 0 when a culprit is named, 3 when the answer is
+    /// ambiguous or inconsistent, 2 on misuse.
+    Bisect {
+        /// A commit known good (repeat for several bases).
+        #[arg(long, required = true)]
+        good: Vec<String>,
+        /// The commit known bad.
+        #[arg(long)]
+        bad: String,
+        /// Commits tested at once, each in its own worktree.
+        #[arg(long, short = 'j', default_value_t = 1)]
+        jobs: usize,
+        /// How often a good commit fails anyway (0 trusts every result, as git bisect does);
+        /// estimated from the results when not given.
+        #[arg(long)]
+        flake_rate: Option<f64>,
+        /// How sure the answer must be.
+        #[arg(long, default_value_t = 0.99)]
+        confidence: f64,
+        /// The most runs the search may use (default: from the range size and flake rate).
+        #[arg(long)]
+        max_runs: Option<usize>,
+        /// Print one JSON object instead of progress and a summary.
+        #[arg(long)]
+        json: bool,
+        /// The test command and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
     /// Measure pushgate's own overhead.
     Bench {
         #[command(subcommand)]
@@ -130,6 +162,23 @@ async fn shutdown_signal() {
 async fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Bisect {
+            good,
+            bad,
+            jobs,
+            flake_rate,
+            confidence,
+            max_runs,
+            json,
+            command,
+        } => {
+            init_logs("warn");
+            let code = bisect_command(
+                good, bad, jobs, flake_rate, confidence, max_runs, json, command,
+            )
+            .await;
+            std::process::exit(code);
+        }
         Command::Serve { config } => {
             init_logs("info");
             let config = load_config(config.as_deref())?;
@@ -278,6 +327,175 @@ async fn main() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Runs `pushgate bisect` and returns its exit code.
+#[allow(clippy::too_many_arguments)]
+async fn bisect_command(
+    good: Vec<String>,
+    bad: String,
+    jobs: usize,
+    flake_rate: Option<f64>,
+    confidence: f64,
+    max_runs: Option<usize>,
+    json: bool,
+    command: Vec<String>,
+) -> i32 {
+    use pushgate::bisect::{self, BisectError, Range};
+    let misuse = |message: String| {
+        eprintln!("pushgate bisect: {message}");
+        2
+    };
+    if let Some(f) = flake_rate.filter(|f| !(0.0..pushgate::culprit::MAX_FLAKE_RATE).contains(f)) {
+        return misuse(format!(
+            "--flake-rate {f} is not in [0, {})",
+            pushgate::culprit::MAX_FLAKE_RATE
+        ));
+    }
+    if !(0.5..1.0).contains(&confidence) {
+        return misuse(format!("--confidence {confidence} is not in [0.5, 1)"));
+    }
+    if jobs == 0 {
+        return misuse("--jobs must be at least 1".into());
+    }
+    let cwd = match std::env::current_dir() {
+        Ok(d) => d,
+        Err(e) => return misuse(format!("cannot read the current directory: {e}")),
+    };
+    let repo = match git2::Repository::discover(&cwd) {
+        Ok(r) => r,
+        Err(e) => return misuse(format!("not in a git repository: {}", e.message())),
+    };
+    let range = match Range::load(&repo, &good, &bad) {
+        Ok(r) => r,
+        Err(e) => return misuse(e.to_string()),
+    };
+    let repo_dir = repo.path().to_path_buf();
+    drop(repo);
+    let options = bisect::Options {
+        jobs,
+        settings: pushgate::culprit::Settings {
+            flake_rate,
+            confidence,
+            max_executions: max_runs,
+            ..Default::default()
+        },
+        command,
+    };
+    if !json {
+        println!(
+            "bisecting {} commit{} with {jobs} worktree{}",
+            range.commits.len(),
+            if range.commits.len() == 1 { "" } else { "s" },
+            if jobs == 1 { "" } else { "s" }
+        );
+    }
+    let progress: Box<dyn bisect::BisectProgress> = if json {
+        Box::new(QuietBisect)
+    } else {
+        Box::new(PrintedBisect)
+    };
+    let outcome = match bisect::bisect(&repo_dir, &range, &options, progress.as_ref()).await {
+        Ok(o) => o,
+        Err(BisectError::Misuse(m)) => return misuse(m),
+        Err(e) => {
+            eprintln!("pushgate bisect: {e}");
+            return 1;
+        }
+    };
+    let named = outcome.culprit.is_some();
+    if json {
+        match serde_json::to_string_pretty(&outcome) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("pushgate bisect: {e}");
+                return 1;
+            }
+        }
+    } else {
+        print_bisect(&outcome);
+    }
+    if named {
+        0
+    } else {
+        3
+    }
+}
+
+struct QuietBisect;
+
+impl pushgate::bisect::BisectProgress for QuietBisect {
+    fn started(&self, _: usize, _: &pushgate::bisect::Commit, _: usize) {}
+    fn finished(&self, _: &pushgate::bisect::LogEntry, _: &str) {}
+}
+
+struct PrintedBisect;
+
+impl pushgate::bisect::BisectProgress for PrintedBisect {
+    fn started(&self, round: usize, commit: &pushgate::bisect::Commit, in_flight: usize) {
+        println!(
+            "round {round}: testing {} {} ({in_flight} in flight)",
+            &commit.sha[..12.min(commit.sha.len())],
+            commit.title
+        );
+    }
+
+    fn finished(&self, entry: &pushgate::bisect::LogEntry, title: &str) {
+        let suspect = entry
+            .suspect
+            .as_deref()
+            .map_or("no culprit".to_string(), |s| {
+                s[..12.min(s.len())].to_string()
+            });
+        println!(
+            "  {} {title}: {:?}; top suspect {suspect} ({:.3})",
+            &entry.sha[..12.min(entry.sha.len())],
+            entry.result,
+            entry.probability
+        );
+    }
+}
+
+fn print_bisect(o: &pushgate::bisect::Outcome) {
+    use pushgate::culprit::Found;
+    println!();
+    match (&o.found, &o.culprit) {
+        (Found::Culprit { .. }, Some(c)) => {
+            println!("culprit: {} {}", c.sha, c.title);
+            println!("probability {:.4}", o.probability);
+        }
+        (Found::OneOf { .. }, _) => {
+            println!(
+                "the culprit is one of these {} commits (untestable ones hide it), probability {:.4}:",
+                o.candidates.len(),
+                o.probability
+            );
+            for c in &o.candidates {
+                println!("  {} {}", c.sha, c.title);
+            }
+        }
+        (Found::NoCulprit { .. }, _) => println!(
+            "no culprit: the bad commit's failure was a flake (probability {:.4})",
+            o.probability
+        ),
+        (Found::Inconsistent { .. }, _) => {
+            println!("inconsistent results: a commit failed repeatedly but a descendant passed (fixed inside the range?):");
+            for c in &o.candidates {
+                println!("  {} {}", c.sha, c.title);
+            }
+        }
+        (Found::GaveUp { .. }, _) => {
+            println!("gave up: the budget of runs is spent without reaching the confidence target");
+            for c in &o.candidates {
+                println!("  top suspect {} {} ({:.3})", c.sha, c.title, o.probability);
+            }
+        }
+        (Found::Culprit { .. }, None) => {}
+    }
+    println!(
+        "{} runs in {} rounds over {} commits (flake rate {:.3})",
+        o.executions, o.rounds, o.commits, o.flake_rate
+    );
 }
 
 fn print_summary(s: &demo::DemoSummary, outbox: Option<&Path>) {

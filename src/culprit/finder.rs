@@ -174,7 +174,10 @@ impl<'h> CulpritFinder<'h> {
                 probability,
             })
         };
-        if observations.len() + pending.len() >= self.max_executions(f) {
+        let budget = self
+            .max_executions(f)
+            .saturating_sub(observations.len() + pending.len());
+        if budget == 0 {
             return if pending.is_empty() {
                 give_up()
             } else {
@@ -185,6 +188,7 @@ impl<'h> CulpritFinder<'h> {
         let eligible: Vec<usize> = (0..n)
             .filter(|&c| tallies[c].untestable == 0 && bad[c] > CERTAIN && bad[c] < 1.0 - CERTAIN)
             .collect();
+        let free = free.min(budget);
         let chosen = if pending.is_empty() && free == 1 {
             self.most_informative(&eligible, &bad, f)
                 .into_iter()
@@ -697,5 +701,110 @@ mod tests {
         // One whose children are a branch and the merge of that branch hides behind the branch.
         let m = History::new(vec![vec![], vec![0], vec![0, 1]]).unwrap();
         assert_eq!(indistinguishable(&m, &[true, false, false], 0), vec![0, 1]);
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::super::synthetic::{self, World};
+    use super::*;
+
+    /// A random DAG: each commit has one or two older parents, and the tip merges every commit
+    /// left without a child, so the whole range is its history.
+    fn dag() -> impl Strategy<Value = History> {
+        (2usize..48)
+            .prop_flat_map(|n| {
+                proptest::collection::vec(
+                    (
+                        any::<prop::sample::Index>(),
+                        any::<Option<prop::sample::Index>>(),
+                    ),
+                    n - 1,
+                )
+            })
+            .prop_map(|picks| {
+                let n = picks.len() + 1;
+                let mut parents: Vec<Vec<usize>> = vec![Vec::new()];
+                for (i, (a, b)) in picks.iter().enumerate().take(n - 2) {
+                    let i = i + 1;
+                    let mut ps = vec![a.index(i)];
+                    if let Some(b) = b {
+                        let b = b.index(i);
+                        if !ps.contains(&b) {
+                            ps.push(b);
+                        }
+                    }
+                    parents.push(ps);
+                }
+                let mut has_child = vec![false; n - 1];
+                for ps in &parents {
+                    for &p in ps {
+                        has_child[p] = true;
+                    }
+                }
+                parents.push((0..n - 1).filter(|&c| !has_child[c]).collect());
+                History::new(parents).expect("generated DAGs are valid")
+            })
+    }
+
+    fn settings(f: f64) -> Settings {
+        Settings {
+            flake_rate: Some(f),
+            ..Settings::default()
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn without_flakes_the_culprit_is_exact(h in dag(), pick in any::<prop::sample::Index>(), k in 1usize..6) {
+            let w = World { culprit: pick.index(h.len()), untestable: vec![false; h.len()], flake_rate: 0.0, seed: 0 };
+            let t = synthetic::simulate(&h, &w, settings(0.0), k);
+            prop_assert_eq!(t.found.culprit(), Some(w.culprit));
+        }
+
+        #[test]
+        fn a_commit_whose_parent_failed_is_never_named(
+            h in dag(), pick in any::<prop::sample::Index>(), k in 1usize..6, assumed in prop::sample::select(vec![0.0, 0.01, 0.1]),
+        ) {
+            // The world has no flakes; the finder may assume some.
+            let w = World { culprit: pick.index(h.len()), untestable: vec![false; h.len()], flake_rate: 0.0, seed: 0 };
+            let finder = CulpritFinder::new(&h, settings(assumed));
+            let mut obs = vec![(h.tip(), Observed::Fail)];
+            let mut attempts = vec![0u32; h.len()];
+            let found = loop {
+                match finder.next(&obs, &[], k) {
+                    Step::Test(cs) => for c in cs {
+                        obs.push((c, w.result(&h, c, attempts[c])));
+                        attempts[c] += 1;
+                    },
+                    Step::Wait => prop_assert!(false, "waited with nothing in progress"),
+                    Step::Done(found) => break found,
+                }
+            };
+            if let Found::Culprit { commit, .. } = found {
+                for p in h.parents(commit) {
+                    prop_assert!(!obs.contains(&(p, Observed::Fail)), "named {commit}, whose parent {p} failed");
+                }
+            }
+        }
+
+        #[test]
+        fn every_search_ends_within_its_budget(
+            h in dag(), seed in any::<u64>(), k in 1usize..6,
+            f in prop::sample::select(vec![0.0, 0.05, 0.1, 0.3]), u in prop::sample::select(vec![0.0, 0.2]),
+        ) {
+            let w = World::new(&h, f, u, seed);
+            let cap = CulpritFinder::new(&h, settings(f)).max_executions(f);
+            let t = synthetic::simulate(&h, &w, settings(f), k);
+            prop_assert!(t.executions < cap, "{} runs, cap {cap}", t.executions);
+            if f == 0.0 {
+                // Untestable commits may widen the answer, never lose the culprit.
+                prop_assert!(matches!(w.judge(&t.found), synthetic::Judgement::Exact | synthetic::Judgement::Contains), "{:?} for culprit {}", t.found, w.culprit);
+            }
+        }
     }
 }

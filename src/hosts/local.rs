@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use tokio::io::AsyncWriteExt;
 
 use super::{Host, HostError, HostRequest, Provisioner, StepExit};
+use crate::repo::worktree;
 use crate::sequence::{Step, StepContext};
 
 const HOST_NAME: &str = "local";
@@ -83,45 +84,12 @@ fn checkout_error(commit: &str, message: String) -> HostError {
     }
 }
 
-/// Adds a detached worktree of the commit. libgit2 checks a worktree out on a branch, so a
-/// throwaway branch is made for it and deleted once the worktree's HEAD is detached.
+/// Adds a detached worktree of the commit.
 fn add_worktree(request: &HostRequest, name: &str, dir: &Path) -> Result<(), HostError> {
     let fail = |e: git2::Error| checkout_error(&request.commit, e.message().to_string());
     let repo = git2::Repository::open(&request.repository).map_err(fail)?;
-    prune_stale_worktrees(&repo);
-    if let Some(parent) = dir.parent() {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| checkout_error(&request.commit, format!("{}: {e}", parent.display())))?;
-    }
     let oid = git2::Oid::from_str(&request.commit).map_err(fail)?;
-    let commit = repo.find_commit(oid).map_err(fail)?;
-    let mut branch = repo.branch(name, &commit, true).map_err(fail)?;
-    let result = (|| {
-        let mut opts = git2::WorktreeAddOptions::new();
-        opts.reference(Some(branch.get()));
-        let wt = repo.worktree(name, dir, Some(&opts))?;
-        let wt_repo = git2::Repository::open_from_worktree(&wt)?;
-        wt_repo.set_head_detached(oid)
-    })();
-    branch.delete().map_err(fail)?;
-    result.map_err(fail)
-}
-
-/// Forgets the worktrees whose checkout is gone (a crashed run's, once `recover` removed its
-/// directory), so their registrations do not pile up in the mirror.
-fn prune_stale_worktrees(repo: &git2::Repository) {
-    let Ok(names) = repo.worktrees() else { return };
-    for name in names.iter().flatten() {
-        if let Ok(wt) = repo.find_worktree(name) {
-            // Default options prune only what libgit2 finds invalid (its checkout is gone) and
-            // unlocked, so a checkout in use is never touched.
-            if wt.validate().is_err() {
-                if let Err(e) = wt.prune(None) {
-                    tracing::warn!(worktree = name, error = %e, "could not prune a stale worktree");
-                }
-            }
-        }
-    }
+    worktree::add_detached(&repo, name, dir, oid).map_err(fail)
 }
 
 struct LocalHost {
@@ -223,24 +191,11 @@ impl Host for LocalHost {
     }
 }
 
-/// Removes the checkout and its registration in the repository it came from.
 fn remove_worktree(dir: &Path) -> Result<(), HostError> {
-    let cleanup = |message: String| HostError::Cleanup {
+    worktree::remove(dir).map_err(|message| HostError::Cleanup {
         host: HOST_NAME.into(),
         message: format!("{}: {message}", dir.display()),
-    };
-    let repo = git2::Repository::open(dir).map_err(|e| cleanup(e.message().to_string()))?;
-    let parent = git2::Repository::open(repo.commondir()).ok();
-    std::fs::remove_dir_all(dir).map_err(|e| cleanup(e.to_string()))?;
-    if let Some(parent) = parent {
-        if let Some(name) = dir.file_name().and_then(|n| n.to_str()) {
-            if let Ok(wt) = parent.find_worktree(name) {
-                wt.prune(Some(git2::WorktreePruneOptions::new().valid(true)))
-                    .map_err(|e| cleanup(e.message().to_string()))?;
-            }
-        }
-    }
-    Ok(())
+    })
 }
 
 /// Kills a step's process group when dropped, unless disarmed.

@@ -7,6 +7,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use git2::{Direction, Oid, Repository};
+
+pub mod worktree;
 use serde::{Deserialize, Serialize};
 
 /// A commit as reports show it.
