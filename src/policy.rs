@@ -32,7 +32,7 @@ pub struct MailPolicy {
 }
 
 /// The rules for one staging branch.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Policy {
     /// The file stem: names the branch in the store, on the page and in mail.
     pub name: String,
@@ -47,6 +47,13 @@ pub struct Policy {
     pub retries: u32,
     /// How long to wait before testing a tip again whose flight was `broken`.
     pub retry_broken_after: Duration,
+    /// How often a good commit fails these sequences anyway; `None` estimates it from the
+    /// branch's history (commits that failed and also passed).
+    pub flake_rate: Option<f64>,
+    /// How sure the culprit finder must be before it names a commit.
+    pub confidence: f64,
+    /// How many tests of a search may run at once.
+    pub hosts: usize,
     pub mail: MailPolicy,
 }
 
@@ -64,6 +71,9 @@ struct File {
     #[serde(default = "default_retries")]
     retries: Spanned<u32>,
     retry_broken_after: Option<Spanned<String>>,
+    flake_rate: Option<Spanned<f64>>,
+    confidence: Option<Spanned<f64>>,
+    hosts: Option<Spanned<usize>>,
     #[serde(default)]
     mail: MailFile,
 }
@@ -103,6 +113,9 @@ fn default_retries() -> Spanned<u32> {
 fn yes() -> bool {
     true
 }
+
+/// At most this many tests of one search at once.
+const MAX_HOSTS: usize = 64;
 
 /// At most this many retries: more hides real failures and costs host time.
 const MAX_RETRIES: u32 = 10;
@@ -188,6 +201,41 @@ impl Policy {
                 .map_err(|m| src.error(t.span(), "retry_broken_after", m))?,
         };
 
+        let flake_rate = match &file.flake_rate {
+            Some(f) if !(0.0..crate::culprit::MAX_FLAKE_RATE).contains(f.get_ref()) => {
+                return Err(src.error(
+                    f.span(),
+                    "flake_rate",
+                    format!(
+                        "{} is not in [0, {})",
+                        f.get_ref(),
+                        crate::culprit::MAX_FLAKE_RATE
+                    ),
+                ))
+            }
+            f => f.as_ref().map(|f| *f.get_ref()),
+        };
+        let confidence = match &file.confidence {
+            Some(c) if !(0.5..1.0).contains(c.get_ref()) => {
+                return Err(src.error(
+                    c.span(),
+                    "confidence",
+                    format!("{} is not in [0.5, 1)", c.get_ref()),
+                ))
+            }
+            c => c.as_ref().map_or(0.99, |c| *c.get_ref()),
+        };
+        let hosts = match &file.hosts {
+            Some(h) if !(1..=MAX_HOSTS).contains(h.get_ref()) => {
+                return Err(src.error(
+                    h.span(),
+                    "hosts",
+                    format!("{} is not between 1 and {MAX_HOSTS}", h.get_ref()),
+                ))
+            }
+            h => h.as_ref().map_or(1, |h| *h.get_ref()),
+        };
+
         let list = match &file.mail.list {
             None => None,
             Some(addr) => {
@@ -214,6 +262,9 @@ impl Policy {
             mode: file.mode,
             retries: file.retries.into_inner(),
             retry_broken_after,
+            flake_rate,
+            confidence,
+            hosts,
             mail: MailPolicy {
                 list,
                 authors: file.mail.authors,

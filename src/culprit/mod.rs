@@ -22,38 +22,3 @@ pub use model::{
     estimate_flake_rate, flake_rate_from_counts, tally, z_channel_capacity, Observed, Posterior,
     Tally, MAX_FLAKE_RATE,
 };
-/// Where the search stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Search {
-    /// The commit at this index must be judged before the search can go on.
-    Test(usize),
-    /// `first_bad` is the culprit; `last_good` is the newest commit known good below it
-    /// (0 is the base, which the baseline run showed good).
-    Culprit { first_bad: usize, last_good: usize },
-}
-
-/// Binary search over indices `0..=n`: 0 is the known-good base, `n` the known-bad tip.
-///
-/// `judged(i)` answers `Some(true)` for good, `Some(false)` for bad and `None` for not judged
-/// yet. The search always probes between the newest good and oldest bad index it has seen, so
-/// the same answers always produce the same probes.
-pub fn binary_search(n: usize, mut judged: impl FnMut(usize) -> Option<bool>) -> Search {
-    let (mut good, mut bad) = (0, n);
-    while bad - good > 1 {
-        let mid = good + (bad - good) / 2;
-        match judged(mid) {
-            Some(true) => good = mid,
-            Some(false) => bad = mid,
-            None => return Search::Test(mid),
-        }
-    }
-    Search::Culprit {
-        first_bad: bad,
-        last_good: good,
-    }
-}
-
-/// How many probes a binary search over `n` commits needs at most.
-pub fn max_probes(n: usize) -> u32 {
-    usize::BITS - n.saturating_sub(1).leading_zeros()
-}

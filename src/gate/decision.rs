@@ -9,15 +9,16 @@
 //! - a tip that still fails is compared with the baseline (the target branch's head): steps that
 //!   fail there too are `like-baseline`, steps that never passed anywhere are `never-passed`, and
 //!   neither blocks the push;
-//! - any other failing step is a regression: the range is bisected for the first commit that
-//!   shows one, and the commits before it are pushed;
+//! - any other failing step is a regression: the culprit finder searches the range for the
+//!   first commit that shows one (flake-aware, on `hosts` hosts at once, reusing results of
+//!   earlier flights), and the commits before it are pushed;
 //! - an infrastructure failure (`broken`) is retried like a failure but never blamed on a commit.
 
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::culprit::{binary_search, Search};
+use crate::culprit::{CulpritFinder, Found, History, Observed, Settings, Step};
 
 /// Why a commit was tested.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -131,7 +132,8 @@ pub struct Decision {
 /// What the driver must do next.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Next {
-    Test { index: usize, role: Role },
+    /// Run these tests, at once when there are several.
+    Test(Vec<(usize, Role)>),
     Conclude(Decision),
 }
 
@@ -147,6 +149,13 @@ pub struct Facts<'a> {
     /// Steps that have passed on this branch before, to tell `never-passed` from a regression
     /// where the baseline did not reach a step.
     pub ever_passed: &'a BTreeSet<String>,
+    /// Tests of this range's commits made by earlier flights (indices are this flight's):
+    /// evidence the culprit finder reuses instead of running again.
+    pub earlier: &'a [Observation],
+    /// How the culprit finder is tuned (flake rate, confidence).
+    pub finder: Settings,
+    /// Tests that may run at once.
+    pub hosts: usize,
 }
 
 /// How the tests of one commit in one role add up.
@@ -218,17 +227,32 @@ fn list(steps: &BTreeSet<String>) -> String {
 
 /// Decides the next action of a flight from what has been observed so far.
 pub fn decide(facts: &Facts) -> Next {
+    match triage(facts) {
+        Err(next) => next,
+        Ok(Regressed { steps, allowed }) => search(facts, steps, &allowed),
+    }
+}
+
+/// The steps a flight found regressed, and the failures that do not count against a commit.
+struct Regressed {
+    steps: BTreeSet<String>,
+    allowed: BTreeSet<String>,
+}
+
+/// Tests the tip and the baseline and tells a regression from everything else; `Err` is the
+/// next action when that is not settled yet, or the conclusion when there is no regression.
+fn triage(facts: &Facts) -> Result<Regressed, Next> {
     let n = facts.n;
     let none = BTreeSet::new();
-    let test = |index, role| Next::Test { index, role };
+    let test = |index, role| Err(Next::Test(vec![(index, role)]));
     let conclude = |verdict, push_to, culprit, steps, reason| {
-        Next::Conclude(Decision {
+        Err(Next::Conclude(Decision {
             verdict,
             push_to,
             culprit,
             steps,
             reason,
-        })
+        }))
     };
 
     let tip_failed = match judge(facts, n, Role::Tip, &none) {
@@ -325,58 +349,237 @@ pub fn decide(facts: &Facts) -> Next {
         .chain(base_failed.iter())
         .cloned()
         .collect();
-    let mut broken = None;
-    let search = binary_search(n, |i| match judge(facts, i, Role::Bisect, &allowed) {
-        Judged::Good { .. } => Some(true),
-        Judged::Bad { .. } => Some(false),
-        Judged::Pending => None,
-        Judged::Broken { reason } => {
-            broken = Some(reason);
-            None
+    Ok(Regressed {
+        steps: regressed,
+        allowed,
+    })
+}
+
+/// Searches the range for the culprit of the regressed steps.
+fn search(facts: &Facts, regressed: BTreeSet<String>, allowed: &BTreeSet<String>) -> Next {
+    let n = facts.n;
+    let conclude = |verdict, push_to, culprit, steps, reason| {
+        Next::Conclude(Decision {
+            verdict,
+            push_to,
+            culprit,
+            steps,
+            reason,
+        })
+    };
+    let results = finder_results(facts, allowed);
+    let history = match History::linear(n) {
+        Ok(h) => h,
+        Err(e) => {
+            return conclude(
+                Verdict::Broken,
+                None,
+                None,
+                regressed,
+                format!("the range cannot be searched: {e}"),
+            )
         }
-    });
-    match search {
-        Search::Test(i) => match broken {
-            None => test(i, Role::Bisect),
-            Some(reason) => {
-                // The search cannot go on, but what it proved good so far may still go.
-                let last_good = bisect_last_good(facts, n, &allowed);
+    };
+    let finder = CulpritFinder::new(&history, facts.finder);
+    let last_good = |below: usize| {
+        results
+            .iter()
+            .filter(|(c, o)| *o == Observed::Pass && *c + 1 < below)
+            .map(|(c, _)| c + 1)
+            .max()
+            .filter(|&i| i > 0)
+    };
+    match finder.next(&results, &[], facts.hosts.max(1)) {
+        Step::Test(commits) => {
+            // A commit whose tests keep breaking cannot be judged: stop, and push only
+            // what is proven good.
+            if let Some((i, reason)) =
+                commits
+                    .iter()
+                    .find_map(|&c| match judge(facts, c + 1, Role::Bisect, allowed) {
+                        Judged::Broken { reason } => Some((c + 1, reason)),
+                        _ => None,
+                    })
+            {
                 let reason = format!(
-                    "{} broke, but the bisection stopped: commit #{i} could not be tested \
+                    "{} broke, but the search stopped: commit #{i} could not be tested \
                      (infrastructure, not the commit): {reason}",
                     list(&regressed)
                 );
-                conclude(
-                    Verdict::Broken,
-                    (last_good > 0).then_some(last_good),
-                    None,
-                    regressed,
-                    reason,
-                )
+                return conclude(Verdict::Broken, last_good(n + 1), None, regressed, reason);
             }
-        },
-        Search::Culprit {
-            first_bad,
+            let mut tests: Vec<(usize, Role)> =
+                commits.into_iter().map(|c| (c + 1, Role::Bisect)).collect();
+            tests.dedup();
+            Next::Test(tests)
+        }
+        // Nothing is pending between decisions, so the finder never waits; should it, the
+        // search has nothing left to run and stops with what it has.
+        Step::Wait => conclude_search(
+            Found::GaveUp {
+                suspect: None,
+                probability: 0.0,
+            },
+            n,
+            &regressed,
             last_good,
-        } => conclude(
-            Verdict::Regression,
-            (last_good > 0).then_some(last_good),
-            Some(first_bad),
-            regressed.clone(),
+        ),
+        Step::Done(found) => conclude_search(found, n, &regressed, last_good),
+    }
+}
+
+/// Every judged test of a range commit, for the finder (index `i` of the range is `i - 1`):
+/// the tip's attempts and the search's, this flight's after earlier flights'. A test whose only
+/// failures are old ones (`allowed`) passed; broken tests say nothing.
+fn finder_results(facts: &Facts, allowed: &BTreeSet<String>) -> Vec<(usize, Observed)> {
+    facts
+        .earlier
+        .iter()
+        .chain(facts.observations)
+        .filter(|o| o.index >= 1 && o.index <= facts.n && o.role != Role::Baseline)
+        .filter_map(|o| {
+            let result = match &o.outcome {
+                Outcome::Pass => Observed::Pass,
+                Outcome::Fail { failed, .. } if failed.is_subset(allowed) => Observed::Pass,
+                Outcome::Fail { .. } => Observed::Fail,
+                Outcome::Broken { .. } => return None,
+            };
+            Some((o.index - 1, result))
+        })
+        .collect()
+}
+
+fn conclude_search(
+    found: Found,
+    n: usize,
+    regressed: &BTreeSet<String>,
+    last_good: impl Fn(usize) -> Option<usize>,
+) -> Next {
+    let steps = regressed.clone();
+    let broke = list(regressed);
+    let decision = |verdict, push_to, culprit, reason| {
+        Next::Conclude(Decision {
+            verdict,
+            push_to,
+            culprit,
+            steps: steps.clone(),
+            reason,
+        })
+    };
+    match found {
+        Found::Culprit {
+            commit,
+            probability,
+        } => {
+            let culprit = commit + 1;
+            decision(
+                Verdict::Regression,
+                (culprit > 1).then_some(culprit - 1),
+                Some(culprit),
+                format!(
+                    "{broke} broke: the first bad commit is #{culprit} of {n} (probability {probability:.3})"
+                ),
+            )
+        }
+        Found::NoCulprit { probability } => decision(
+            Verdict::Flaky,
+            Some(n),
+            None,
             format!(
-                "{} broke: the first bad commit is #{first_bad} of {n}",
-                list(&regressed)
+                "the tip's failures of {broke} were flakes: no commit of the range is bad \
+                 (probability {probability:.3}); not blocking"
             ),
+        ),
+        Found::OneOf {
+            commits,
+            probability,
+        } => {
+            let first = commits.iter().min().map_or(n, |c| c + 1);
+            let names: Vec<String> = commits.iter().map(|c| format!("#{}", c + 1)).collect();
+            decision(
+                Verdict::Regression,
+                (first > 1).then_some(first - 1),
+                None,
+                format!(
+                    "{broke} broke: the first bad commit is one of {} (probability {probability:.3})",
+                    names.join(", ")
+                ),
+            )
+        }
+        Found::Inconsistent { bad, good } => decision(
+            Verdict::Regression,
+            last_good(bad + 1),
+            None,
+            format!(
+                "{broke} broke, but the results contradict each other: #{} failed repeatedly \
+                 while its descendant #{} passed (fixed inside the range?); only what is proven \
+                 good is pushed",
+                bad + 1,
+                good + 1
+            ),
+        ),
+        Found::GaveUp {
+            suspect,
+            probability,
+        } => decision(
+            Verdict::Regression,
+            last_good(n + 1),
+            None,
+            match suspect {
+                Some(c) => format!(
+                    "{broke} broke; the search spent its budget of runs: the top suspect is #{} \
+                     (probability {probability:.3}); only what is proven good is pushed",
+                    c + 1
+                ),
+                None => format!(
+                    "{broke} broke; the search spent its budget of runs without a suspect; only \
+                     what is proven good is pushed"
+                ),
+            },
         ),
     }
 }
 
-/// The newest index a (stopped) bisection proved good.
-fn bisect_last_good(facts: &Facts, n: usize, allowed: &BTreeSet<String>) -> usize {
-    (1..n)
-        .rev()
-        .find(|&i| matches!(judge(facts, i, Role::Bisect, allowed), Judged::Good { .. }))
-        .unwrap_or(0)
+/// One line of the finder's log: a result, then the top suspect after it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct FinderStep {
+    /// Index into the range (1..=n).
+    pub index: usize,
+    pub result: Observed,
+    /// Index of the most likely culprit after this result (`None`: no culprit).
+    pub suspect: Option<usize>,
+    pub probability: f64,
+}
+
+/// The finder's log of a flight: its results in order, each with the standing after it.
+pub fn finder_log(facts: &Facts) -> Vec<FinderStep> {
+    let Ok(history) = History::linear(facts.n) else {
+        return Vec::new();
+    };
+    let finder = CulpritFinder::new(&history, facts.finder);
+    let Ok(Regressed { allowed, .. }) = triage(facts) else {
+        return Vec::new();
+    };
+    let all = finder_results(facts, &allowed);
+    let earlier = finder_results(
+        &Facts {
+            observations: &[],
+            ..*facts
+        },
+        &allowed,
+    )
+    .len();
+    (earlier..all.len())
+        .filter_map(|i| {
+            let standing = finder.standing(&all[..=i])?;
+            Some(FinderStep {
+                index: all[i].0 + 1,
+                result: all[i].1,
+                suspect: standing.suspect.map(|c| c + 1),
+                probability: standing.probability,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -395,11 +598,22 @@ mod tests {
     }
 
     /// Drives `decide` to a conclusion, answering each test with `answer`, and returns the
-    /// decision and the tests made, in order.
+    /// decision and the tests made, in order. The finder trusts results (no flakes).
     fn run(
         n: usize,
         retries: u32,
         ever_passed: &[&str],
+        answer: impl FnMut(usize, Role, usize) -> Outcome,
+    ) -> (Decision, Vec<(usize, Role)>) {
+        run_with(n, retries, ever_passed, 0.0, 1, answer)
+    }
+
+    fn run_with(
+        n: usize,
+        retries: u32,
+        ever_passed: &[&str],
+        flake_rate: f64,
+        hosts: usize,
         mut answer: impl FnMut(usize, Role, usize) -> Outcome,
     ) -> (Decision, Vec<(usize, Role)>) {
         let ever = set(ever_passed);
@@ -410,19 +624,28 @@ mod tests {
                 retries,
                 observations: &obs,
                 ever_passed: &ever,
+                earlier: &[],
+                finder: Settings {
+                    flake_rate: Some(flake_rate),
+                    ..Settings::default()
+                },
+                hosts,
             };
             match decide(&facts) {
-                Next::Test { index, role } => {
-                    let attempt = obs
-                        .iter()
-                        .filter(|o| o.index == index && o.role == role)
-                        .count();
-                    assert!(obs.len() < 200, "no conclusion after 200 tests");
-                    obs.push(Observation {
-                        index,
-                        role,
-                        outcome: answer(index, role, attempt),
-                    });
+                Next::Test(tests) => {
+                    assert!(!tests.is_empty() && tests.len() <= hosts);
+                    for (index, role) in tests {
+                        let attempt = obs
+                            .iter()
+                            .filter(|o| o.index == index && o.role == role)
+                            .count();
+                        assert!(obs.len() < 200, "no conclusion after 200 tests");
+                        obs.push(Observation {
+                            index,
+                            role,
+                            outcome: answer(index, role, attempt),
+                        });
+                    }
                 }
                 Next::Conclude(d) => return (d, obs.iter().map(|o| (o.index, o.role)).collect()),
             }
@@ -459,9 +682,10 @@ mod tests {
                     let expect_push = (culprit > 1).then_some(culprit - 1);
                     assert_eq!(d.push_to, expect_push, "n={n} c={culprit}");
                     assert_eq!(d.steps, set(&["smoke/test"]));
-                    // Tip and every bisection probe of a bad commit are retried; the baseline once.
+                    // The tip is retried; the search trusts its results (no flakes here), so it
+                    // needs no more probes than a binary search.
                     let bisect_runs = tests.iter().filter(|t| t.1 == Role::Bisect).count() as u32;
-                    let bound = crate::culprit::max_probes(n) * (retries + 1);
+                    let bound = usize::BITS - (n - 1).leading_zeros();
                     assert!(
                         bisect_runs <= bound,
                         "n={n} c={culprit}: {bisect_runs} > {bound}"
@@ -602,8 +826,8 @@ mod tests {
 
     #[test]
     fn a_flaky_commit_in_the_range_is_judged_good() {
-        // Commit 10 fails once, then passes: good. Culprit 15.
-        let (d, _) = run(20, 1, &[], |i, role, attempt| {
+        // Commit 10 fails once, then passes: good. Culprit 15. The finder knows the test flakes.
+        let (d, _) = run_with(20, 1, &[], 0.1, 1, |i, role, attempt| {
             if role == Role::Bisect && i == 10 && attempt == 0 {
                 fail(&["smoke/test"], &[])
             } else {
@@ -612,6 +836,58 @@ mod tests {
         });
         assert_eq!(d.culprit, Some(15));
         assert_eq!(d.push_to, Some(14));
+    }
+
+    #[test]
+    fn several_hosts_search_at_once_and_earlier_flights_count() {
+        let (d, tests) = run_with(64, 0, &[], 0.0, 4, broken_at(40));
+        assert_eq!(d.culprit, Some(40));
+        let bisect = tests.iter().filter(|t| t.1 == Role::Bisect).count();
+        assert!(bisect > 3, "{bisect} tests");
+
+        // Results of an earlier flight at the same commits leave nothing to search.
+        let ever = BTreeSet::new();
+        let fail = fail(&["smoke/test"], &[]);
+        let earlier: Vec<Observation> = [(39, Outcome::Pass), (40, fail.clone())]
+            .into_iter()
+            .map(|(index, outcome)| Observation {
+                index,
+                role: Role::Bisect,
+                outcome,
+            })
+            .collect();
+        let obs = vec![
+            Observation {
+                index: 64,
+                role: Role::Tip,
+                outcome: fail.clone(),
+            },
+            Observation {
+                index: 0,
+                role: Role::Baseline,
+                outcome: Outcome::Pass,
+            },
+        ];
+        let facts = Facts {
+            n: 64,
+            retries: 0,
+            observations: &obs,
+            ever_passed: &ever,
+            earlier: &earlier,
+            finder: Settings {
+                flake_rate: Some(0.0),
+                ..Settings::default()
+            },
+            hosts: 1,
+        };
+        match decide(&facts) {
+            Next::Conclude(d) => assert_eq!((d.culprit, d.push_to), (Some(40), Some(39))),
+            other => panic!("{other:?}"),
+        }
+        // The log shows this flight's results only, each with the standing after it.
+        let log = finder_log(&facts);
+        assert_eq!(log.len(), 1);
+        assert_eq!((log[0].index, log[0].suspect), (64, Some(40)));
     }
 
     #[test]

@@ -10,8 +10,10 @@ use git2::Oid;
 use tracing::Instrument;
 
 use super::events::{self, Event, Progress};
-use super::observations::{next_attempt, observations};
-use super::{decide, Decision, Facts, Next, Role, Verdict};
+use super::observations::{
+    earlier_observations, flake_rate_from_history, next_attempt, observations,
+};
+use super::{decide, finder_log, Decision, Facts, FinderStep, Next, Role, Verdict};
 use crate::hosts::{HostRequest, Provisioner};
 use crate::policy::{Mode, Policy};
 use crate::repo::{short, Mirror, RepoError};
@@ -357,6 +359,22 @@ impl Gate {
                 .await?
                 .into_iter()
                 .collect();
+            // What earlier flights learnt about these commits, and how flaky the branch is.
+            let (old_runs, old_steps) =
+                self.store.earlier_runs(flight.branch_id, flight.id).await?;
+            let index_of: std::collections::HashMap<&str, usize> = (1..=flight.commits.len())
+                .map(|i| (flight.sha(i), i))
+                .collect();
+            let earlier = earlier_observations(&old_runs, &old_steps, &policy.sequences, &index_of);
+            let finder = crate::culprit::Settings {
+                flake_rate: Some(
+                    policy
+                        .flake_rate
+                        .unwrap_or_else(|| flake_rate_from_history(&old_runs)),
+                ),
+                confidence: policy.confidence,
+                ..Default::default()
+            };
             let mut fresh = true;
             loop {
                 if !fresh {
@@ -398,20 +416,34 @@ impl Gate {
                     retries: policy.retries,
                     observations: &observed,
                     ever_passed: &ever_passed,
+                    earlier: &earlier,
+                    finder,
+                    hosts: policy.hosts,
                 };
                 match decide(&facts) {
-                    Next::Test { index, role } => {
-                        let (attempt, missing) =
-                            next_attempt(&runs, index, role, &policy.sequences);
-                        for seq in missing {
-                            self.run(policy, mirror, &flight, index, role, attempt, &seq)
-                                .await?;
+                    Next::Test(tests) => {
+                        // Each test runs its missing sequences in turn; the tests run at once.
+                        let tests = tests.into_iter().map(|(index, role)| {
+                            let (attempt, missing) =
+                                next_attempt(&runs, index, role, &policy.sequences);
+                            let flight = &flight;
+                            async move {
+                                for seq in missing {
+                                    self.run(policy, mirror, flight, index, role, attempt, &seq)
+                                        .await?;
+                                }
+                                Ok::<(), GateError>(())
+                            }
+                        });
+                        for done in join_all(tests.collect()).await {
+                            done?;
                         }
                     }
                     Next::Conclude(decision) => {
+                        let log = finder_log(&facts);
                         return self
-                            .conclude(policy, mirror, &flight, decision, &runs, &steps)
-                            .await
+                            .conclude(policy, mirror, &flight, decision, &runs, &steps, &log)
+                            .await;
                     }
                 }
             }
@@ -531,6 +563,7 @@ impl Gate {
     }
 
     /// Pushes what the decision allows, then records the conclusion and its mail at once.
+    #[allow(clippy::too_many_arguments)]
     async fn conclude(
         &self,
         policy: &Policy,
@@ -539,6 +572,7 @@ impl Gate {
         decision: Decision,
         runs: &[RunRow],
         run_steps: &[StepRow],
+        finder_log: &[FinderStep],
     ) -> Result<Driven, GateError> {
         let push_sha = decision.push_to.map(|i| flight.sha(i).to_string());
         let mut push = self.store.push_of(flight.id).await?;
@@ -609,6 +643,7 @@ impl Gate {
             would_push: would_push.as_deref(),
             runs,
             run_steps,
+            finder_log,
             sequences: &self.sequences,
             public_url: &self.settings.public_url,
             from: &self.settings.mail_from,
@@ -677,6 +712,32 @@ impl Gate {
         .map_err(PushFailure::Repo)?
         .map_err(PushFailure::Moved)
     }
+}
+
+/// Waits for all the futures, polling them together on this task, and returns their outputs in
+/// order. (The runs of one search borrow the gate, so they cannot be spawned as tasks.)
+async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    use std::task::Poll;
+    let mut futures: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut waiting = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(v) => *output = Some(v),
+                    Poll::Pending => waiting = true,
+                }
+            }
+        }
+        if waiting {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
 }
 
 enum PushFailure {

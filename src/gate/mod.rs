@@ -5,6 +5,8 @@ mod driver;
 mod events;
 mod observations;
 
-pub use decision::{decide, Decision, Facts, Next, Observation, Outcome, Role, Verdict};
+pub use decision::{
+    decide, finder_log, Decision, Facts, FinderStep, Next, Observation, Outcome, Role, Verdict,
+};
 pub use driver::{BranchOutcome, Gate, GateError, GateSettings};
 pub use events::{Event, LogProgress, Progress};

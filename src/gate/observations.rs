@@ -9,7 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::{Observation, Outcome, Role};
 use crate::store::{RunRow, RunState, StepRow};
 
-type Key = (usize, Role, u32);
+/// A test: the runs of one flight, commit, role and attempt.
+type Key = (i64, usize, Role, u32);
 
 fn finished(run: &RunRow) -> bool {
     matches!(
@@ -23,7 +24,7 @@ pub fn observations(runs: &[RunRow], steps: &[StepRow], sequences: &[String]) ->
     let mut groups: BTreeMap<Key, Vec<&RunRow>> = BTreeMap::new();
     for run in runs.iter().filter(|r| finished(r)) {
         groups
-            .entry((run.commit_index, run.role, run.attempt))
+            .entry((run.flight_id, run.commit_index, run.role, run.attempt))
             .or_default()
             .push(run);
     }
@@ -34,7 +35,7 @@ pub fn observations(runs: &[RunRow], steps: &[StepRow], sequences: &[String]) ->
                 .iter()
                 .all(|s| group.iter().any(|r| &r.sequence == s))
         })
-        .map(|((index, role, _), group)| {
+        .map(|((_, index, role, _), group)| {
             let last_id = group.iter().map(|r| r.id).max().unwrap_or(0);
             (
                 last_id,
@@ -79,6 +80,50 @@ fn outcome(group: &[&RunRow], steps: &[StepRow]) -> Outcome {
     } else {
         Outcome::Fail { failed, passed }
     }
+}
+
+/// The tests that earlier flights made of this flight's commits, as this flight's bisection
+/// tests (same sha, this flight's index). Baseline tests are left out: the baseline is not in
+/// the range.
+pub fn earlier_observations(
+    runs: &[RunRow],
+    steps: &[StepRow],
+    sequences: &[String],
+    index_of: &std::collections::HashMap<&str, usize>,
+) -> Vec<Observation> {
+    let mapped: Vec<RunRow> = runs
+        .iter()
+        .filter(|r| r.role != Role::Baseline)
+        .filter_map(|r| {
+            let index = *index_of.get(r.sha.as_str())?;
+            Some(RunRow {
+                commit_index: index,
+                role: Role::Bisect,
+                ..r.clone()
+            })
+        })
+        .collect();
+    observations(&mapped, steps, sequences)
+}
+
+/// A flake rate from a branch's history: among commits with a passing run (so good: a bad
+/// commit never passes), the share of runs that failed, smoothed (see
+/// [`crate::culprit::flake_rate_from_counts`]).
+pub fn flake_rate_from_history(runs: &[RunRow]) -> f64 {
+    let mut per_sha: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    for r in runs {
+        let e = per_sha.entry(r.sha.as_str()).or_default();
+        match r.state {
+            RunState::Pass => e.0 += 1,
+            RunState::Fail => e.1 += 1,
+            _ => {}
+        }
+    }
+    let (runs, fails) = per_sha
+        .values()
+        .filter(|(passes, _)| *passes > 0)
+        .fold((0, 0), |(r, f), (p, x)| (r + p + x, f + x));
+    crate::culprit::flake_rate_from_counts(runs, fails)
 }
 
 /// The attempt to make next for a commit in a role, and which sequences it still needs.

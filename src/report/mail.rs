@@ -30,6 +30,8 @@ pub struct FlightFacts<'a> {
     pub would_push: Option<&'a str>,
     pub runs: &'a [RunRow],
     pub run_steps: &'a [StepRow],
+    /// The culprit finder's results in order, each with the top suspect after it.
+    pub finder_log: &'a [crate::gate::FinderStep],
     pub sequences: &'a Sequences,
     pub public_url: &'a str,
     pub from: &'a str,
@@ -76,6 +78,7 @@ struct Context<'a> {
     culprit: Option<&'a CommitInfo>,
     steps: Vec<&'a str>,
     tests: Vec<String>,
+    finder_log: Vec<String>,
     failing_step: Option<FailingStep>,
     reproduce: Vec<String>,
     flight_id: i64,
@@ -128,6 +131,7 @@ pub fn compose(f: &FlightFacts) -> Result<Vec<NewMail>, ReportError> {
         culprit,
         steps: f.steps.iter().map(String::as_str).collect(),
         tests: test_lines(f),
+        finder_log: finder_lines(f),
         reproduce: failing
             .as_ref()
             .map(|s| reproduce(f, s))
@@ -246,6 +250,31 @@ fn headline(f: &FlightFacts, culprit: Option<&CommitInfo>) -> String {
 }
 
 /// One line per run, in the order the runs were made.
+/// One line per result of the search: the commit, its result, then the top suspect.
+fn finder_lines(f: &FlightFacts) -> Vec<String> {
+    let name = |i: usize| f.flight.commit(i).map_or("?", |c| short(&c.sha));
+    f.finder_log
+        .iter()
+        .map(|s| {
+            let suspect = match s.suspect {
+                Some(c) => format!("#{c} {}", name(c)),
+                None => "no culprit".into(),
+            };
+            format!(
+                "#{:<3} {}  {:<4}  top suspect {suspect} ({:.3})",
+                s.index,
+                name(s.index),
+                match s.result {
+                    crate::culprit::Observed::Pass => "pass",
+                    crate::culprit::Observed::Fail => "fail",
+                    crate::culprit::Observed::Untestable => "skip",
+                },
+                s.probability
+            )
+        })
+        .collect()
+}
+
 fn test_lines(f: &FlightFacts) -> Vec<String> {
     let several = f.policy.sequences.len() > 1;
     f.runs

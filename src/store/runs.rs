@@ -205,6 +205,40 @@ impl Store {
             .transpose()
     }
 
+    /// Runs of a branch's flights before `before_flight`, and their steps: the evidence earlier
+    /// flights gathered about commits that may still be in range.
+    pub async fn earlier_runs(
+        &self,
+        branch_id: i64,
+        before_flight: i64,
+    ) -> Result<(Vec<RunRow>, Vec<StepRow>)> {
+        let runs = sqlx::query(
+            "SELECT runs.* FROM runs JOIN flights ON flights.id = runs.flight_id
+             WHERE flights.branch_id = $1 AND flights.id < $2 ORDER BY runs.id",
+        )
+        .bind(branch_id)
+        .bind(before_flight)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(RunRow::from_row)
+        .collect::<Result<Vec<_>>>()?;
+        let steps = sqlx::query(
+            "SELECT steps.* FROM steps JOIN runs ON runs.id = steps.run_id
+             JOIN flights ON flights.id = runs.flight_id
+             WHERE flights.branch_id = $1 AND flights.id < $2
+             ORDER BY steps.run_id, steps.position",
+        )
+        .bind(branch_id)
+        .bind(before_flight)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(StepRow::from_row)
+        .collect::<Result<Vec<_>>>()?;
+        Ok((runs, steps))
+    }
+
     /// Steps of every run of a flight, in run and position order.
     pub async fn flight_steps(&self, flight_id: i64) -> Result<Vec<StepRow>> {
         sqlx::query(
