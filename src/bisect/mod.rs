@@ -167,8 +167,14 @@ pub async fn bisect(
         ));
     }
     let history = &range.history;
-    let finder = CulpritFinder::new(history, options.settings);
     let jobs = options.jobs.max(1);
+    let finder = CulpritFinder::new(
+        history,
+        Settings {
+            hosts: jobs,
+            ..options.settings
+        },
+    );
     let oids: Vec<Oid> = range
         .commits
         .iter()

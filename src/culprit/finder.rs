@@ -26,8 +26,12 @@ pub struct Settings {
     pub confidence: f64,
     /// The prior probability that the range has no culprit at all.
     pub prior_no_culprit: f64,
-    /// The most runs one search may use; `None` derives it from the range and flake rate.
+    /// The most runs one search may use; `None` derives it from the range, the flake rate and
+    /// `hosts`.
     pub max_executions: Option<usize>,
+    /// How many tests usually run at once: parallel rounds use runs less efficiently, so the
+    /// derived budget grows with it.
+    pub hosts: usize,
 }
 
 impl Default for Settings {
@@ -37,6 +41,7 @@ impl Default for Settings {
             confidence: 0.99,
             prior_no_culprit: 0.5,
             max_executions: None,
+            hosts: 1,
         }
     }
 }
@@ -127,12 +132,17 @@ impl<'h> CulpritFinder<'h> {
         1.0 - (1.0 - self.settings.confidence) / 2.0
     }
 
-    /// The budget of runs: a few times what the channel capacity says a search needs.
+    /// The budget of runs: a few times what the channel capacity says a search needs, on one
+    /// host, or a few times the rounds `hosts` hosts need, whichever is more.
     pub fn max_executions(&self, flake_rate: f64) -> usize {
         self.settings.max_executions.unwrap_or_else(|| {
             let n = self.history.len() as f64;
             let bits = (n + 1.0).log2() + (1.0 / (1.0 - self.settings.confidence)).log2();
-            (3.0 * bits / z_channel_capacity(flake_rate)).ceil() as usize + 10
+            let per_run = z_channel_capacity(flake_rate);
+            let single = (3.0 * bits / per_run).ceil() as usize + 10;
+            let k = self.settings.hosts.max(1);
+            let rounds = (3.0 * bits / (per_run * ((k + 1) as f64).log2())).ceil() as usize + 10;
+            single.max(k * rounds)
         })
     }
 
@@ -798,7 +808,7 @@ mod properties {
             f in prop::sample::select(vec![0.0, 0.05, 0.1, 0.3]), u in prop::sample::select(vec![0.0, 0.2]),
         ) {
             let w = World::new(&h, f, u, seed);
-            let cap = CulpritFinder::new(&h, settings(f)).max_executions(f);
+            let cap = CulpritFinder::new(&h, Settings { hosts: k, ..settings(f) }).max_executions(f);
             let t = synthetic::simulate(&h, &w, settings(f), k);
             prop_assert!(t.executions < cap, "{} runs, cap {cap}", t.executions);
             if f == 0.0 {

@@ -171,7 +171,7 @@ pub struct Trial {
 
 /// Runs a search to its end in synchronous rounds of `hosts` runs.
 pub fn simulate(history: &History, world: &World, settings: Settings, hosts: usize) -> Trial {
-    let finder = CulpritFinder::new(history, settings);
+    let finder = CulpritFinder::new(history, Settings { hosts, ..settings });
     let mut attempts = vec![0u32; history.len()];
     let mut observations = vec![(history.tip(), Observed::Fail)];
     attempts[history.tip()] = 1;

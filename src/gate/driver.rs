@@ -373,6 +373,7 @@ impl Gate {
                         .unwrap_or_else(|| flake_rate_from_history(&old_runs)),
                 ),
                 confidence: policy.confidence,
+                hosts: policy.hosts,
                 ..Default::default()
             };
             let mut fresh = true;
