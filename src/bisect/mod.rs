@@ -341,17 +341,16 @@ impl Worktrees {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let mut slots = Vec::with_capacity(jobs);
+            // Slots are recorded as they are made, so a failure half-way still removes them.
             let mut made = Worktrees {
                 dir,
-                slots: Vec::new(),
+                slots: Vec::with_capacity(jobs),
             };
             for i in 0..jobs {
                 let path = made.dir.path().join(format!("{tag}-{i}"));
                 worktree::add_detached(&repo, &format!("{tag}-{i}"), &path, start)
                     .map_err(git("add a worktree"))?;
-                slots.push(path);
-                made.slots.clone_from(&slots);
+                made.slots.push(path);
             }
             Ok(made)
         })

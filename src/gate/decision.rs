@@ -408,8 +408,11 @@ fn search(facts: &Facts, regressed: BTreeSet<String>, allowed: &BTreeSet<String>
                 );
                 return conclude(Verdict::Broken, last_good(n + 1), None, regressed, reason);
             }
+            // The finder may ask for repeats of a suspect; two tests of one commit at once
+            // would share an attempt number, so repeats wait for the next decision.
             let mut tests: Vec<(usize, Role)> =
                 commits.into_iter().map(|c| (c + 1, Role::Bisect)).collect();
+            tests.sort_unstable();
             tests.dedup();
             Next::Test(tests)
         }
