@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::overhead::{fail, BenchError};
 use crate::culprit::synthetic::{self, draw, Judgement, Shape, World};
-use crate::culprit::{z_channel_capacity, History, Settings};
+use crate::culprit::{rounds_bound, z_channel_capacity, History, Settings};
 
 /// Which cells to run and how often.
 #[derive(Clone, Debug)]
@@ -110,16 +110,6 @@ fn p90(xs: &[f64]) -> f64 {
     s.get(((s.len().max(1) - 1) as f64 * 0.9).round() as usize)
         .copied()
         .unwrap_or(0.0)
-}
-
-/// ceil(log_{k+1} n), in integers.
-pub fn rounds_bound(n: usize, k: usize) -> usize {
-    let (mut r, mut covered) = (0, 1usize);
-    while covered < n {
-        covered = covered.saturating_mul(k + 1);
-        r += 1;
-    }
-    r
 }
 
 fn structure_seed(seed: u64, shape: Shape, n: usize) -> u64 {

@@ -364,6 +364,16 @@ pub fn indistinguishable(history: &History, untestable: &[bool], commit: usize) 
         .unwrap_or_else(|| vec![commit])
 }
 
+/// The fewest rounds any search with `k` hosts needs for `n` candidates: ceil(log_{k+1} n).
+pub fn rounds_bound(n: usize, k: usize) -> usize {
+    let (mut r, mut covered) = (0, 1usize);
+    while covered < n {
+        covered = covered.saturating_mul(k + 1);
+        r += 1;
+    }
+    r
+}
+
 fn entropy(p: f64) -> f64 {
     if p <= 0.0 || p >= 1.0 {
         0.0
@@ -485,16 +495,6 @@ mod tests {
             flake_rate: Some(f),
             ..Settings::default()
         }
-    }
-
-    /// ceil(log_{k+1} n), in integers.
-    fn rounds_bound(n: usize, k: usize) -> usize {
-        let (mut r, mut covered) = (0, 1usize);
-        while covered < n {
-            covered = covered.saturating_mul(k + 1);
-            r += 1;
-        }
-        r
     }
 
     fn world(culprit: usize, n: usize) -> World {

@@ -16,7 +16,7 @@ mod history;
 mod model;
 pub mod synthetic;
 
-pub use finder::{indistinguishable, CulpritFinder, Found, Settings, Standing, Step};
+pub use finder::{indistinguishable, rounds_bound, CulpritFinder, Found, Settings, Standing, Step};
 pub use history::{History, HistoryError, MAX_COMMITS};
 pub use model::{
     estimate_flake_rate, flake_rate_from_counts, tally, z_channel_capacity, Observed, Posterior,

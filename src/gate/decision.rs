@@ -152,10 +152,8 @@ pub struct Facts<'a> {
     /// Tests of this range's commits made by earlier flights (indices are this flight's):
     /// evidence the culprit finder reuses instead of running again.
     pub earlier: &'a [Observation],
-    /// How the culprit finder is tuned (flake rate, confidence).
+    /// How the culprit finder is tuned (flake rate, confidence, tests that may run at once).
     pub finder: Settings,
-    /// Tests that may run at once.
-    pub hosts: usize,
 }
 
 /// How the tests of one commit in one role add up.
@@ -221,6 +219,23 @@ fn judge(facts: &Facts, index: usize, role: Role, allowed: &BTreeSet<String>) ->
     }
 }
 
+/// The decision as the driver's next action.
+fn concluded(
+    verdict: Verdict,
+    push_to: Option<usize>,
+    culprit: Option<usize>,
+    steps: BTreeSet<String>,
+    reason: String,
+) -> Next {
+    Next::Conclude(Decision {
+        verdict,
+        push_to,
+        culprit,
+        steps,
+        reason,
+    })
+}
+
 fn list(steps: &BTreeSet<String>) -> String {
     steps.iter().cloned().collect::<Vec<_>>().join(", ")
 }
@@ -246,13 +261,7 @@ fn triage(facts: &Facts) -> Result<Regressed, Next> {
     let none = BTreeSet::new();
     let test = |index, role| Err(Next::Test(vec![(index, role)]));
     let conclude = |verdict, push_to, culprit, steps, reason| {
-        Err(Next::Conclude(Decision {
-            verdict,
-            push_to,
-            culprit,
-            steps,
-            reason,
-        }))
+        Err(concluded(verdict, push_to, culprit, steps, reason))
     };
 
     let tip_failed = match judge(facts, n, Role::Tip, &none) {
@@ -358,20 +367,11 @@ fn triage(facts: &Facts) -> Result<Regressed, Next> {
 /// Searches the range for the culprit of the regressed steps.
 fn search(facts: &Facts, regressed: BTreeSet<String>, allowed: &BTreeSet<String>) -> Next {
     let n = facts.n;
-    let conclude = |verdict, push_to, culprit, steps, reason| {
-        Next::Conclude(Decision {
-            verdict,
-            push_to,
-            culprit,
-            steps,
-            reason,
-        })
-    };
     let results = finder_results(facts, allowed);
     let history = match History::linear(n) {
         Ok(h) => h,
         Err(e) => {
-            return conclude(
+            return concluded(
                 Verdict::Broken,
                 None,
                 None,
@@ -387,9 +387,8 @@ fn search(facts: &Facts, regressed: BTreeSet<String>, allowed: &BTreeSet<String>
             .filter(|(c, o)| *o == Observed::Pass && *c + 1 < below)
             .map(|(c, _)| c + 1)
             .max()
-            .filter(|&i| i > 0)
     };
-    match finder.next(&results, &[], facts.hosts.max(1)) {
+    match finder.next(&results, &[], facts.finder.hosts.max(1)) {
         Step::Test(commits) => {
             // A commit whose tests keep breaking cannot be judged: stop, and push only
             // what is proven good.
@@ -406,7 +405,7 @@ fn search(facts: &Facts, regressed: BTreeSet<String>, allowed: &BTreeSet<String>
                      (infrastructure, not the commit): {reason}",
                     list(&regressed)
                 );
-                return conclude(Verdict::Broken, last_good(n + 1), None, regressed, reason);
+                return concluded(Verdict::Broken, last_good(n + 1), None, regressed, reason);
             }
             // The finder may ask for repeats of a suspect; two tests of one commit at once
             // would share an attempt number, so repeats wait for the next decision.
@@ -432,14 +431,22 @@ fn search(facts: &Facts, regressed: BTreeSet<String>, allowed: &BTreeSet<String>
 }
 
 /// Every judged test of a range commit, for the finder (index `i` of the range is `i - 1`):
-/// the tip's attempts and the search's, this flight's after earlier flights'. A test whose only
-/// failures are old ones (`allowed`) passed; broken tests say nothing.
+/// the tip's attempts and the search's, earlier flights' before this flight's. A test whose
+/// only failures are old ones (`allowed`) passed; broken tests say nothing.
 fn finder_results(facts: &Facts, allowed: &BTreeSet<String>) -> Vec<(usize, Observed)> {
-    facts
-        .earlier
+    let mut results = judged_results(facts.earlier, facts.n, allowed);
+    results.extend(judged_results(facts.observations, facts.n, allowed));
+    results
+}
+
+fn judged_results(
+    observations: &[Observation],
+    n: usize,
+    allowed: &BTreeSet<String>,
+) -> Vec<(usize, Observed)> {
+    observations
         .iter()
-        .chain(facts.observations)
-        .filter(|o| o.index >= 1 && o.index <= facts.n && o.role != Role::Baseline)
+        .filter(|o| o.index >= 1 && o.index <= n && o.role != Role::Baseline)
         .filter_map(|o| {
             let result = match &o.outcome {
                 Outcome::Pass => Observed::Pass,
@@ -458,16 +465,9 @@ fn conclude_search(
     regressed: &BTreeSet<String>,
     last_good: impl Fn(usize) -> Option<usize>,
 ) -> Next {
-    let steps = regressed.clone();
     let broke = list(regressed);
     let decision = |verdict, push_to, culprit, reason| {
-        Next::Conclude(Decision {
-            verdict,
-            push_to,
-            culprit,
-            steps: steps.clone(),
-            reason,
-        })
+        concluded(verdict, push_to, culprit, regressed.clone(), reason)
     };
     match found {
         Found::Culprit {
@@ -564,14 +564,7 @@ pub fn finder_log(facts: &Facts) -> Vec<FinderStep> {
         return Vec::new();
     };
     let all = finder_results(facts, &allowed);
-    let earlier = finder_results(
-        &Facts {
-            observations: &[],
-            ..*facts
-        },
-        &allowed,
-    )
-    .len();
+    let earlier = judged_results(facts.earlier, facts.n, &allowed).len();
     (earlier..all.len())
         .filter_map(|i| {
             let standing = finder.standing(&all[..=i])?;
@@ -630,9 +623,9 @@ mod tests {
                 earlier: &[],
                 finder: Settings {
                     flake_rate: Some(flake_rate),
+                    hosts,
                     ..Settings::default()
                 },
-                hosts,
             };
             match decide(&facts) {
                 Next::Test(tests) => {
@@ -881,7 +874,6 @@ mod tests {
                 flake_rate: Some(0.0),
                 ..Settings::default()
             },
-            hosts: 1,
         };
         match decide(&facts) {
             Next::Conclude(d) => assert_eq!((d.culprit, d.push_to), (Some(40), Some(39))),

@@ -419,7 +419,6 @@ impl Gate {
                     ever_passed: &ever_passed,
                     earlier: &earlier,
                     finder,
-                    hosts: policy.hosts,
                 };
                 match decide(&facts) {
                     Next::Test(tests) => {
