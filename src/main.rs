@@ -84,10 +84,60 @@ enum Command {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
+    /// Sequences: see what a file means before a gate runs it.
+    Sequence {
+        #[command(subcommand)]
+        what: SequenceCommand,
+    },
+    /// Jobs: runs waiting for a person.
+    Jobs {
+        #[command(subcommand)]
+        what: JobsCommand,
+    },
     /// Measure pushgate's own overhead.
     Bench {
         #[command(subcommand)]
         what: Bench,
+    },
+}
+
+#[derive(Subcommand)]
+enum SequenceCommand {
+    /// Parse, validate and print the plan of sequence files (TOML or XenRT .seq): blocks,
+    /// testcases with their bound commands, prepare needs, unbound ids, what is kept unused.
+    /// Exits 1, with `file:line:col: message`, when a file is wrong.
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The testcase bindings (default: testcases.toml beside each file, if any).
+        #[arg(long)]
+        bindings: Option<PathBuf>,
+        /// Override a `<default>`: NAME=VALUE (repeatable).
+        #[arg(long = "param", short = 'D')]
+        params: Vec<String>,
+        /// Print a JSON array, one object per file.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum JobsCommand {
+    /// See or release the pauses of a run stopped by pause-on-fail.
+    Interact {
+        /// The run's id (in the pause mail and on the run's page).
+        id: i64,
+        /// List the testcases the run waits after.
+        #[arg(long)]
+        list: bool,
+        /// Let the run go on after TC (or after every pause when TC is left out).
+        #[arg(long = "continue", value_name = "TC", num_args = 0..=1, default_missing_value = "")]
+        continue_: Option<String>,
+        /// Let the run go on after every pause.
+        #[arg(long)]
+        continue_all: bool,
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -178,6 +228,86 @@ async fn main() -> Result<()> {
             )
             .await;
             std::process::exit(code);
+        }
+        Command::Sequence {
+            what:
+                SequenceCommand::Check {
+                    files,
+                    bindings,
+                    params,
+                    json,
+                },
+        } => {
+            let ok = sequence_check(&files, bindings.as_deref(), &params, json)?;
+            std::process::exit(if ok { 0 } else { 1 });
+        }
+        Command::Jobs {
+            what:
+                JobsCommand::Interact {
+                    id,
+                    list,
+                    continue_,
+                    continue_all,
+                    config,
+                },
+        } => {
+            let config = load_config(config.as_deref())?;
+            let store = pushgate::store::Store::open(&config.database_url).await?;
+            let waiting = store.waiting_pauses(id).await?;
+            let which = match (continue_, continue_all) {
+                (_, true) => Some(None),
+                (Some(tc), false) if tc.is_empty() => Some(None),
+                (Some(tc), false) => Some(Some(tc)),
+                (None, false) => None,
+            };
+            match which {
+                None => {
+                    if !list {
+                        eprintln!("say --list, --continue [TC] or --continue-all");
+                    }
+                    if waiting.is_empty() {
+                        println!("run {id} is not paused");
+                    }
+                    for p in &waiting {
+                        let resume = p.resume_at.map_or("when told".to_string(), |at| {
+                            format!(
+                                "in {}",
+                                humantime::format_duration(std::time::Duration::from_secs(
+                                    ((at - pushgate::store::now_ms()).max(0) / 1000) as u64
+                                ))
+                            )
+                        });
+                        println!("run {id} paused after {} (goes on {resume})", p.testcase);
+                    }
+                    if !list {
+                        std::process::exit(2);
+                    }
+                }
+                Some(tc) => {
+                    if let Some(tc) = &tc {
+                        if !waiting.iter().any(|p| &p.testcase == tc) {
+                            let names: Vec<&str> =
+                                waiting.iter().map(|p| p.testcase.as_str()).collect();
+                            bail!(
+                                "run {id} is not paused after `{tc}` (paused after: {})",
+                                if names.is_empty() {
+                                    "nothing".to_string()
+                                } else {
+                                    names.join(", ")
+                                }
+                            );
+                        }
+                    }
+                    let n = store.continue_pauses(id, tc.as_deref(), "interact").await?;
+                    if n == 0 {
+                        bail!("run {id} is not paused");
+                    }
+                    println!(
+                        "run {id} goes on ({n} pause{} released)",
+                        if n == 1 { "" } else { "s" }
+                    );
+                }
+            }
         }
         Command::Serve { config } => {
             init_logs("info");
@@ -531,4 +661,69 @@ fn print_summary(s: &demo::DemoSummary, outbox: Option<&Path>) {
         println!("outbox:   {}", dir.display());
     }
     println!("upstream: {}", s.upstream.display());
+}
+
+/// `pushgate sequence check`: prints each file's plan; errors go to stderr as
+/// `file:line:col: message`. Returns whether every file was good.
+fn sequence_check(
+    files: &[PathBuf],
+    bindings: Option<&Path>,
+    params: &[String],
+    json: bool,
+) -> Result<bool> {
+    use pushgate::sequence::{self, plan, Bindings};
+    let mut defaults = std::collections::BTreeMap::new();
+    for p in params {
+        let Some((k, v)) = p.split_once('=') else {
+            bail!("--param {p}: say NAME=VALUE");
+        };
+        defaults.insert(k.to_string(), v.to_string());
+    }
+    let shared = bindings.map(Bindings::load).transpose()?;
+    let mut ok = true;
+    let mut plans = Vec::new();
+    let (mut total, mut unbound) = (0, 0);
+    for file in files {
+        let checked = (|| {
+            let mut seq = sequence::load_unbound(file, &defaults)?;
+            match &shared {
+                Some(b) => b.bind(&mut seq)?,
+                None => {
+                    let dir = file.parent().unwrap_or(Path::new("."));
+                    sequence::load_bindings(dir)?.bind(&mut seq)?
+                }
+            }
+            Ok::<_, pushgate::source::FileError>(seq)
+        })();
+        match checked {
+            Ok(seq) => {
+                total += seq.testcases().len();
+                unbound += seq.unbound().len();
+                if json {
+                    plans.push(plan::json(&seq));
+                } else {
+                    print!("{}", plan::text(&seq));
+                    println!();
+                }
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ok = false;
+            }
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&plans)?);
+    } else if files.len() > 1 {
+        println!(
+            "{} files, {} good: {total} testcases, {unbound} unbound ids",
+            files.len(),
+            if ok {
+                "all".to_string()
+            } else {
+                "not all".to_string()
+            }
+        );
+    }
+    Ok(ok)
 }

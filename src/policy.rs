@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::sequence::Sequences;
+use crate::sequence::{PauseOn, Sequences};
 use crate::source::{parse_duration, toml_files, FileError, Source};
 
 /// Push what passed, or only report what would have been pushed.
@@ -54,6 +54,11 @@ pub struct Policy {
     pub confidence: f64,
     /// How many tests of a search may run at once.
     pub hosts: usize,
+    /// Failing testcases that pause their run for someone to look at the host (XenRT's
+    /// pause-on-fail): none, `ALL`, or a list of testcase names, ids or TC numbers.
+    pub pause_on_fail: PauseOn,
+    /// How long a paused run waits before it goes on by itself; `None` waits until told.
+    pub pause_resume_after: Option<Duration>,
     pub mail: MailPolicy,
 }
 
@@ -74,6 +79,8 @@ struct File {
     flake_rate: Option<Spanned<f64>>,
     confidence: Option<Spanned<f64>>,
     hosts: Option<Spanned<usize>>,
+    pause_on_fail: Option<String>,
+    pause_resume_after: Option<Spanned<String>>,
     #[serde(default)]
     mail: MailFile,
 }
@@ -116,6 +123,9 @@ fn yes() -> bool {
 
 /// At most this many tests of one search at once.
 const MAX_HOSTS: usize = 64;
+
+/// A paused run goes on by itself after this long, as XenRT's did.
+const DEFAULT_PAUSE: Duration = Duration::from_secs(24 * 3600);
 
 /// At most this many retries: more hides real failures and costs host time.
 const MAX_RETRIES: u32 = 10;
@@ -236,6 +246,14 @@ impl Policy {
             h => h.as_ref().map_or(1, |h| *h.get_ref()),
         };
 
+        let pause_resume_after = match &file.pause_resume_after {
+            None => Some(DEFAULT_PAUSE),
+            Some(t) if t.get_ref().trim() == "never" => None,
+            Some(t) => Some(parse_duration(t.get_ref()).map_err(|m| {
+                src.error(t.span(), "pause_resume_after", format!("{m}, or `never`"))
+            })?),
+        };
+
         let list = match &file.mail.list {
             None => None,
             Some(addr) => {
@@ -265,6 +283,11 @@ impl Policy {
             flake_rate,
             confidence,
             hosts,
+            pause_on_fail: file
+                .pause_on_fail
+                .as_deref()
+                .map_or(PauseOn::Never, PauseOn::parse),
+            pause_resume_after,
             mail: MailPolicy {
                 list,
                 authors: file.mail.authors,
@@ -304,6 +327,7 @@ pub fn load_dir(dir: &Path, sequences: &Sequences) -> Result<Vec<Policy>, FileEr
         return Err(FileError {
             file: dir.to_path_buf(),
             line: 0,
+            column: 0,
             field: String::new(),
             message: "no policy files (*.toml) here".into(),
         });
@@ -314,26 +338,15 @@ pub fn load_dir(dir: &Path, sequences: &Sequences) -> Result<Vec<Policy>, FileEr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sequence::{Sequence, Step};
 
     fn sequences() -> Sequences {
-        let step = Step {
-            name: "t".into(),
-            command: "true".into(),
-            timeout: Duration::from_secs(1),
-            workdir: None,
-            blocker: true,
-            env: Default::default(),
-        };
+        let seq = crate::sequence::load_unbound(
+            Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/sequences/smoke.toml")),
+            &Default::default(),
+        )
+        .unwrap();
         let mut s = Sequences::new();
-        s.insert(
-            "smoke".into(),
-            Sequence {
-                name: "smoke".into(),
-                description: String::new(),
-                steps: vec![step],
-            },
-        );
+        s.insert("smoke".into(), seq);
         s
     }
 

@@ -13,6 +13,8 @@ pub struct FileError {
     pub file: PathBuf,
     /// 1-based; 0 when the problem is the file as a whole (it cannot be read, say).
     pub line: usize,
+    /// 1-based column, where the file format gives one (XML does); 0 otherwise.
+    pub column: usize,
     /// The field at fault, dotted (`mail.to`), or empty when none applies.
     pub field: String,
     pub message: String,
@@ -23,6 +25,9 @@ impl fmt::Display for FileError {
         write!(f, "{}", self.file.display())?;
         if self.line > 0 {
             write!(f, ":{}", self.line)?;
+            if self.column > 0 {
+                write!(f, ":{}", self.column)?;
+            }
         }
         if !self.field.is_empty() {
             write!(f, ": field `{}`", self.field)?;
@@ -42,6 +47,7 @@ impl<'a> Source<'a> {
         std::fs::read_to_string(path).map_err(|e| FileError {
             file: path.to_path_buf(),
             line: 0,
+            column: 0,
             field: String::new(),
             message: format!("cannot read: {e}"),
         })
@@ -62,6 +68,7 @@ impl<'a> Source<'a> {
         FileError {
             file: self.path.to_path_buf(),
             line: self.line_of(span.start),
+            column: 0,
             field: field.to_string(),
             message: message.into(),
         }
@@ -72,6 +79,7 @@ impl<'a> Source<'a> {
         FileError {
             file: self.path.to_path_buf(),
             line: 0,
+            column: 0,
             field: field.to_string(),
             message: message.into(),
         }
@@ -93,6 +101,7 @@ impl<'a> Source<'a> {
             FileError {
                 file: self.path.to_path_buf(),
                 line,
+                column: 0,
                 field,
                 message: e.message().trim().to_string(),
             }
@@ -123,6 +132,7 @@ pub fn toml_files(dir: &Path, what: &str) -> Result<Vec<PathBuf>, FileError> {
     let entries = std::fs::read_dir(dir).map_err(|e| FileError {
         file: dir.to_path_buf(),
         line: 0,
+        column: 0,
         field: String::new(),
         message: format!("cannot read the {what} directory: {e}"),
     })?;

@@ -411,7 +411,8 @@ impl Gate {
                 }
                 let runs = self.store.runs(flight.id).await?;
                 let steps = self.store.flight_steps(flight.id).await?;
-                let observed = observations(&runs, &steps, &policy.sequences);
+                let subs = self.store.flight_sub_results(flight.id).await?;
+                let observed = observations(&runs, &steps, &subs, &policy.sequences);
                 let facts = Facts {
                     n: flight.commits.len(),
                     retries: policy.retries,
@@ -435,7 +436,7 @@ impl Gate {
                                 Ok::<(), GateError>(())
                             }
                         });
-                        for done in join_all(tests.collect()).await {
+                        for done in futures_util::future::join_all(tests).await {
                             done?;
                         }
                     }
@@ -501,7 +502,7 @@ impl Gate {
             };
             let (state, detail) = match self.provisioner.acquire(&request).await {
                 Err(e) => (RunState::Broken, e.to_string()),
-                Ok(mut host) => {
+                Ok(host) => {
                     self.store.set_run_host(run_id, &host.name()).await?;
                     let log_dir = self
                         .settings
@@ -519,16 +520,33 @@ impl Gate {
                                 commit: sha.clone(),
                                 sequence: sequence_name.to_string(),
                             };
-                            let mut recorder = StoreRecorder {
+                            let host_name = host.name();
+                            let commit = flight.commit(index);
+                            let mut to: Vec<String> = policy.mail.list.iter().cloned().collect();
+                            if let Some(c) = commit.filter(|_| policy.mail.authors) {
+                                to.push(format!("{} <{}>", c.author_name, c.author_email));
+                            }
+                            let recorder = StoreRecorder {
                                 store: &self.store,
                                 run_id,
+                                flight_id: flight.id,
+                                pause: PauseContext {
+                                    to,
+                                    sha: &sha,
+                                    staging: &policy.staging,
+                                    host: &host_name,
+                                    resume_after: policy.pause_resume_after,
+                                    from: &self.settings.mail_from,
+                                    public_url: &self.settings.public_url,
+                                },
                             };
                             sequence::execute(
                                 sequence,
-                                host.as_mut(),
+                                host.as_ref(),
                                 &context,
                                 &log_dir,
-                                &mut recorder,
+                                &recorder,
+                                &policy.pause_on_fail,
                             )
                             .await
                         }
@@ -714,32 +732,6 @@ impl Gate {
     }
 }
 
-/// Waits for all the futures, polling them together on this task, and returns their outputs in
-/// order. (The runs of one search borrow the gate, so they cannot be spawned as tasks.)
-async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
-    use std::task::Poll;
-    let mut futures: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
-    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut waiting = false;
-        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
-            if output.is_none() {
-                match future.as_mut().poll(cx) {
-                    Poll::Ready(v) => *output = Some(v),
-                    Poll::Pending => waiting = true,
-                }
-            }
-        }
-        if waiting {
-            Poll::Pending
-        } else {
-            Poll::Ready(())
-        }
-    })
-    .await;
-    outputs.into_iter().flatten().collect()
-}
-
 enum PushFailure {
     /// The target is not where the flight expects: re-plan.
     Moved(String),
@@ -751,14 +743,30 @@ enum PushFailure {
 struct StoreRecorder<'a> {
     store: &'a Store,
     run_id: i64,
+    flight_id: i64,
+    pause: PauseContext<'a>,
 }
+
+/// Who hears about a paused run, and how long it waits.
+struct PauseContext<'a> {
+    to: Vec<String>,
+    sha: &'a str,
+    staging: &'a str,
+    host: &'a str,
+    resume_after: Option<std::time::Duration>,
+    from: &'a str,
+    public_url: &'a str,
+}
+
+/// How often a paused run looks whether someone let it go on.
+const PAUSE_POLL: std::time::Duration = std::time::Duration::from_millis(500);
 
 #[async_trait::async_trait]
 impl StepRecorder for StoreRecorder<'_> {
     type Error = StoreError;
 
     async fn started(
-        &mut self,
+        &self,
         position: usize,
         name: &str,
         log: &std::path::Path,
@@ -769,7 +777,7 @@ impl StepRecorder for StoreRecorder<'_> {
     }
 
     async fn finished(
-        &mut self,
+        &self,
         step_id: i64,
         status: StepStatus,
         exit_code: Option<i32>,
@@ -777,7 +785,75 @@ impl StepRecorder for StoreRecorder<'_> {
         self.store.finish_step(step_id, status, exit_code).await
     }
 
-    async fn blocked(&mut self, position: usize, name: &str) -> Result<(), StoreError> {
+    async fn blocked(&self, position: usize, name: &str) -> Result<(), StoreError> {
         self.store.blocked_step(self.run_id, position, name).await
+    }
+
+    async fn results(
+        &self,
+        step_id: i64,
+        results: &[crate::sequence::results::SubResult],
+    ) -> Result<(), StoreError> {
+        self.store.add_sub_results(step_id, results).await
+    }
+
+    async fn paused(&self, step_id: i64, name: &str) -> Result<(), StoreError> {
+        let now = crate::store::now_ms();
+        let resume_at = self
+            .pause
+            .resume_after
+            .map(|d| now.saturating_add(d.as_millis() as i64));
+        let id = self
+            .store
+            .pause(self.run_id, step_id, name, resume_at)
+            .await?;
+        let log = self
+            .store
+            .step(step_id)
+            .await?
+            .and_then(|s| s.log_path)
+            .unwrap_or_default();
+        let p = &self.pause;
+        let facts = crate::report::PauseFacts {
+            from: p.from,
+            to: p.to.clone(),
+            run_id: self.run_id,
+            testcase: name,
+            sha: p.sha,
+            staging: p.staging,
+            host: p.host,
+            log: std::path::Path::new(&log),
+            resumes: p
+                .resume_after
+                .map(|d| format!("in {}", humantime::format_duration(d))),
+            public_url: p.public_url,
+        };
+        match crate::report::compose_pause(&facts) {
+            Ok(Some(mail)) => self.store.enqueue_mail(Some(self.flight_id), &mail).await?,
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot compose the pause mail"),
+        }
+        tracing::info!(run = self.run_id, testcase = name, "paused on failure");
+        loop {
+            tokio::time::sleep(PAUSE_POLL).await;
+            match self.store.pause_row(id).await? {
+                Some(row) if row.continued_at.is_some() => break,
+                None => break,
+                Some(row) => {
+                    if row.resume_at.is_some_and(|at| crate::store::now_ms() >= at) {
+                        self.store
+                            .continue_pauses(self.run_id, Some(name), "timeout")
+                            .await?;
+                        break;
+                    }
+                }
+            }
+        }
+        tracing::info!(
+            run = self.run_id,
+            testcase = name,
+            "going on after the pause"
+        );
+        Ok(())
     }
 }

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Observation, Outcome, Role};
-use crate::store::{RunRow, RunState, StepRow};
+use crate::store::{RunRow, RunState, StepRow, SubResultRow};
 
 /// A test: the runs of one flight, commit, role and attempt.
 type Key = (i64, usize, Role, u32);
@@ -20,7 +20,15 @@ fn finished(run: &RunRow) -> bool {
 }
 
 /// The complete tests of a flight, in the order they finished.
-pub fn observations(runs: &[RunRow], steps: &[StepRow], sequences: &[String]) -> Vec<Observation> {
+///
+/// Per-test results (`subs`) count as tests of their own, named `sequence/step::test`, so that
+/// a step that failed before and fails again for a new test is still seen to regress.
+pub fn observations(
+    runs: &[RunRow],
+    steps: &[StepRow],
+    subs: &[SubResultRow],
+    sequences: &[String],
+) -> Vec<Observation> {
     let mut groups: BTreeMap<Key, Vec<&RunRow>> = BTreeMap::new();
     for run in runs.iter().filter(|r| finished(r)) {
         groups
@@ -42,7 +50,7 @@ pub fn observations(runs: &[RunRow], steps: &[StepRow], sequences: &[String]) ->
                 Observation {
                     index,
                     role,
-                    outcome: outcome(&group, steps),
+                    outcome: outcome(&group, steps, subs),
                 },
             )
         })
@@ -51,7 +59,7 @@ pub fn observations(runs: &[RunRow], steps: &[StepRow], sequences: &[String]) ->
     complete.into_iter().map(|(_, o)| o).collect()
 }
 
-fn outcome(group: &[&RunRow], steps: &[StepRow]) -> Outcome {
+fn outcome(group: &[&RunRow], steps: &[StepRow], subs: &[SubResultRow]) -> Outcome {
     if let Some(broken) = group.iter().find(|r| r.state == RunState::Broken) {
         return Outcome::Broken {
             reason: broken
@@ -66,12 +74,24 @@ fn outcome(group: &[&RunRow], steps: &[StepRow]) -> Outcome {
             let name = format!("{}/{}", run.sequence, step.name);
             match step.status.as_str() {
                 "pass" => {
-                    passed.insert(name);
+                    passed.insert(name.clone());
                 }
                 "fail" | "timeout" => {
-                    failed.insert(name);
+                    failed.insert(name.clone());
                 }
                 _ => {}
+            }
+            for sub in subs.iter().filter(|r| r.step_id == step.id) {
+                let test = format!("{name}::{}", sub.name);
+                match sub.status.as_str() {
+                    "pass" => {
+                        passed.insert(test);
+                    }
+                    "fail" | "error" => {
+                        failed.insert(test);
+                    }
+                    _ => {}
+                }
             }
         }
     }
@@ -103,7 +123,7 @@ pub fn earlier_observations(
             })
         })
         .collect();
-    observations(&mapped, steps, sequences)
+    observations(&mapped, steps, &[], sequences)
 }
 
 /// A flake rate from a branch's history: among commits with a passing run (so good: a bad
@@ -207,7 +227,7 @@ mod tests {
             step(2, "y", "timeout"),
             step(2, "z", "blocked"),
         ];
-        let obs = observations(&runs, &steps, &seqs);
+        let obs = observations(&runs, &steps, &[], &seqs);
         assert_eq!(obs.len(), 1);
         assert_eq!(
             obs[0].outcome,
@@ -232,7 +252,7 @@ mod tests {
     fn a_broken_run_breaks_the_test() {
         let seqs = vec!["a".to_string()];
         let runs = vec![run(1, 2, 1, "a", RunState::Broken)];
-        let obs = observations(&runs, &[], &seqs);
+        let obs = observations(&runs, &[], &[], &seqs);
         assert!(matches!(&obs[0].outcome, Outcome::Broken { reason } if reason.contains("ssh")));
     }
 }

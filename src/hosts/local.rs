@@ -103,7 +103,7 @@ impl Host for LocalHost {
     }
 
     async fn run_step(
-        &mut self,
+        &self,
         step: &Step,
         context: &StepContext,
         log: &Path,
@@ -180,6 +180,34 @@ impl Host for LocalHost {
         Ok(exit)
     }
 
+    async fn fetch(
+        &self,
+        step: &Step,
+        pattern: &str,
+        into: &Path,
+    ) -> Result<Vec<PathBuf>, HostError> {
+        let base = match &step.workdir {
+            Some(w) => self.dir.join(w),
+            None => self.dir.clone(),
+        };
+        let (pattern, into) = (pattern.to_string(), into.to_path_buf());
+        let fail = {
+            let pattern = pattern.clone();
+            move |message: String| HostError::Fetch {
+                host: HOST_NAME.into(),
+                pattern: pattern.clone(),
+                message,
+            }
+        };
+        tokio::task::spawn_blocking(move || copy_matching(&base, &pattern, &into).map_err(fail))
+            .await
+            .map_err(|e| HostError::Fetch {
+                host: HOST_NAME.into(),
+                pattern: String::new(),
+                message: e.to_string(),
+            })?
+    }
+
     async fn release(self: Box<Self>) -> Result<(), HostError> {
         let dir = self.dir.clone();
         tokio::task::spawn_blocking(move || remove_worktree(&dir))
@@ -189,6 +217,27 @@ impl Host for LocalHost {
                 message: e.to_string(),
             })?
     }
+}
+
+/// Copies the files under `base` that match `pattern` into `into`, flattened by name.
+fn copy_matching(base: &Path, pattern: &str, into: &Path) -> Result<Vec<PathBuf>, String> {
+    let full = base.join(pattern);
+    let full = full.to_str().ok_or("the path is not UTF-8")?;
+    let escaped = glob::Pattern::escape(&base.to_string_lossy());
+    let pattern = format!("{escaped}{}", &full[base.to_string_lossy().len()..]);
+    std::fs::create_dir_all(into).map_err(|e| format!("{}: {e}", into.display()))?;
+    let mut out = Vec::new();
+    for entry in glob::glob(&pattern).map_err(|e| e.to_string())? {
+        let path = entry.map_err(|e| e.to_string())?;
+        if !path.is_file() {
+            continue;
+        }
+        let name = path.file_name().unwrap_or_default();
+        let dest = into.join(format!("{}-{}", out.len(), name.to_string_lossy()));
+        std::fs::copy(&path, &dest).map_err(|e| format!("{}: {e}", path.display()))?;
+        out.push(dest);
+    }
+    Ok(out)
 }
 
 fn remove_worktree(dir: &Path) -> Result<(), HostError> {
@@ -242,7 +291,7 @@ mod tests {
     #[tokio::test]
     async fn a_step_dropped_mid_run_takes_its_whole_process_group_with_it() {
         let dir = tempfile::tempdir().unwrap();
-        let mut host = LocalHost {
+        let host = LocalHost {
             dir: dir.path().to_path_buf(),
         };
         let step = Step {
@@ -250,8 +299,8 @@ mod tests {
             command: "sleep 3011 & sleep 3012".into(),
             timeout: Duration::from_secs(60),
             workdir: None,
-            blocker: true,
             env: BTreeMap::new(),
+            results: None,
         };
         let context = StepContext {
             run_id: 1,

@@ -29,6 +29,12 @@ pub enum HostError {
         step: String,
         message: String,
     },
+    #[error("could not fetch `{pattern}` from {host}: {message}")]
+    Fetch {
+        host: String,
+        pattern: String,
+        message: String,
+    },
     #[error("could not clean up {host}: {message}")]
     Cleanup { host: String, message: String },
 }
@@ -64,16 +70,26 @@ pub trait Provisioner: Send + Sync {
 
 /// A host holding a checkout of the commit under test.
 #[async_trait]
-pub trait Host: Send {
+pub trait Host: Send + Sync {
     fn name(&self) -> String;
 
-    /// Runs one step, writing its stdout and stderr to `log`.
+    /// Runs one step, writing its stdout and stderr to `log` as they come. Several steps may
+    /// run at once (a parallel block).
     async fn run_step(
-        &mut self,
+        &self,
         step: &Step,
         context: &StepContext,
         log: &Path,
     ) -> Result<StepExit, HostError>;
+
+    /// Copies the files matching `pattern` (a glob relative to the step's working directory)
+    /// into `into`, and returns their local paths.
+    async fn fetch(
+        &self,
+        step: &Step,
+        pattern: &str,
+        into: &Path,
+    ) -> Result<Vec<PathBuf>, HostError>;
 
     /// Gives the host back, removing the checkout.
     async fn release(self: Box<Self>) -> Result<(), HostError>;

@@ -358,12 +358,14 @@ fn reproduce(f: &FlightFacts, step: &FailingStep) -> Vec<String> {
         return Vec::new();
     };
     let mut out = Vec::new();
-    for s in &seq.steps {
-        out.push(match &s.workdir {
-            Some(w) => format!("(cd {} && {})", w.display(), s.command),
-            None => s.command.clone(),
-        });
-        if s.name == step.name {
+    for t in seq.testcases() {
+        if let Some(s) = &t.step {
+            out.push(match &s.workdir {
+                Some(w) => format!("(cd {} && {})", w.display(), s.command),
+                None => s.command.clone(),
+            });
+        }
+        if t.name == step.name {
             break;
         }
     }
@@ -441,6 +443,17 @@ fn build(
             builder = builder.cc(m);
         }
     }
+    seal(builder, body, kind, message_id, subject)
+}
+
+/// Puts the body in and makes the outbox row, with the envelope's recipients.
+fn seal(
+    builder: lettre::message::MessageBuilder,
+    body: String,
+    kind: &str,
+    message_id: String,
+    subject: &str,
+) -> Result<NewMail, ReportError> {
     let message = builder
         .body(body)
         .map_err(|e| ReportError::Mail(e.to_string()))?;
@@ -457,4 +470,79 @@ fn build(
         recipients,
         message: String::from_utf8_lossy(&message.formatted()).into_owned(),
     })
+}
+
+/// What the mail about a paused run says.
+pub struct PauseFacts<'a> {
+    pub from: &'a str,
+    /// The submitter (the tested commit's author) and the policy's list.
+    pub to: Vec<String>,
+    pub run_id: i64,
+    pub testcase: &'a str,
+    pub sha: &'a str,
+    pub staging: &'a str,
+    pub host: &'a str,
+    pub log: &'a Path,
+    /// When the run goes on by itself, as text; `None` when it waits until told.
+    pub resumes: Option<String>,
+    pub public_url: &'a str,
+}
+
+/// The mail that tells the submitter a run is paused on its host for them to look at.
+pub fn compose_pause(f: &PauseFacts) -> Result<Option<NewMail>, ReportError> {
+    let to: Vec<Mailbox> = f.to.iter().filter_map(|a| a.parse().ok()).collect();
+    if to.is_empty() {
+        return Ok(None);
+    }
+    let from: Mailbox = f
+        .from
+        .parse()
+        .map_err(|e| ReportError::Mail(format!("sender `{}`: {e}", f.from)))?;
+    let subject = format!(
+        "[{}] paused: {} failed on {} ({})",
+        f.staging,
+        f.testcase,
+        short(f.sha),
+        f.host
+    );
+    let mut body = format!(
+        "Run {run} stopped after testcase {tc} failed on commit {sha}, before any cleanup.\n\
+         Its host {host} stays leased to it, as it is, for you to look at.\n\n",
+        run = f.run_id,
+        tc = f.testcase,
+        sha = f.sha,
+        host = f.host,
+    );
+    match &f.resumes {
+        Some(when) => body.push_str(&format!("It goes on by itself {when}.\n")),
+        None => body.push_str("It waits until someone lets it go on.\n"),
+    }
+    body.push_str(&format!(
+        "To let it go on now:\n\n    pushgate jobs interact {run} --continue {tc}\n\n\
+         Run page: {url}/runs/{run}\n\nThe end of the testcase's log:\n\n",
+        run = f.run_id,
+        tc = shlex::try_quote(f.testcase).unwrap_or_default(),
+        url = f.public_url,
+    ));
+    for line in log_tail(f.log, LOG_TAIL_LINES) {
+        body.push_str("    ");
+        body.push_str(&line);
+        body.push('\n');
+    }
+    let message_id = format!(
+        "<pushgate.run{}.pause.{}@{}>",
+        f.run_id,
+        f.testcase
+            .replace(|c: char| !c.is_ascii_alphanumeric(), "-"),
+        from.email.domain()
+    );
+    let mut builder = Message::builder()
+        .from(from)
+        .subject(subject.clone())
+        .message_id(Some(message_id.clone()))
+        .header(ContentType::TEXT_PLAIN);
+    for m in &to {
+        builder = builder.to(m.clone());
+    }
+    seal(builder, body, "pause", message_id, &subject).map(Some)
 }

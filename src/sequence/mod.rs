@@ -1,41 +1,26 @@
 //! Sequences: what to run on a commit.
 //!
-//! A sequence is a list of named steps run in order; a failing step stops the run unless it is
-//! marked `blocker = false`, and the steps it stops are `blocked`. The model is shared by every
-//! form a sequence is written in (our TOML now) and by every host that runs one.
+//! Two forms load into one [`model`]: our TOML (`sequences/NAME.toml`) and XenRT's XML
+//! (`sequences/NAME.seq`). Testcases that name a class instead of a command are bound to
+//! commands by `sequences/testcases.toml` ([`bindings`]). One [`executor`] runs them all.
 
+mod bindings;
 mod executor;
+pub mod model;
 mod native;
+pub mod plan;
+pub mod results;
+mod xenrt;
+mod xml;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::time::Duration;
+use std::path::Path;
 
-pub use executor::{execute, RunReport, StepRecorder, StepStatus};
-pub use native::load;
+pub use bindings::{Bindings, FILE_NAME as BINDINGS_FILE};
+pub use executor::{execute, PauseOn, RunReport, StepRecorder, StepStatus};
+pub use model::{Sequence, Step};
 
-/// A named list of steps.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Sequence {
-    pub name: String,
-    pub description: String,
-    pub steps: Vec<Step>,
-}
-
-/// One command of a sequence.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Step {
-    pub name: String,
-    /// Run by `sh -c` in the checkout of the commit under test.
-    pub command: String,
-    /// The whole process group is killed when it runs longer.
-    pub timeout: Duration,
-    /// Relative to the checkout's root.
-    pub workdir: Option<PathBuf>,
-    /// A failing blocker stops the run; the failure of any step still fails the run.
-    pub blocker: bool,
-    pub env: BTreeMap<String, String>,
-}
+use crate::source::FileError;
 
 /// Where a step runs and what it knows about the run.
 #[derive(Clone, Debug)]
@@ -48,11 +33,67 @@ pub struct StepContext {
 /// Every sequence of a directory, by name.
 pub type Sequences = BTreeMap<String, Sequence>;
 
-/// Loads every `*.toml` of a directory; the file stem is the sequence's name.
-pub fn load_dir(dir: &std::path::Path) -> Result<Sequences, crate::source::FileError> {
+/// Loads one sequence file of either form, unbound.
+pub fn load_unbound(path: &Path, params: &BTreeMap<String, String>) -> Result<Sequence, FileError> {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("seq") | Some("xml") => xenrt::load(path, params),
+        _ => native::load(path),
+    }
+}
+
+/// Loads one sequence file and binds its testcases.
+pub fn load(path: &Path, bindings: &Bindings) -> Result<Sequence, FileError> {
+    let mut seq = load_unbound(path, &BTreeMap::new())?;
+    bindings.bind(&mut seq)?;
+    Ok(seq)
+}
+
+/// The bindings of a sequences directory (none when it has no `testcases.toml`).
+pub fn load_bindings(dir: &Path) -> Result<Bindings, FileError> {
+    let path = dir.join(BINDINGS_FILE);
+    if path.exists() {
+        Bindings::load(&path)
+    } else {
+        Ok(Bindings::none())
+    }
+}
+
+/// Loads every `*.toml` (but the bindings) and `*.seq` of a directory, bound; the file stem is
+/// the sequence's name.
+pub fn load_dir(dir: &Path) -> Result<Sequences, FileError> {
+    let bindings = load_bindings(dir)?;
+    let entries = std::fs::read_dir(dir).map_err(|e| FileError {
+        file: dir.to_path_buf(),
+        line: 0,
+        column: 0,
+        field: String::new(),
+        message: format!("cannot read the sequences directory: {e}"),
+    })?;
+    let mut paths: Vec<_> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let ext = p.extension().and_then(|x| x.to_str());
+            let bindings = p.file_name().is_some_and(|n| n == BINDINGS_FILE);
+            matches!(ext, Some("toml") | Some("seq")) && !bindings
+        })
+        .collect();
+    paths.sort();
     let mut out = Sequences::new();
-    for path in crate::source::toml_files(dir, "sequences")? {
-        let seq = load(&path)?;
+    for path in paths {
+        let seq = load(&path, &bindings)?;
+        if let Some(other) = out.get(&seq.name) {
+            return Err(FileError {
+                file: path.clone(),
+                line: 0,
+                column: 0,
+                field: String::new(),
+                message: format!(
+                    "another sequence is named `{}` ({})",
+                    seq.name,
+                    other.source.display()
+                ),
+            });
+        }
         out.insert(seq.name.clone(), seq);
     }
     Ok(out)

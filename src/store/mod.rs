@@ -8,6 +8,7 @@
 mod branches;
 mod flights;
 mod outbox;
+mod results;
 mod runs;
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -18,6 +19,7 @@ use sqlx::{AnyPool, Executor, Row};
 pub use branches::BranchRow;
 pub use flights::{Conclusion, FlightRow, FlightState, PushRow};
 pub use outbox::{MailRow, NewMail};
+pub use results::{PauseRow, SubResultRow};
 pub use runs::{NewRun, RunRow, RunState, StepRow};
 
 #[derive(Debug, thiserror::Error)]

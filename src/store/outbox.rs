@@ -135,3 +135,13 @@ impl Store {
             .collect()
     }
 }
+
+impl Store {
+    /// Queues one mail outside a flight's conclusion (a paused run's, say).
+    pub async fn enqueue_mail(&self, flight_id: Option<i64>, mail: &NewMail) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        insert_mail(&mut tx, flight_id, mail, now_ms()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
