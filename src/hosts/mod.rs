@@ -5,12 +5,14 @@
 //! [`HostError`], which the gate judges `broken`: the host's fault, never the commit's.
 
 mod local;
+mod ssh;
 
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 
 pub use local::LocalProvisioner;
+pub use ssh::{Connection, SshHost, SshProvisioner, SshTarget};
 
 use crate::sequence::{Step, StepContext};
 
@@ -23,7 +25,9 @@ pub enum HostError {
         commit: String,
         message: String,
     },
-    #[error("could not start step `{step}` on {host}: {message}")]
+    #[error("could not reach {host}: {message}")]
+    Connect { host: String, message: String },
+    #[error("could not run step `{step}` on {host}: {message}")]
     Spawn {
         host: String,
         step: String,
