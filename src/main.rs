@@ -150,6 +150,20 @@ enum Bench {
         #[arg(long)]
         json: bool,
     },
+    /// The SSH executor on a private loopback sshd: per-step overhead beside a local spawn and
+    /// OpenSSH's client, and a large log streamed with peak memory before and after.
+    Ssh {
+        #[arg(long, default_value_t = 200)]
+        steps: usize,
+        /// Size of the streamed log, in MiB.
+        #[arg(long, default_value_t = 10)]
+        log_mb: u64,
+        /// Log in as this user (its login shell starts for every step; default: you).
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// The culprit finder on seeded synthetic histories, beside the bounds and `git bisect run`.
     Culprit {
         /// Searches per cell.
@@ -379,6 +393,23 @@ async fn main() -> Result<()> {
                     listener.local_addr()?
                 );
                 service.serve(listener, shutdown_signal()).await?;
+            }
+        }
+        Command::Bench {
+            what:
+                Bench::Ssh {
+                    steps,
+                    log_mb,
+                    user,
+                    json,
+                },
+        } => {
+            init_logs("warn");
+            let report = pushgate::bench::ssh(steps.max(1), log_mb, user.as_deref()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.table());
             }
         }
         Command::Bench {

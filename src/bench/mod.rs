@@ -3,5 +3,7 @@
 
 pub mod culprit;
 pub mod overhead;
+pub mod ssh;
 
 pub use overhead::{overhead, BenchError, OverheadReport, Stats, BOUND_MS};
+pub use ssh::{ssh, SshReport};

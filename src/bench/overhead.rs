@@ -41,7 +41,7 @@ pub struct Stats {
 }
 
 impl Stats {
-    fn of(samples: &[f64]) -> Stats {
+    pub(crate) fn of(samples: &[f64]) -> Stats {
         let mut s = samples.to_vec();
         s.sort_by(|a, b| a.total_cmp(b));
         let at = |q: f64| s[((s.len() - 1) as f64 * q).round() as usize];
