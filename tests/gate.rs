@@ -572,3 +572,121 @@ async fn a_crash_after_the_push_but_before_recording_it_does_not_push_or_mail_tw
         .iter()
         .all(|r| r.state != RunState::Running && r.state != RunState::Aborted));
 }
+
+#[tokio::test]
+async fn pause_on_fail_waits_on_its_host_until_jobs_interact_lets_it_go_on() {
+    let root = tempfile::tempdir().unwrap();
+    let up = Upstream::new(root.path(), &[("README", "hello\n")]);
+    up.write("broken", "yes\n");
+    up.commit("break the check", ("Ann Author", "ann@example.org"));
+    up.push_staging();
+    let sandbox = Sandbox::new();
+    let mark = sandbox.path().join("after-ran");
+    sandbox.sequence(
+        "pausing",
+        &format!(
+            "[[step]]\nname = \"check\"\ncommand = \"! test -f broken\"\nblocker = false\n[[step]]\nname = \"after\"\ncommand = \"touch {}\"\n",
+            mark.display()
+        ),
+    );
+    sandbox.policy(
+        "project",
+        &format!(
+            "repository = \"{}\"\nsequences = [\"pausing\"]\nretries = 0\npause_on_fail = \"check\"\npause_resume_after = \"never\"\n[mail]\nlist = \"devel@lists.example.org\"\n",
+            up.bare.display()
+        ),
+    );
+    let service = std::sync::Arc::new(open_service(sandbox.config("")).await);
+    let gate = {
+        let service = service.clone();
+        tokio::spawn(async move { service.gate_once().await.map(|_| ()) })
+    };
+    let store = service.store().clone();
+    let mut run_id = None;
+    for _ in 0..200 {
+        let branch = store.branches().await.unwrap().into_iter().next();
+        if let Some(b) = branch {
+            for f in store.recent_flights(b.id, 5).await.unwrap() {
+                for r in store.runs(f.id).await.unwrap() {
+                    if !store.waiting_pauses(r.id).await.unwrap().is_empty() {
+                        run_id = Some(r.id);
+                    }
+                }
+            }
+        }
+        if run_id.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let run_id = run_id.expect("the run paused");
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert!(
+        !mark.exists(),
+        "nothing after the failing testcase ran while paused"
+    );
+    assert!(!gate.is_finished());
+
+    let config = sandbox.path().join("pushgate.toml");
+    let cli = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_pushgate"))
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap()
+    };
+    let id = run_id.to_string();
+    let list = cli(&["jobs", "interact", &id, "--list"]);
+    assert!(
+        String::from_utf8_lossy(&list.stdout).contains("paused after check (goes on when told)")
+    );
+    let wrong = cli(&["jobs", "interact", &id, "--continue", "nope"]);
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("not paused after `nope`"));
+    let go = cli(&["jobs", "interact", &id, "--continue", "check"]);
+    assert!(
+        go.status.success(),
+        "{}",
+        String::from_utf8_lossy(&go.stderr)
+    );
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !gate.is_finished() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the gate never finished"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        // The culprit finder runs the failing commit again to be sure: each failure pauses.
+        for r in store.runs(1).await.unwrap() {
+            store.continue_pauses(r.id, None, "test").await.unwrap();
+        }
+    }
+    gate.await.unwrap().unwrap();
+    assert!(mark.exists(), "the run went on after the pause");
+    let mail = service.deliver_mail().await.unwrap();
+    assert!(mail.sent.len() >= 2, "the pause mail and the gate report");
+    let pause = sandbox
+        .outbox()
+        .iter()
+        .map(|p| parse_mail(&std::fs::read(p).unwrap()))
+        .find(|m| m.subject.contains("paused: check failed"))
+        .expect("a pause mail");
+    assert!(pause
+        .text
+        .contains(&format!("pushgate jobs interact {run_id} --continue check")));
+    assert!(
+        pause
+            .to
+            .iter()
+            .any(|t| t.contains("devel@lists.example.org")),
+        "{:?}",
+        pause.to
+    );
+    assert!(
+        pause.to.iter().any(|t| t.contains("ann@example.org")),
+        "the submitter: {:?}",
+        pause.to
+    );
+}
