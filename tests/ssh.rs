@@ -302,7 +302,7 @@ async fn a_timeout_kills_the_remote_process_group() {
 async fn unknown_and_changed_host_keys_are_refused() {
     let sshd = Sshd::start();
     let mut target = sshd.target();
-    target.known_hosts = sshd.changed_known_hosts();
+    target.known_hosts = sshd.changed_known_hosts().unwrap();
     let e = Connection::open(&target)
         .await
         .err()

@@ -2,17 +2,16 @@
 //! spawn and OpenSSH's own client (one new connection per command, as a naive harness would),
 //! and a 10 MB log streamed with the process's peak memory before and after.
 //!
-//! It starts its own OpenSSH server (Debian's openssh-server) on a free loopback port with
-//! fresh keys, as the tests do, and stops it at the end.
+//! It runs against a [`LoopbackSshd`], as the tests do, stopped at the end.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::overhead::fail;
 use super::{BenchError, Stats};
-use crate::hosts::{Connection, SshTarget, StepExit};
+use crate::hosts::{Connection, LoopbackSshd, StepExit};
 
 #[derive(Debug, Serialize)]
 pub struct SshReport {
@@ -70,99 +69,6 @@ impl SshReport {
     }
 }
 
-struct Server {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = Command::new("pkill")
-            .args(["-KILL", "-P", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn fail(what: impl Into<String>) -> BenchError {
-    BenchError(what.into())
-}
-
-fn keygen(path: &Path) -> Result<(), BenchError> {
-    let ok = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(path)
-        .status()
-        .map_err(|e| fail(format!("ssh-keygen: {e} (install openssh-client)")))?
-        .success();
-    ok.then_some(()).ok_or_else(|| fail("ssh-keygen failed"))
-}
-
-fn start_server(user: Option<&str>) -> Result<(Server, SshTarget), BenchError> {
-    let dir = tempfile::tempdir().map_err(|e| fail(e.to_string()))?;
-    let d = dir.path().to_path_buf();
-    keygen(&d.join("host_key"))?;
-    keygen(&d.join("client_key"))?;
-    std::fs::copy(d.join("client_key.pub"), d.join("authorized_keys"))
-        .map_err(|e| fail(e.to_string()))?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| fail(e.to_string()))?
-        .port();
-    let config = format!(
-        "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n\
-         AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nUsePAM no\n\
-         PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin yes\n\
-         MaxStartups 100\nLogLevel ERROR\n",
-        d = d.display()
-    );
-    std::fs::write(d.join("sshd_config"), config).map_err(|e| fail(e.to_string()))?;
-    let _ = std::fs::create_dir_all("/run/sshd");
-    let child = Command::new("/usr/sbin/sshd")
-        .args(["-D", "-e", "-f"])
-        .arg(d.join("sshd_config"))
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| fail(format!("/usr/sbin/sshd: {e} (install openssh-server)")))?;
-    let server = Server { child, dir };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline {
-            return Err(fail("sshd did not listen"));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let pinned =
-        std::fs::read_to_string(d.join("host_key.pub")).map_err(|e| fail(e.to_string()))?;
-    std::fs::write(
-        d.join("known_hosts"),
-        format!("[127.0.0.1]:{port} {pinned}"),
-    )
-    .map_err(|e| fail(e.to_string()))?;
-    let me = String::from_utf8_lossy(
-        &Command::new("id")
-            .arg("-un")
-            .output()
-            .map_err(|e| fail(e.to_string()))?
-            .stdout,
-    )
-    .trim()
-    .to_string();
-    let user = user.map_or(me, str::to_string);
-    let target = SshTarget {
-        address: "127.0.0.1".into(),
-        port,
-        user,
-        key: d.join("client_key"),
-        known_hosts: d.join("known_hosts"),
-        work_dir: d.join("work").display().to_string(),
-        connect_timeout: Duration::from_secs(10),
-    };
-    Ok((server, target))
-}
-
 fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -180,7 +86,8 @@ fn ms(d: Duration) -> f64 {
 }
 
 pub async fn ssh(steps: usize, log_mb: u64, user: Option<&str>) -> Result<SshReport, BenchError> {
-    let (server, target) = start_server(user)?;
+    let server = LoopbackSshd::start(user).map_err(fail)?;
+    let target = server.target();
     let dir: PathBuf = server.dir.path().to_path_buf();
     // A directory any login user may use.
     let home = "/tmp".to_string();

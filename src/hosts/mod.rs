@@ -5,6 +5,7 @@
 //! [`HostError`], which the gate judges `broken`: the host's fault, never the commit's.
 
 mod local;
+mod loopback;
 mod ssh;
 
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 
 pub use local::LocalProvisioner;
+pub use loopback::LoopbackSshd;
 pub use ssh::{Connection, SshHost, SshProvisioner, SshTarget};
 
 use crate::sequence::{Step, StepContext};

@@ -179,6 +179,24 @@ impl Connection {
         }
     }
 
+    /// Opens a channel running `command`.
+    async fn exec(
+        &self,
+        step: &str,
+        command: &str,
+    ) -> Result<russh::Channel<client::Msg>, HostError> {
+        let channel = self
+            .handle
+            .channel_open_session()
+            .await
+            .map_err(|e| self.lost(step, e.to_string()))?;
+        channel
+            .exec(true, command)
+            .await
+            .map_err(|e| self.lost(step, e.to_string()))?;
+        Ok(channel)
+    }
+
     /// Runs a short command and returns its exit status and stdout (for housekeeping only:
     /// output is held in memory).
     pub async fn output(
@@ -186,15 +204,7 @@ impl Connection {
         command: &str,
         stdin: Option<&[u8]>,
     ) -> Result<(u32, Vec<u8>), HostError> {
-        let mut channel = self
-            .handle
-            .channel_open_session()
-            .await
-            .map_err(|e| self.lost(command, e.to_string()))?;
-        channel
-            .exec(true, command)
-            .await
-            .map_err(|e| self.lost(command, e.to_string()))?;
+        let mut channel = self.exec(command, command).await?;
         if let Some(data) = stdin {
             channel
                 .data(data)
@@ -234,15 +244,7 @@ impl Connection {
             .await
             .map_err(|e| self.lost("upload", format!("{}: {e}", local.display())))?;
         let command = format!("cat > {}", quote(remote));
-        let mut channel = self
-            .handle
-            .channel_open_session()
-            .await
-            .map_err(|e| self.lost("upload", e.to_string()))?;
-        channel
-            .exec(true, command.as_str())
-            .await
-            .map_err(|e| self.lost("upload", e.to_string()))?;
+        let mut channel = self.exec("upload", &command).await?;
         channel
             .data(file)
             .await
@@ -269,16 +271,8 @@ impl Connection {
         let mut out = tokio::fs::File::create(local)
             .await
             .map_err(|e| self.lost("download", format!("{}: {e}", local.display())))?;
-        let mut channel = self
-            .handle
-            .channel_open_session()
-            .await
-            .map_err(|e| self.lost("download", e.to_string()))?;
         let command = format!("cat -- {}", quote(remote));
-        channel
-            .exec(true, command.as_str())
-            .await
-            .map_err(|e| self.lost("download", e.to_string()))?;
+        let mut channel = self.exec("download", &command).await?;
         let mut code = None;
         while let Some(msg) = channel.wait().await {
             match msg {
@@ -321,15 +315,7 @@ impl Connection {
         }
         line.push_str(" sh -c ");
         line.push_str(&quote(command));
-        let mut channel = self
-            .handle
-            .channel_open_session()
-            .await
-            .map_err(|e| self.lost(step, e.to_string()))?;
-        channel
-            .exec(true, line.as_str())
-            .await
-            .map_err(|e| self.lost(step, e.to_string()))?;
+        let mut channel = self.exec(step, &line).await?;
         channel
             .eof()
             .await

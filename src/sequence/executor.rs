@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -150,7 +151,7 @@ pub async fn execute<R: StepRecorder>(
         pause,
         positions,
         report: Mutex::new(RunReport::default()),
-        halted: Mutex::new(false),
+        halted: AtomicBool::new(false),
     };
     let mut prepared = true;
     for test in &sequence.prepare.steps {
@@ -178,12 +179,12 @@ struct Execution<'a, R> {
     positions: BTreeMap<String, usize>,
     report: Mutex<RunReport>,
     /// Set when the host failed: everything not yet started is blocked.
-    halted: Mutex<bool>,
+    halted: AtomicBool,
 }
 
 impl<'a, R: StepRecorder> Execution<'a, R> {
     fn is_halted(&self) -> bool {
-        self.halted.lock().map(|h| *h).unwrap_or(true)
+        self.halted.load(Ordering::SeqCst)
     }
 
     fn note(&self, f: impl FnOnce(&mut RunReport)) {
@@ -331,9 +332,7 @@ impl<'a, R: StepRecorder> Execution<'a, R> {
                 self.note(|r| {
                     r.broken.get_or_insert(why);
                 });
-                if let Ok(mut h) = self.halted.lock() {
-                    *h = true;
-                }
+                self.halted.store(true, Ordering::SeqCst);
                 (StepStatus::Broken, None)
             }
         };
@@ -434,7 +433,7 @@ mod tests {
     use crate::hosts::HostError;
     use crate::sequence::model::Block;
     use std::collections::HashMap;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::AtomicUsize;
     use std::time::Duration;
 
     /// A host that answers each step by its command: `exit N`, `sleep`, `lost`.
