@@ -35,6 +35,11 @@ pub struct Config {
     pub poll_interval: Duration,
     pub mail_from: String,
     pub mail: MailTransport,
+    /// The lab's inventory; without the file, runs go to this machine.
+    pub hosts_file: PathBuf,
+    /// The job server API's secret (`[api] token` or `token_file`); without one the job
+    /// API refuses every call.
+    pub api_token: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -47,8 +52,18 @@ struct File {
     listen: Option<Spanned<String>>,
     public_url: Option<String>,
     poll_interval: Option<Spanned<String>>,
+    hosts: Option<String>,
     #[serde(default)]
     mail: MailFile,
+    #[serde(default)]
+    api: ApiFile,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ApiFile {
+    token: Option<Spanned<String>>,
+    token_file: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -133,7 +148,36 @@ impl Config {
                 &state_dir.join("outbox").display().to_string(),
             )),
         };
+        let api_token = match (&file.api.token, &file.api.token_file) {
+            (Some(t), None) => Some(t.get_ref().clone()),
+            (None, Some(f)) => {
+                let path = rel(Some(f.get_ref().clone()), "");
+                let token = std::fs::read_to_string(&path).map_err(|e| {
+                    src.error(
+                        f.span(),
+                        "api.token_file",
+                        format!("{}: {e}", path.display()),
+                    )
+                })?;
+                Some(token.trim().to_string())
+            }
+            (Some(t), Some(_)) => {
+                return Err(src.error(
+                    t.span(),
+                    "api.token",
+                    "set `token` or `token_file`, not both",
+                ))
+            }
+            (None, None) => None,
+        };
+        if let (Some(t), Some(span)) = (&api_token, file.api.token.as_ref().map(|t| t.span())) {
+            if t.len() < 16 {
+                return Err(src.error(span, "api.token", "use a token of at least 16 characters"));
+            }
+        }
         Ok(Config {
+            hosts_file: rel(file.hosts, "hosts.toml"),
+            api_token,
             public_url: file
                 .public_url
                 .unwrap_or_else(|| format!("http://{listen}"))

@@ -6,14 +6,17 @@
 
 pub mod bench;
 pub mod bisect;
+pub mod client;
 pub mod config;
 pub mod culprit;
 pub mod demo;
 pub mod gate;
 pub mod hosts;
+pub mod jobs;
 pub mod policy;
 pub mod repo;
 pub mod report;
+pub mod runner;
 pub mod sequence;
 pub mod service;
 pub mod source;

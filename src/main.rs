@@ -13,6 +13,9 @@ use pushgate::demo::{self, TerminalProgress};
 use pushgate::gate::{BranchOutcome, LogProgress};
 use pushgate::service::Service;
 
+mod jobs_command;
+use jobs_command::{HostsCommand, JobsCommand};
+
 #[derive(Parser)]
 #[command(
     name = "pushgate",
@@ -89,10 +92,17 @@ enum Command {
         #[command(subcommand)]
         what: SequenceCommand,
     },
-    /// Jobs: runs waiting for a person.
+    /// The job server's client: submit runs, follow them, borrow hosts (talks to `serve`).
     Jobs {
         #[command(subcommand)]
         what: JobsCommand,
+        #[command(flatten)]
+        server: jobs_command::ServerArgs,
+    },
+    /// The lab: check the hosts file, clean up after crashed runs, put a host back in service.
+    Hosts {
+        #[command(subcommand)]
+        what: HostsCommand,
     },
     /// Measure pushgate's own overhead.
     Bench {
@@ -118,26 +128,6 @@ enum SequenceCommand {
         /// Print a JSON array, one object per file.
         #[arg(long)]
         json: bool,
-    },
-}
-
-#[derive(Subcommand)]
-enum JobsCommand {
-    /// See or release the pauses of a run stopped by pause-on-fail.
-    Interact {
-        /// The run's id (in the pause mail and on the run's page).
-        id: i64,
-        /// List the testcases the run waits after.
-        #[arg(long)]
-        list: bool,
-        /// Let the run go on after TC (or after every pause when TC is left out).
-        #[arg(long = "continue", value_name = "TC", num_args = 0..=1, default_missing_value = "")]
-        continue_: Option<String>,
-        /// Let the run go on after every pause.
-        #[arg(long)]
-        continue_all: bool,
-        #[arg(long)]
-        config: Option<PathBuf>,
     },
 }
 
@@ -255,73 +245,18 @@ async fn main() -> Result<()> {
             let ok = sequence_check(&files, bindings.as_deref(), &params, json)?;
             std::process::exit(if ok { 0 } else { 1 });
         }
-        Command::Jobs {
-            what:
-                JobsCommand::Interact {
-                    id,
-                    list,
-                    continue_,
-                    continue_all,
-                    config,
-                },
-        } => {
-            let config = load_config(config.as_deref())?;
-            let store = pushgate::store::Store::open(&config.database_url).await?;
-            let waiting = store.waiting_pauses(id).await?;
-            let which = match (continue_, continue_all) {
-                (_, true) => Some(None),
-                (Some(tc), false) if tc.is_empty() => Some(None),
-                (Some(tc), false) => Some(Some(tc)),
-                (None, false) => None,
+        Command::Jobs { what, server } => {
+            init_logs("warn");
+            jobs_command::jobs(what, server, load_config).await?;
+        }
+        Command::Hosts { what } => {
+            init_logs("warn");
+            let path = match &what {
+                HostsCommand::Check { config }
+                | HostsCommand::Reap { config, .. }
+                | HostsCommand::Enable { config, .. } => config.clone(),
             };
-            match which {
-                None => {
-                    if !list {
-                        eprintln!("say --list, --continue [TC] or --continue-all");
-                    }
-                    if waiting.is_empty() {
-                        println!("run {id} is not paused");
-                    }
-                    for p in &waiting {
-                        let resume = p.resume_at.map_or("when told".to_string(), |at| {
-                            format!(
-                                "in {}",
-                                humantime::format_duration(std::time::Duration::from_secs(
-                                    ((at - pushgate::store::now_ms()).max(0) / 1000) as u64
-                                ))
-                            )
-                        });
-                        println!("run {id} paused after {} (goes on {resume})", p.testcase);
-                    }
-                    if !list {
-                        std::process::exit(2);
-                    }
-                }
-                Some(tc) => {
-                    if let Some(tc) = &tc {
-                        if !waiting.iter().any(|p| &p.testcase == tc) {
-                            let names: Vec<&str> =
-                                waiting.iter().map(|p| p.testcase.as_str()).collect();
-                            bail!(
-                                "run {id} is not paused after `{tc}` (paused after: {})",
-                                if names.is_empty() {
-                                    "nothing".to_string()
-                                } else {
-                                    names.join(", ")
-                                }
-                            );
-                        }
-                    }
-                    let n = store.continue_pauses(id, tc.as_deref(), "interact").await?;
-                    if n == 0 {
-                        bail!("run {id} is not paused");
-                    }
-                    println!(
-                        "run {id} goes on ({n} pause{} released)",
-                        if n == 1 { "" } else { "s" }
-                    );
-                }
-            }
+            jobs_command::hosts(what, load_config(path.as_deref())?).await?;
         }
         Command::Serve { config } => {
             init_logs("info");

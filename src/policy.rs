@@ -3,12 +3,14 @@
 //! A policy that does not hold together is refused when pushgate starts, with the file, line
 //! and field, so a mistake never reaches a push.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::hosts::Needs;
 use crate::sequence::{PauseOn, Sequences};
 use crate::source::{parse_duration, toml_files, FileError, Source};
 
@@ -59,7 +61,23 @@ pub struct Policy {
     pub pause_on_fail: PauseOn,
     /// How long a paused run waits before it goes on by itself; `None` waits until told.
     pub pause_resume_after: Option<Duration>,
+    /// What every run of this policy asks of its host, on top of its sequence's `needs`.
+    pub needs: Needs,
+    /// Runs on the target branch on a schedule, so that baselines exist.
+    pub periodic: Option<Periodic>,
     pub mail: MailPolicy,
+}
+
+/// A policy's schedule of runs on its target branch (OSSTest's baseline flights).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Periodic {
+    /// How often each sequence runs on the target's head.
+    pub every: Duration,
+    /// A program that picks what to run next (autopkgtest's selector): it reads the
+    /// candidates as JSON on stdin and prints sequence names, one a line.
+    pub selector: Option<PathBuf>,
+    /// Which of the policy's sequences run on the schedule (all of them by default).
+    pub sequences: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -81,8 +99,18 @@ struct File {
     hosts: Option<Spanned<usize>>,
     pause_on_fail: Option<String>,
     pause_resume_after: Option<Spanned<String>>,
+    needs: Option<Spanned<BTreeMap<String, String>>>,
+    periodic: Option<Spanned<PeriodicFile>>,
     #[serde(default)]
     mail: MailFile,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PeriodicFile {
+    every: Spanned<String>,
+    selector: Option<Spanned<String>>,
+    sequences: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -270,6 +298,59 @@ impl Policy {
             }
         };
 
+        let needs = match &file.needs {
+            None => Needs::default(),
+            Some(n) => Needs::parse(n.get_ref()).map_err(|m| src.error(n.span(), "needs", m))?,
+        };
+        let periodic = match &file.periodic {
+            None => None,
+            Some(p) => {
+                let every = parse_duration(p.get_ref().every.get_ref())
+                    .map_err(|m| src.error(p.get_ref().every.span(), "periodic.every", m))?;
+                if every < Duration::from_secs(60) {
+                    return Err(src.error(
+                        p.get_ref().every.span(),
+                        "periodic.every",
+                        "run at most once a minute",
+                    ));
+                }
+                let sequences = match &p.get_ref().sequences {
+                    None => listed.iter().map(|s| s.get_ref().clone()).collect(),
+                    Some(list) => {
+                        for name in list.get_ref() {
+                            if !listed.iter().any(|s| s.get_ref() == name) {
+                                return Err(src.error(
+                                    list.span(),
+                                    "periodic.sequences",
+                                    format!("`{name}` is not one of this policy's sequences"),
+                                ));
+                            }
+                        }
+                        list.get_ref().clone()
+                    }
+                };
+                let selector = match &p.get_ref().selector {
+                    None => None,
+                    Some(sel) => {
+                        let dir = path.parent().unwrap_or(Path::new("."));
+                        let program = dir.join(sel.get_ref());
+                        if !program.is_file() {
+                            return Err(src.error(
+                                sel.span(),
+                                "periodic.selector",
+                                format!("{} is not a program", program.display()),
+                            ));
+                        }
+                        Some(program)
+                    }
+                };
+                Some(Periodic {
+                    every,
+                    selector,
+                    sequences,
+                })
+            }
+        };
         Ok(Policy {
             name,
             file: path.to_path_buf(),
@@ -288,6 +369,8 @@ impl Policy {
                 .as_deref()
                 .map_or(PauseOn::Never, PauseOn::parse),
             pause_resume_after,
+            needs,
+            periodic,
             mail: MailPolicy {
                 list,
                 authors: file.mail.authors,

@@ -12,7 +12,8 @@ use tokio::task::JoinSet;
 
 use crate::config::{Config, MailTransport};
 use crate::gate::{BranchOutcome, Gate, GateError, GateSettings, Progress};
-use crate::hosts::{HostError, LocalProvisioner, Provisioner};
+use crate::hosts::{Inventory, Lab, LabSettings, RUN_LEASE};
+use crate::jobs::JobRunner;
 use crate::policy::Policy;
 use crate::report::{deliver_due, DeliveryReport, FolderMailer, MailError, Mailer, SmtpMailer};
 use crate::source::FileError;
@@ -30,8 +31,8 @@ pub enum ServiceError {
     Config(#[from] FileError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("recovering hosts: {0}")]
-    Host(#[from] HostError),
+    #[error("{0}")]
+    Lab(String),
     #[error(transparent)]
     Mail(#[from] MailError),
     #[error(transparent)]
@@ -44,6 +45,8 @@ pub struct Service {
     pub config: Config,
     pub policies: Vec<Policy>,
     pub gate: Arc<Gate>,
+    pub lab: Arc<Lab>,
+    pub jobs: Arc<JobRunner>,
     pub mailer: Arc<dyn Mailer>,
     pub mail_retry_base: Duration,
 }
@@ -55,13 +58,28 @@ impl Service {
         progress: Arc<dyn Progress>,
     ) -> Result<Service, ServiceError> {
         let (policies, sequences) = config.load_policies()?;
+        let inventory = Inventory::load(&config.hosts_file)?;
+        check_lab(&inventory, &policies, &sequences)?;
         let store = Store::open(&config.database_url).await?;
+        let lab = Lab::new(
+            inventory,
+            store.clone(),
+            LabSettings {
+                local_work_dir: config.work_dir(),
+                mail_from: config.mail_from.clone(),
+                lease_length: RUN_LEASE,
+            },
+        );
+        // No run of this store can be alive now: its leases go, and whatever it left on a
+        // host (a directory, a domain, a disk) is removed.
         let aborted = store.abort_unfinished_runs().await?;
-        let provisioner = LocalProvisioner::new(config.work_dir());
-        let removed = provisioner.recover().await?;
-        if aborted > 0 || removed > 0 {
+        let requeued = store.requeue_unfinished_jobs().await?;
+        store.drop_all_run_leases().await?;
+        let removed = reap_all(&lab).await;
+        if aborted > 0 || removed > 0 || requeued > 0 {
             tracing::warn!(
                 aborted,
+                requeued,
                 removed,
                 "recovered from an interrupted start: unfinished runs will run again"
             );
@@ -70,21 +88,31 @@ impl Service {
             MailTransport::Smtp(url) => Arc::new(SmtpMailer::new(url)?),
             MailTransport::Folder(dir) => Arc::new(FolderMailer { dir: dir.clone() }),
         };
+        let settings = GateSettings {
+            mirrors_dir: config.mirrors_dir(),
+            logs_dir: config.logs_dir(),
+            public_url: config.public_url.clone(),
+            mail_from: config.mail_from.clone(),
+        };
+        let jobs = JobRunner::new(
+            store.clone(),
+            lab.clone(),
+            sequences.clone(),
+            policies.clone(),
+            settings.clone(),
+        );
         let gate = Gate {
             store,
-            settings: GateSettings {
-                mirrors_dir: config.mirrors_dir(),
-                logs_dir: config.logs_dir(),
-                public_url: config.public_url.clone(),
-                mail_from: config.mail_from.clone(),
-            },
+            settings,
             sequences,
-            provisioner: Arc::new(provisioner),
+            lab: lab.clone(),
             progress,
         };
         Ok(Service {
             config,
             policies,
+            lab,
+            jobs,
             gate: Arc::new(gate),
             mailer,
             mail_retry_base: MAIL_RETRY_BASE,
@@ -169,10 +197,11 @@ impl Service {
                 }
             }
         });
-        let state = AppState {
-            store: self.store().clone(),
-            wakers: Arc::new(wakers),
-        };
+        tasks.spawn(self.jobs.clone().serve());
+        let ticker = self.lab.spawn_ticker();
+        let this = self.clone();
+        tasks.spawn(async move { this.watch_hosts_file().await });
+        let state = self.app_state(wakers);
         let address = listener
             .local_addr()
             .map(|a| a.to_string())
@@ -182,10 +211,93 @@ impl Service {
             .with_graceful_shutdown(shutdown)
             .await;
         // Dropping a run mid-step is like a crash: the next start aborts it and runs it again.
+        // Its host is cleaned up now, though, not at the next start.
         tasks.shutdown().await;
+        ticker.abort();
+        if let Err(e) = self.store().drop_all_run_leases().await {
+            tracing::warn!(error = %e, "cannot drop the stopped runs' leases");
+        }
+        reap_all(&self.lab).await;
         served.map_err(|e| ServiceError::Listen {
             address,
             message: e.to_string(),
         })
     }
+}
+
+impl Service {
+    /// What the web side serves from.
+    pub fn app_state(&self, wakers: Wakers) -> AppState {
+        AppState {
+            store: self.store().clone(),
+            wakers: Arc::new(wakers),
+            lab: self.lab.clone(),
+            jobs: self.jobs.clone(),
+            api_token: self.config.api_token.clone(),
+        }
+    }
+
+    /// Reloads `hosts.toml` (SIGHUP); a file with a mistake is refused and the lab stays as
+    /// it was.
+    pub fn reload_hosts(&self) -> Result<(), ServiceError> {
+        let inventory = Inventory::load(&self.config.hosts_file)?;
+        check_lab(&inventory, &self.policies, &self.gate.sequences)?;
+        tracing::info!(hosts = inventory.hosts.len(), file = %inventory.file.display(), "lab reloaded");
+        self.lab.replace_inventory(inventory);
+        Ok(())
+    }
+
+    /// Reloads the inventory when its file changes.
+    async fn watch_hosts_file(&self) {
+        let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        let mut seen = modified(&self.config.hosts_file);
+        loop {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let now = modified(&self.config.hosts_file);
+            if now != seen {
+                seen = now;
+                if let Err(e) = self.reload_hosts() {
+                    tracing::error!(error = %e, "hosts file changed but is wrong; keeping the old lab");
+                }
+            }
+        }
+    }
+}
+
+/// Every policy's sequences must fit some host of the lab: found at start, not at 3 a.m.
+fn check_lab(
+    inventory: &Inventory,
+    policies: &[Policy],
+    sequences: &crate::sequence::Sequences,
+) -> Result<(), ServiceError> {
+    for policy in policies {
+        for name in &policy.sequences {
+            let Some(seq) = sequences.get(name) else {
+                continue;
+            };
+            let needs = crate::runner::needs_of(seq, &policy.needs)
+                .map_err(|m| ServiceError::Lab(format!("policy {}: {m}", policy.name)))?;
+            if !crate::hosts::scheduler::satisfiable(&inventory.hosts, &needs) {
+                return Err(ServiceError::Lab(format!(
+                    "policy {}: sequence `{name}` needs {needs}, and no host in {} has that",
+                    policy.name,
+                    inventory.file.display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Cleans every host of what dead runs left; an unreachable host is logged, not fatal (the
+/// next start, or `pushgate hosts reap`, tries again). Returns how much was removed.
+async fn reap_all(lab: &Lab) -> usize {
+    let mut removed = 0;
+    for (host, result) in lab.reap(&std::collections::BTreeSet::new()).await {
+        match result {
+            Ok(n) => removed += n,
+            Err(e) => tracing::warn!(%host, error = %e, "cannot clean up the host"),
+        }
+    }
+    removed
 }

@@ -573,7 +573,8 @@ async fn a_crash_after_the_push_but_before_recording_it_does_not_push_or_mail_tw
         .all(|r| r.state != RunState::Running && r.state != RunState::Aborted));
 }
 
-#[tokio::test]
+// Multi-threaded: the job API answers the CLI while the test waits for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_on_fail_waits_on_its_host_until_jobs_interact_lets_it_go_on() {
     let root = tempfile::tempdir().unwrap();
     let up = Upstream::new(root.path(), &[("README", "hello\n")]);
@@ -596,7 +597,15 @@ async fn pause_on_fail_waits_on_its_host_until_jobs_interact_lets_it_go_on() {
             up.bare.display()
         ),
     );
-    let service = std::sync::Arc::new(open_service(sandbox.config("")).await);
+    let token = "a-token-for-the-pause-test";
+    let service = std::sync::Arc::new(
+        open_service(sandbox.config(&format!("[api]\ntoken = \"{token}\"\n"))).await,
+    );
+    // The job API, which `jobs interact` talks to, without the gate loops `serve` would add.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = format!("http://{}", listener.local_addr().unwrap());
+    let app = pushgate::web::router(service.app_state(Default::default()));
+    tokio::spawn(async move { axum::serve(listener, app).await });
     let gate = {
         let service = service.clone();
         tokio::spawn(async move { service.gate_once().await.map(|_| ()) })
@@ -633,18 +642,29 @@ async fn pause_on_fail_waits_on_its_host_until_jobs_interact_lets_it_go_on() {
             .args(args)
             .arg("--config")
             .arg(&config)
+            .args(["--server", &server])
             .output()
             .unwrap()
     };
     let id = run_id.to_string();
-    let list = cli(&["jobs", "interact", &id, "--list"]);
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_pushgate"))
+        .args([
+            "jobs", "interact", "--run", &id, "--list", "--server", &server,
+        ])
+        .args(["--token", "not-the-token"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("401"), "{said}");
+    let list = cli(&["jobs", "interact", "--run", &id, "--list"]);
     assert!(
         String::from_utf8_lossy(&list.stdout).contains("paused after check (goes on when told)")
     );
-    let wrong = cli(&["jobs", "interact", &id, "--continue", "nope"]);
+    let wrong = cli(&["jobs", "interact", "--run", &id, "--continue", "nope"]);
     assert!(!wrong.status.success());
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("not paused after `nope`"));
-    let go = cli(&["jobs", "interact", &id, "--continue", "check"]);
+    let go = cli(&["jobs", "interact", "--run", &id, "--continue", "check"]);
     assert!(
         go.status.success(),
         "{}",
@@ -673,9 +693,9 @@ async fn pause_on_fail_waits_on_its_host_until_jobs_interact_lets_it_go_on() {
         .map(|p| parse_mail(&std::fs::read(p).unwrap()))
         .find(|m| m.subject.contains("paused: check failed"))
         .expect("a pause mail");
-    assert!(pause
-        .text
-        .contains(&format!("pushgate jobs interact {run_id} --continue check")));
+    assert!(pause.text.contains(&format!(
+        "pushgate jobs interact --run {run_id} --continue check"
+    )));
     assert!(
         pause
             .to

@@ -383,9 +383,14 @@ async fn files_go_up_and_come_back_byte_for_byte_and_leftovers_are_reaped() {
     let work = PathBuf::from(&target.work_dir);
     std::fs::create_dir_all(work.join("pushgate-run-41/x")).unwrap();
     std::fs::create_dir_all(work.join("pushgate-run-42")).unwrap();
+    std::fs::create_dir_all(work.join("pushgate-run-43")).unwrap();
     std::fs::create_dir_all(work.join("someone-else")).unwrap();
     let provisioner = SshProvisioner::new(target);
-    assert_eq!(provisioner.recover().await.unwrap(), 2);
-    assert_eq!(provisioner.recover().await.unwrap(), 0);
+    // Run 43 is live (it holds a lease): its directory stays.
+    let live = std::collections::BTreeSet::from([43]);
+    assert_eq!(provisioner.reap(&live).await.unwrap(), 2);
+    assert_eq!(provisioner.reap(&live).await.unwrap(), 0);
     assert!(work.join("someone-else").exists());
+    assert!(work.join("pushgate-run-43").exists());
+    assert_eq!(provisioner.reap(&Default::default()).await.unwrap(), 1);
 }

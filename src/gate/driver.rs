@@ -14,11 +14,12 @@ use super::observations::{
     earlier_observations, flake_rate_from_history, next_attempt, observations,
 };
 use super::{decide, finder_log, Decision, Facts, FinderStep, Next, Role, Verdict};
-use crate::hosts::{HostRequest, Provisioner};
+use crate::hosts::{Lab, LeaseRequest, Priority};
 use crate::policy::{Mode, Policy};
 use crate::repo::{short, Mirror, RepoError};
 use crate::report::{self, FlightFacts, ReportError};
-use crate::sequence::{self, Sequences, StepContext, StepRecorder, StepStatus};
+use crate::runner::{self, PauseContext, RunPlan};
+use crate::sequence::Sequences;
 use crate::store::{Conclusion, FlightRow, RunRow, RunState, StepRow, Store, StoreError};
 
 /// Re-plans allowed in one pass before the gate waits for the next one.
@@ -65,7 +66,7 @@ pub struct Gate {
     pub store: Store,
     pub settings: GateSettings,
     pub sequences: Sequences,
-    pub provisioner: Arc<dyn Provisioner>,
+    pub lab: Arc<Lab>,
     pub progress: Arc<dyn Progress>,
 }
 
@@ -424,14 +425,22 @@ impl Gate {
                 match decide(&facts) {
                     Next::Test(tests) => {
                         // Each test runs its missing sequences in turn; the tests run at once.
+                        // Confirmations go back to the host that saw the failure.
+                        let prefer = runs
+                            .iter()
+                            .rev()
+                            .find(|r| r.state == RunState::Fail)
+                            .map(|r| r.host.as_str());
                         let tests = tests.into_iter().map(|(index, role)| {
                             let (attempt, missing) =
                                 next_attempt(&runs, index, role, &policy.sequences);
                             let flight = &flight;
                             async move {
                                 for seq in missing {
-                                    self.run(policy, mirror, flight, index, role, attempt, &seq)
-                                        .await?;
+                                    self.run(
+                                        policy, mirror, flight, index, role, attempt, &seq, prefer,
+                                    )
+                                    .await?;
                                 }
                                 Ok::<(), GateError>(())
                             }
@@ -464,6 +473,7 @@ impl Gate {
         role: Role,
         attempt: u32,
         sequence_name: &str,
+        prefer: Option<&str>,
     ) -> Result<(), GateError> {
         let sha = flight.sha(index).to_string();
         let sequence = self.sequences.get(sequence_name).ok_or_else(|| {
@@ -472,7 +482,7 @@ impl Gate {
         let run_id = self
             .store
             .create_run(&crate::store::NewRun {
-                flight_id: flight.id,
+                owner: crate::store::RunOwner::Flight(flight.id),
                 index,
                 sha: &sha,
                 role,
@@ -495,74 +505,47 @@ impl Gate {
                 attempt,
                 sequence: sequence_name,
             });
-            let request = HostRequest {
-                run_id,
-                repository: mirror.path.clone(),
-                commit: sha.clone(),
-            };
-            let (state, detail) = match self.provisioner.acquire(&request).await {
-                Err(e) => (RunState::Broken, e.to_string()),
-                Ok(host) => {
-                    self.store.set_run_host(run_id, &host.name()).await?;
-                    let log_dir = self
-                        .settings
-                        .logs_dir
-                        .join(format!("flight-{}", flight.id))
-                        .join(format!("run-{run_id}"));
-                    let result = match tokio::fs::create_dir_all(&log_dir).await {
-                        Err(e) => Ok(sequence::RunReport {
-                            broken: Some(format!("cannot create {}: {e}", log_dir.display())),
-                            ..Default::default()
-                        }),
-                        Ok(()) => {
-                            let context = StepContext {
-                                run_id,
-                                commit: sha.clone(),
-                                sequence: sequence_name.to_string(),
-                            };
-                            let host_name = host.name();
-                            let commit = flight.commit(index);
-                            let mut to: Vec<String> = policy.mail.list.iter().cloned().collect();
-                            if let Some(c) = commit.filter(|_| policy.mail.authors) {
-                                to.push(format!("{} <{}>", c.author_name, c.author_email));
-                            }
-                            let recorder = StoreRecorder {
-                                store: &self.store,
-                                run_id,
-                                flight_id: flight.id,
-                                pause: PauseContext {
-                                    to,
-                                    sha: &sha,
-                                    staging: &policy.staging,
-                                    host: &host_name,
-                                    resume_after: policy.pause_resume_after,
-                                    from: &self.settings.mail_from,
-                                    public_url: &self.settings.public_url,
-                                },
-                            };
-                            sequence::execute(
-                                sequence,
-                                host.as_ref(),
-                                &context,
-                                &log_dir,
-                                &recorder,
-                                &policy.pause_on_fail,
-                            )
-                            .await
-                        }
+            let commit = flight.commit(index);
+            let mut to: Vec<String> = policy.mail.list.iter().cloned().collect();
+            if let Some(c) = commit.filter(|_| policy.mail.authors) {
+                to.push(format!("{} <{}>", c.author_name, c.author_email));
+            }
+            let (state, detail) = match runner::needs_of(sequence, &policy.needs) {
+                Err(why) => (RunState::Broken, why),
+                Ok(needs) => {
+                    let plan = RunPlan {
+                        run_id,
+                        sequence,
+                        sequence_name,
+                        repository: mirror.path.clone(),
+                        sha: &sha,
+                        log_dir: self
+                            .settings
+                            .logs_dir
+                            .join(format!("flight-{}", flight.id))
+                            .join(format!("run-{run_id}")),
+                        lease: LeaseRequest {
+                            run_id,
+                            priority: match role {
+                                Role::Bisect => Priority::Bisection,
+                                _ => Priority::Gate,
+                            },
+                            needs,
+                            prefer: prefer.map(str::to_string),
+                        },
+                        pause_on: &policy.pause_on_fail,
+                        pause: PauseContext {
+                            to,
+                            sha: &sha,
+                            staging: &policy.staging,
+                            host: String::new(),
+                            resume_after: policy.pause_resume_after,
+                            from: &self.settings.mail_from,
+                            public_url: &self.settings.public_url,
+                        },
+                        flight_id: Some(flight.id),
                     };
-                    if let Err(e) = host.release().await {
-                        tracing::warn!(error = %e, "could not release the host");
-                    }
-                    let report = result?;
-                    match (&report.broken, report.failed.is_empty()) {
-                        (Some(why), _) => (RunState::Broken, why.clone()),
-                        (None, true) => (RunState::Pass, String::new()),
-                        (None, false) => (
-                            RunState::Fail,
-                            report.failed.iter().cloned().collect::<Vec<_>>().join(", "),
-                        ),
-                    }
+                    runner::run_on_lab(&self.store, &self.lab, plan).await?
                 }
             };
             let error = (state == RunState::Broken).then_some(detail.as_str());
@@ -737,123 +720,4 @@ enum PushFailure {
     Moved(String),
     /// The remote could not be reached: try again later.
     Repo(RepoError),
-}
-
-/// Records steps as the executor reports them.
-struct StoreRecorder<'a> {
-    store: &'a Store,
-    run_id: i64,
-    flight_id: i64,
-    pause: PauseContext<'a>,
-}
-
-/// Who hears about a paused run, and how long it waits.
-struct PauseContext<'a> {
-    to: Vec<String>,
-    sha: &'a str,
-    staging: &'a str,
-    host: &'a str,
-    resume_after: Option<std::time::Duration>,
-    from: &'a str,
-    public_url: &'a str,
-}
-
-/// How often a paused run looks whether someone let it go on.
-const PAUSE_POLL: std::time::Duration = std::time::Duration::from_millis(500);
-
-#[async_trait::async_trait]
-impl StepRecorder for StoreRecorder<'_> {
-    type Error = StoreError;
-
-    async fn started(
-        &self,
-        position: usize,
-        name: &str,
-        log: &std::path::Path,
-    ) -> Result<i64, StoreError> {
-        self.store
-            .start_step(self.run_id, position, name, log)
-            .await
-    }
-
-    async fn finished(
-        &self,
-        step_id: i64,
-        status: StepStatus,
-        exit_code: Option<i32>,
-    ) -> Result<(), StoreError> {
-        self.store.finish_step(step_id, status, exit_code).await
-    }
-
-    async fn blocked(&self, position: usize, name: &str) -> Result<(), StoreError> {
-        self.store.blocked_step(self.run_id, position, name).await
-    }
-
-    async fn results(
-        &self,
-        step_id: i64,
-        results: &[crate::sequence::results::SubResult],
-    ) -> Result<(), StoreError> {
-        self.store.add_sub_results(step_id, results).await
-    }
-
-    async fn paused(&self, step_id: i64, name: &str) -> Result<(), StoreError> {
-        let now = crate::store::now_ms();
-        let resume_at = self
-            .pause
-            .resume_after
-            .map(|d| now.saturating_add(d.as_millis() as i64));
-        let id = self
-            .store
-            .pause(self.run_id, step_id, name, resume_at)
-            .await?;
-        let log = self
-            .store
-            .step(step_id)
-            .await?
-            .and_then(|s| s.log_path)
-            .unwrap_or_default();
-        let p = &self.pause;
-        let facts = crate::report::PauseFacts {
-            from: p.from,
-            to: p.to.clone(),
-            run_id: self.run_id,
-            testcase: name,
-            sha: p.sha,
-            staging: p.staging,
-            host: p.host,
-            log: std::path::Path::new(&log),
-            resumes: p
-                .resume_after
-                .map(|d| format!("in {}", humantime::format_duration(d))),
-            public_url: p.public_url,
-        };
-        match crate::report::compose_pause(&facts) {
-            Ok(Some(mail)) => self.store.enqueue_mail(Some(self.flight_id), &mail).await?,
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "cannot compose the pause mail"),
-        }
-        tracing::info!(run = self.run_id, testcase = name, "paused on failure");
-        loop {
-            tokio::time::sleep(PAUSE_POLL).await;
-            match self.store.pause_row(id).await? {
-                Some(row) if row.continued_at.is_some() => break,
-                None => break,
-                Some(row) => {
-                    if row.resume_at.is_some_and(|at| crate::store::now_ms() >= at) {
-                        self.store
-                            .continue_pauses(self.run_id, Some(name), "timeout")
-                            .await?;
-                        break;
-                    }
-                }
-            }
-        }
-        tracing::info!(
-            run = self.run_id,
-            testcase = name,
-            "going on after the pause"
-        );
-        Ok(())
-    }
 }

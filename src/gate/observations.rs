@@ -10,7 +10,7 @@ use super::{Observation, Outcome, Role};
 use crate::store::{RunRow, RunState, StepRow, SubResultRow};
 
 /// A test: the runs of one flight, commit, role and attempt.
-type Key = (i64, usize, Role, u32);
+type Key = (Option<i64>, usize, Role, u32);
 
 fn finished(run: &RunRow) -> bool {
     matches!(
@@ -185,7 +185,8 @@ mod tests {
     fn run(id: i64, index: usize, attempt: u32, sequence: &str, state: RunState) -> RunRow {
         RunRow {
             id,
-            flight_id: 1,
+            flight_id: Some(1),
+            job_id: None,
             commit_index: index,
             sha: format!("{index:040}"),
             role: Role::Bisect,

@@ -2,6 +2,7 @@
 //! on this machine, and each step runs there in a process group of its own, so that a timeout
 //! kills everything the step started.
 
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -31,7 +32,7 @@ impl LocalProvisioner {
 
     /// Every name this provisioner creates carries the run id, so leftovers can be found.
     fn worktree_name(run_id: i64) -> String {
-        format!("pushgate-run-{run_id}")
+        super::run_name(run_id)
     }
 }
 
@@ -49,8 +50,9 @@ impl Provisioner for LocalProvisioner {
         Ok(Box::new(LocalHost { dir }))
     }
 
-    async fn recover(&self) -> Result<usize, HostError> {
+    async fn reap(&self, live: &BTreeSet<i64>) -> Result<usize, HostError> {
         let work_dir = self.work_dir.clone();
+        let live = live.clone();
         tokio::task::spawn_blocking(move || {
             let mut removed = 0;
             let Ok(entries) = std::fs::read_dir(&work_dir) else {
@@ -58,7 +60,9 @@ impl Provisioner for LocalProvisioner {
             };
             for entry in entries.flatten() {
                 let name = entry.file_name();
-                if name.to_string_lossy().starts_with("pushgate-run-") {
+                let leftover =
+                    super::run_id_in(&name.to_string_lossy()).is_some_and(|id| !live.contains(&id));
+                if leftover {
                     std::fs::remove_dir_all(entry.path()).map_err(|e| HostError::Cleanup {
                         host: HOST_NAME.into(),
                         message: format!("{}: {e}", entry.path().display()),

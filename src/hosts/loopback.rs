@@ -8,11 +8,17 @@ use std::time::{Duration, Instant};
 
 use super::SshTarget;
 
+/// A running private sshd; its files (keys, port, [`SshdFiles::target`]) through `Deref`.
 pub struct LoopbackSshd {
-    pub dir: tempfile::TempDir,
-    pub port: u16,
-    user: String,
+    files: SshdFiles,
     child: Child,
+}
+
+impl std::ops::Deref for LoopbackSshd {
+    type Target = SshdFiles;
+    fn deref(&self) -> &SshdFiles {
+        &self.files
+    }
 }
 
 fn keygen(path: &Path) -> Result<(), String> {
@@ -30,9 +36,19 @@ fn io(e: std::io::Error) -> String {
     e.to_string()
 }
 
-impl LoopbackSshd {
-    /// Starts sshd on a free port; steps log in as `user` (default: whoever runs this).
-    pub fn start(user: Option<&str>) -> Result<LoopbackSshd, String> {
+/// The files of a private sshd (keys, config, pinned known_hosts) on a chosen free port,
+/// not started: [`LoopbackSshd`] starts one, and the stand-in dom0's `xl create` starts one as
+/// a guest "booting".
+pub struct SshdFiles {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub user: String,
+}
+
+impl SshdFiles {
+    /// Writes keys and `sshd_config` (plus `extra` config lines); steps log in as `user`
+    /// (default: whoever runs this).
+    pub fn prepare(user: Option<&str>, extra: &str) -> Result<SshdFiles, String> {
         // sshd's privilege separation directory.
         let _ = std::fs::create_dir_all("/run/sshd");
         let dir = tempfile::tempdir().map_err(io)?;
@@ -49,42 +65,26 @@ impl LoopbackSshd {
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n\
              AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nUsePAM no\n\
              PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin yes\n\
-             MaxSessions 64\nMaxStartups 100\nLogLevel ERROR\n",
+             MaxSessions 64\nMaxStartups 100\nLogLevel ERROR\n{extra}",
             d = d.display()
         );
         std::fs::write(d.join("sshd_config"), config).map_err(io)?;
-        let child = Command::new("/usr/sbin/sshd")
-            .args(["-D", "-e", "-f"])
-            .arg(d.join("sshd_config"))
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("/usr/sbin/sshd: {e} (install openssh-server)"))?;
-        let me = Command::new("id").arg("-un").output().map_err(io)?;
-        let user = user.map_or_else(
-            || String::from_utf8_lossy(&me.stdout).trim().to_string(),
-            str::to_string,
-        );
-        let server = LoopbackSshd {
-            dir,
-            port,
-            user,
-            child,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                return Err(format!("sshd did not listen on {port}"));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
         let pinned = std::fs::read_to_string(d.join("host_key.pub")).map_err(io)?;
         std::fs::write(
             d.join("known_hosts"),
             format!("[127.0.0.1]:{port} {pinned}"),
         )
         .map_err(io)?;
-        Ok(server)
+        let me = Command::new("id").arg("-un").output().map_err(io)?;
+        let user = user.map_or_else(
+            || String::from_utf8_lossy(&me.stdout).trim().to_string(),
+            str::to_string,
+        );
+        Ok(SshdFiles { dir, port, user })
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.dir.path().join("sshd_config")
     }
 
     /// How to reach it, with its host key pinned.
@@ -99,6 +99,35 @@ impl LoopbackSshd {
             work_dir: d.join("work").display().to_string(),
             connect_timeout: Duration::from_secs(10),
         }
+    }
+}
+
+impl LoopbackSshd {
+    /// Starts sshd on a free port; steps log in as `user` (default: whoever runs this).
+    pub fn start(user: Option<&str>) -> Result<LoopbackSshd, String> {
+        Self::start_with(user, "")
+    }
+
+    /// The same, with more `sshd_config` lines (`SetEnv PATH=...` for a stand-in dom0).
+    pub fn start_with(user: Option<&str>, extra: &str) -> Result<LoopbackSshd, String> {
+        let files = SshdFiles::prepare(user, extra)?;
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(files.config())
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("/usr/sbin/sshd: {e} (install openssh-server)"))?;
+        let port = files.port;
+        let server = LoopbackSshd { files, child };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                return Err(format!("sshd did not listen on {port}"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(server)
     }
 
     /// A known_hosts file that pins another key for this server.

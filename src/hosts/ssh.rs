@@ -9,6 +9,7 @@
 //! - The checkout is uploaded as a tar stream of the commit's tree (git2), unpacked by the
 //!   host's `tar`; result files come back with `cat`.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -48,6 +49,8 @@ impl SshTarget {
 pub struct Connection {
     handle: Handle<Verifier>,
     name: String,
+    /// What the last `output` printed on stderr, for `must`'s error.
+    last_stderr: Mutex<String>,
 }
 
 /// Checks the server's key against known_hosts and remembers why it refused one.
@@ -164,7 +167,11 @@ impl Connection {
                 target.key.display()
             )));
         }
-        Ok(Connection { handle, name })
+        Ok(Connection {
+            handle,
+            name,
+            last_stderr: Mutex::new(String::new()),
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -216,24 +223,46 @@ impl Connection {
             .await
             .map_err(|e| self.lost(command, e.to_string()))?;
         let mut out = Vec::new();
+        let mut err = Vec::new();
         let mut code = None;
         while let Some(msg) = channel.wait().await {
             match msg {
                 ChannelMsg::Data { data } => out.extend_from_slice(&data),
+                ChannelMsg::ExtendedData { data, .. } if err.len() < 64 * 1024 => {
+                    err.extend_from_slice(&data)
+                }
                 ChannelMsg::ExitStatus { exit_status } => code = Some(exit_status),
                 _ => {}
             }
         }
         let code = code
             .ok_or_else(|| self.lost(command, "the connection closed before the command ended"))?;
+        self.last_stderr
+            .lock()
+            .map(|mut e| *e = String::from_utf8_lossy(&err).trim().to_string())
+            .ok();
         Ok((code, out))
     }
 
-    /// Runs a command that must succeed.
-    async fn must(&self, command: &str, stdin: Option<&[u8]>) -> Result<Vec<u8>, HostError> {
+    /// Runs a command that must succeed; its failure says what it printed on stderr.
+    pub async fn must(&self, command: &str, stdin: Option<&[u8]>) -> Result<Vec<u8>, HostError> {
         let (code, out) = self.output(command, stdin).await?;
         if code != 0 {
-            return Err(self.lost(command, format!("`{command}` exited {code}")));
+            let stderr = self
+                .last_stderr
+                .lock()
+                .map(|e| e.clone())
+                .unwrap_or_default();
+            let tail: String = {
+                let chars: Vec<char> = stderr.chars().collect();
+                chars[chars.len().saturating_sub(400)..].iter().collect()
+            };
+            let said = if tail.is_empty() {
+                String::new()
+            } else {
+                format!(": {tail}")
+            };
+            return Err(self.lost(command, format!("`{command}` exited {code}{said}")));
         }
         Ok(out)
     }
@@ -441,7 +470,7 @@ fn signal_number(sig: &russh::Sig) -> i32 {
     }
 }
 
-fn quote(word: &str) -> String {
+pub(crate) fn quote(word: &str) -> String {
     shlex::try_quote(&word.replace('\0', ""))
         .map(|q| q.into_owned())
         .unwrap_or_else(|_| "''".into())
@@ -471,36 +500,56 @@ impl Provisioner for SshProvisioner {
     async fn acquire(&self, request: &HostRequest) -> Result<Box<dyn Host>, HostError> {
         let connection = Connection::open(&self.target).await?;
         let dir = self.run_dir(request.run_id);
-        let request_c = request.clone();
-        let tar = tokio::task::spawn_blocking(move || tree_tar(&request_c))
-            .await
-            .map_err(|e| checkout_error(&connection, request, e.to_string()))?
-            .map_err(|e| checkout_error(&connection, request, e))?;
-        let unpack = format!(
-            "rm -rf {d} && mkdir -p {d} && tar -x -C {d}",
-            d = quote(&dir)
-        );
-        connection
-            .must(&unpack, Some(&tar))
-            .await
-            .map_err(|e| checkout_error(&connection, request, e.to_string()))?;
+        upload_checkout(&connection, &dir, request).await?;
         Ok(Box::new(SshHost { connection, dir }))
     }
 
-    async fn recover(&self) -> Result<usize, HostError> {
+    async fn reap(&self, live: &BTreeSet<i64>) -> Result<usize, HostError> {
         let connection = Connection::open(&self.target).await?;
         let base = quote(self.target.work_dir.trim_end_matches('/'));
-        let list = format!("for d in {base}/pushgate-run-*; do [ -d \"$d\" ] && rm -rf \"$d\" && echo \"$d\"; done; true");
-        let out = connection
-            .must(&list, None)
-            .await
-            .map_err(|e| HostError::Cleanup {
-                host: connection.name().to_string(),
-                message: e.to_string(),
-            })?;
+        let list =
+            format!("for d in {base}/pushgate-run-*; do [ -d \"$d\" ] && echo \"$d\"; done; true");
+        let cleanup = |e: HostError| HostError::Cleanup {
+            host: connection.name().to_string(),
+            message: e.to_string(),
+        };
+        let out = connection.must(&list, None).await.map_err(cleanup)?;
+        let mut removed = 0;
+        for dir in String::from_utf8_lossy(&out).lines() {
+            let leftover = super::run_id_in(dir).is_some_and(|id| !live.contains(&id));
+            if leftover {
+                connection
+                    .must(&format!("rm -rf {}", quote(dir)), None)
+                    .await
+                    .map_err(cleanup)?;
+                removed += 1;
+            }
+        }
         connection.close().await;
-        Ok(String::from_utf8_lossy(&out).lines().count())
+        Ok(removed)
     }
+}
+
+/// Puts the commit's tree in `dir` on the host (emptied first).
+pub async fn upload_checkout(
+    connection: &Connection,
+    dir: &str,
+    request: &HostRequest,
+) -> Result<(), HostError> {
+    let request_c = request.clone();
+    let tar = tokio::task::spawn_blocking(move || tree_tar(&request_c))
+        .await
+        .map_err(|e| checkout_error(connection, request, e.to_string()))?
+        .map_err(|e| checkout_error(connection, request, e))?;
+    let unpack = format!(
+        "rm -rf {d} && mkdir -p {d} && tar -x -C {d}",
+        d = quote(dir)
+    );
+    connection
+        .must(&unpack, Some(&tar))
+        .await
+        .map_err(|e| checkout_error(connection, request, e.to_string()))?;
+    Ok(())
 }
 
 fn checkout_error(c: &Connection, request: &HostRequest, message: String) -> HostError {
@@ -586,6 +635,11 @@ impl SshHost {
     /// A host on an open connection, running steps in `dir` (which must exist).
     pub fn new(connection: Connection, dir: String) -> SshHost {
         SshHost { connection, dir }
+    }
+
+    /// Closes the connection and leaves the directory (its machine is about to go).
+    pub async fn close(self) {
+        self.connection.close().await;
     }
 
     fn step_dir(&self, step: &Step) -> String {

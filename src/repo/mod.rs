@@ -28,6 +28,8 @@ pub enum RepoError {
     Unreachable { url: String, message: String },
     #[error("repository {url} has no branch `{branch}`")]
     UnknownBranch { url: String, branch: String },
+    #[error("repository {url} has no branch, tag or commit `{rev}`")]
+    UnknownRev { url: String, rev: String },
     #[error("push of {sha} to `{branch}` was refused by {url}: {message}")]
     Rejected {
         url: String,
@@ -120,6 +122,53 @@ impl Mirror {
             .map_err(git(format!("updating the mirror's `{branch}`")))?;
         }
         Ok(heads)
+    }
+
+    /// Fetches what `rev` names upstream (a branch, a tag, a full ref, or a commit id on one
+    /// of the branches) and returns its commit.
+    pub fn fetch_rev(&self, rev: &str) -> Result<Oid, RepoError> {
+        let repo = self.repo()?;
+        let unreachable = |e: git2::Error| RepoError::Unreachable {
+            url: self.url.clone(),
+            message: e.message().to_string(),
+        };
+        let unknown = || RepoError::UnknownRev {
+            url: self.url.clone(),
+            rev: rev.to_string(),
+        };
+        let mut remote = repo.remote_anonymous(&self.url).map_err(unreachable)?;
+        remote.connect(Direction::Fetch).map_err(unreachable)?;
+        let advertised: BTreeMap<String, Oid> = remote
+            .list()
+            .map_err(unreachable)?
+            .iter()
+            .map(|h| (h.name().to_string(), h.oid()))
+            .collect();
+        let named = [
+            format!("refs/heads/{rev}"),
+            format!("refs/tags/{rev}"),
+            rev.to_string(),
+        ]
+        .into_iter()
+        .find(|r| r.starts_with("refs/") && advertised.contains_key(r));
+        let refspec = match &named {
+            Some(r) => format!("+{r}:refs/pushgate/jobs/{}", r.trim_start_matches("refs/")),
+            None if rev.len() >= 4 && rev.chars().all(|c| c.is_ascii_hexdigit()) => {
+                "+refs/heads/*:refs/pushgate/jobs/heads/*".to_string()
+            }
+            None => return Err(unknown()),
+        };
+        remote
+            .download(&[refspec.as_str()], None)
+            .map_err(unreachable)?;
+        remote.disconnect().map_err(unreachable)?;
+        let object = match &named {
+            Some(r) => repo.find_object(advertised[r], None),
+            None => repo.revparse_single(rev),
+        }
+        .map_err(|_| unknown())?;
+        let commit = object.peel_to_commit().map_err(|_| unknown())?;
+        Ok(commit.id())
     }
 
     /// Whether `ancestor` is `descendant` or one of its ancestors.

@@ -518,7 +518,7 @@ pub fn compose_pause(f: &PauseFacts) -> Result<Option<NewMail>, ReportError> {
         None => body.push_str("It waits until someone lets it go on.\n"),
     }
     body.push_str(&format!(
-        "To let it go on now:\n\n    pushgate jobs interact {run} --continue {tc}\n\n\
+        "To let it go on now:\n\n    pushgate jobs interact --run {run} --continue {tc}\n\n\
          Run page: {url}/runs/{run}\n\nThe end of the testcase's log:\n\n",
         run = f.run_id,
         tc = shlex::try_quote(f.testcase).unwrap_or_default(),
@@ -545,4 +545,43 @@ pub fn compose_pause(f: &PauseFacts) -> Result<Option<NewMail>, ReportError> {
         builder = builder.to(m.clone());
     }
     seal(builder, body, "pause", message_id, &subject).map(Some)
+}
+
+/// A short plain-text mail that is not about a flight: a host out of service, a job's result.
+pub struct Notice<'a> {
+    pub from: &'a str,
+    pub to: &'a [String],
+    pub subject: String,
+    pub body: String,
+    /// The outbox kind (`host`, `job`), also part of the Message-ID.
+    pub kind: &'a str,
+    /// Makes the Message-ID unique and stable: the same notice composed twice is sent once.
+    pub key: String,
+}
+
+/// Composes a notice; `None` when nobody valid is there to read it.
+pub fn compose_notice(n: &Notice) -> Result<Option<NewMail>, ReportError> {
+    let to: Vec<Mailbox> = n.to.iter().filter_map(|a| a.parse().ok()).collect();
+    if to.is_empty() {
+        return Ok(None);
+    }
+    let from: Mailbox = n
+        .from
+        .parse()
+        .map_err(|e| ReportError::Mail(format!("sender `{}`: {e}", n.from)))?;
+    let message_id = format!(
+        "<pushgate.{}.{}@{}>",
+        n.kind,
+        n.key.replace(|c: char| !c.is_ascii_alphanumeric(), "-"),
+        from.email.domain()
+    );
+    let mut builder = Message::builder()
+        .from(from)
+        .subject(n.subject.clone())
+        .message_id(Some(message_id.clone()))
+        .header(ContentType::TEXT_PLAIN);
+    for m in &to {
+        builder = builder.to(m.clone());
+    }
+    seal(builder, n.body.clone(), n.kind, message_id, &n.subject).map(Some)
 }

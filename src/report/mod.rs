@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use minijinja::Environment;
 
-pub use mail::{compose, compose_pause, FlightFacts, PauseFacts};
+pub use mail::{compose, compose_notice, compose_pause, FlightFacts, Notice, PauseFacts};
 pub use outbox::{deliver_due, DeliveryReport, FolderMailer, MailError, Mailer, SmtpMailer};
 
 #[derive(Debug, thiserror::Error)]

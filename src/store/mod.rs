@@ -7,6 +7,8 @@
 
 mod branches;
 mod flights;
+mod jobs;
+mod leases;
 mod outbox;
 mod results;
 mod runs;
@@ -18,9 +20,11 @@ use sqlx::{AnyPool, Executor, Row};
 
 pub use branches::BranchRow;
 pub use flights::{Conclusion, FlightRow, FlightState, PushRow};
+pub use jobs::{JobRow, JobState, NewJob};
+pub use leases::{BorrowRefusal, HealthRow, LeaseRow};
 pub use outbox::{MailRow, NewMail};
 pub use results::{PauseRow, SubResultRow};
-pub use runs::{NewRun, RunRow, RunState, StepRow};
+pub use runs::{NewRun, RunOwner, RunRow, RunState, StepRow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -82,8 +86,21 @@ impl Store {
             })?;
         if sqlite {
             // sqlx locks migrations on PostgreSQL but not on SQLite: two processes creating a
-            // new file at once both try. Each migration is one transaction, so the loser's
-            // fails whole and, tried again, finds it applied.
+            // new file at once both try. A lock file beside the database serialises them (a
+            // migration that rebuilds a table runs outside sqlx's transaction); the retries
+            // cover a database with no file to lock beside.
+            let _lock = match sqlite_file(url) {
+                Some(file) if !file.is_empty() && file != ":memory:" => {
+                    // Waiting for the lock blocks: not on a runtime thread, which the holder
+                    // (another task here) may need to finish and let go.
+                    let path = format!("{file}.migrate-lock");
+                    tokio::task::spawn_blocking(move || MigrationLock::take(&path))
+                        .await
+                        .ok()
+                        .flatten()
+                }
+                _ => None,
+            };
             let mut tries = 0;
             while let Err(e) = SQLITE.run(&pool).await {
                 tries += 1;
@@ -92,6 +109,7 @@ impl Store {
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(100 * tries)).await;
             }
+            relax_run_flight(&pool).await?;
         } else {
             POSTGRES.run(&pool).await?;
         }
@@ -110,6 +128,86 @@ fn sqlite_dir(url: &str) -> Option<&std::path::Path> {
         .trim_start_matches("sqlite:");
     let path = path.split('?').next()?;
     std::path::Path::new(path).parent()
+}
+
+/// Rebuilds `runs` without NOT NULL on `flight_id` (a job's run has no flight). SQLite cannot
+/// drop a constraint in place; its documented way is a new table, copied, with foreign keys
+/// off, which cannot be switched inside a migration's transaction. Idempotent.
+const RELAX_RUN_FLIGHT: &str = "
+BEGIN IMMEDIATE;
+CREATE TABLE runs_new (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    flight_id BIGINT REFERENCES flights(id),
+    commit_index BIGINT NOT NULL,
+    sha TEXT NOT NULL,
+    role TEXT NOT NULL,
+    attempt BIGINT NOT NULL,
+    sequence TEXT NOT NULL,
+    host TEXT NOT NULL,
+    state TEXT NOT NULL,
+    error TEXT,
+    created_at BIGINT NOT NULL,
+    finished_at BIGINT,
+    job_id BIGINT REFERENCES jobs(id)
+);
+INSERT INTO runs_new SELECT id, flight_id, commit_index, sha, role, attempt, sequence, host,
+    state, error, created_at, finished_at, job_id FROM runs;
+DROP TABLE runs;
+ALTER TABLE runs_new RENAME TO runs;
+CREATE INDEX runs_flight ON runs(flight_id);
+CREATE INDEX runs_job ON runs(job_id);
+COMMIT;
+";
+
+async fn relax_run_flight(pool: &AnyPool) -> Result<()> {
+    let mut conn = pool.acquire().await?;
+    let row = sqlx::query(
+        "SELECT \"notnull\" AS nn FROM pragma_table_info('runs') WHERE name = 'flight_id'",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let not_null: i64 = get(&row, "nn")?;
+    if not_null == 0 {
+        return Ok(());
+    }
+    conn.execute("PRAGMA foreign_keys = OFF").await?;
+    let rebuilt = conn.execute(RELAX_RUN_FLIGHT).await;
+    if rebuilt.is_err() {
+        let _ = conn.execute("ROLLBACK").await;
+    }
+    conn.execute("PRAGMA foreign_keys = ON").await?;
+    rebuilt?;
+    Ok(())
+}
+
+/// The file of an SQLite URL.
+fn sqlite_file(url: &str) -> Option<&str> {
+    url.trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:")
+        .split('?')
+        .next()
+}
+
+/// An exclusive `flock` on a file, held until dropped.
+struct MigrationLock {
+    _file: std::fs::File,
+}
+
+impl MigrationLock {
+    /// Waits for the lock; `None` when the file cannot be made (the migration then runs
+    /// unlocked, as it did before).
+    fn take(path: &str) -> Option<MigrationLock> {
+        use std::os::fd::AsRawFd;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .ok()?;
+        // SAFETY: flock on a descriptor this function owns; no memory is shared.
+        let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0;
+        locked.then_some(MigrationLock { _file: file })
+    }
 }
 
 /// Keeps passwords out of logs and errors.

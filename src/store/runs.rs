@@ -45,7 +45,9 @@ impl RunState {
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct RunRow {
     pub id: i64,
-    pub flight_id: i64,
+    /// The flight it belongs to; `None` for a job's run.
+    pub flight_id: Option<i64>,
+    pub job_id: Option<i64>,
     pub commit_index: usize,
     pub sha: String,
     pub role: Role,
@@ -59,7 +61,7 @@ pub struct RunRow {
 }
 
 impl RunRow {
-    fn from_row(row: &AnyRow) -> Result<Self> {
+    pub(super) fn from_row(row: &AnyRow) -> Result<Self> {
         let role: String = get(row, "role")?;
         let state: String = get(row, "state")?;
         let index: i64 = get(row, "commit_index")?;
@@ -67,6 +69,7 @@ impl RunRow {
         Ok(RunRow {
             id: get(row, "id")?,
             flight_id: get(row, "flight_id")?,
+            job_id: get(row, "job_id")?,
             commit_index: usize::try_from(index)
                 .map_err(|_| StoreError::Corrupt(format!("commit index {index}")))?,
             sha: get(row, "sha")?,
@@ -112,10 +115,17 @@ impl StepRow {
     }
 }
 
-/// What identifies a run inside its flight.
+/// What a run is made for.
+#[derive(Clone, Copy, Debug)]
+pub enum RunOwner {
+    Flight(i64),
+    Job(i64),
+}
+
+/// What identifies a run inside its flight or job.
 #[derive(Clone, Debug)]
 pub struct NewRun<'a> {
-    pub flight_id: i64,
+    pub owner: RunOwner,
     pub index: usize,
     pub sha: &'a str,
     pub role: Role,
@@ -127,10 +137,18 @@ pub struct NewRun<'a> {
 impl Store {
     pub async fn create_run(&self, run: &NewRun<'_>) -> Result<i64> {
         let row = sqlx::query(
-            "INSERT INTO runs (flight_id, commit_index, sha, role, attempt, sequence, host, state, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8) RETURNING id",
+            "INSERT INTO runs (flight_id, job_id, commit_index, sha, role, attempt, sequence, host,
+                               state, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'running', $9) RETURNING id",
         )
-        .bind(run.flight_id)
+        .bind(match run.owner {
+            RunOwner::Flight(id) => Some(id),
+            RunOwner::Job(_) => None,
+        })
+        .bind(match run.owner {
+            RunOwner::Job(id) => Some(id),
+            RunOwner::Flight(_) => None,
+        })
         .bind(run.index as i64)
         .bind(run.sha)
         .bind(run.role.as_str())
@@ -239,6 +257,17 @@ impl Store {
         Ok((runs, steps))
     }
 
+    /// Steps of one run, in order.
+    pub async fn run_steps(&self, run_id: i64) -> Result<Vec<StepRow>> {
+        sqlx::query("SELECT * FROM steps WHERE run_id = $1 ORDER BY position, id")
+            .bind(run_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(StepRow::from_row)
+            .collect()
+    }
+
     /// Steps of every run of a flight, in run and position order.
     pub async fn flight_steps(&self, flight_id: i64) -> Result<Vec<StepRow>> {
         sqlx::query(
@@ -312,8 +341,9 @@ impl Store {
         Ok(())
     }
 
-    /// Steps (as `sequence/step`) that passed on a branch in flights before `before_flight`:
-    /// tells a step that never worked from one that regressed.
+    /// Steps (as `sequence/step`) that passed on a branch in flights before `before_flight`,
+    /// or in its periodic jobs on the target: tells a step that never worked from one that
+    /// regressed.
     pub async fn ever_passed_steps(
         &self,
         branch_id: i64,
@@ -322,10 +352,15 @@ impl Store {
         sqlx::query(
             "SELECT DISTINCT runs.sequence, steps.name FROM steps
              JOIN runs ON runs.id = steps.run_id JOIN flights ON flights.id = runs.flight_id
-             WHERE flights.branch_id = $1 AND flights.id < $2 AND steps.status = 'pass'",
+             WHERE flights.branch_id = $1 AND flights.id < $2 AND steps.status = 'pass'
+             UNION
+             SELECT DISTINCT runs.sequence, steps.name FROM steps
+             JOIN runs ON runs.id = steps.run_id JOIN jobs ON jobs.id = runs.job_id
+             WHERE jobs.branch_id = $3 AND steps.status = 'pass'",
         )
         .bind(branch_id)
         .bind(before_flight)
+        .bind(branch_id)
         .fetch_all(&self.pool)
         .await?
         .iter()

@@ -3,6 +3,7 @@
 
 mod api;
 mod hooks;
+pub mod jobs;
 mod pages;
 
 use std::collections::BTreeMap;
@@ -14,6 +15,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use tokio::sync::Notify;
 
+use crate::hosts::Lab;
+use crate::jobs::JobRunner;
 use crate::store::{Store, StoreError};
 
 /// Wakes one policy's gate loop before its poll interval is up.
@@ -53,10 +56,30 @@ impl Wakers {
 pub struct AppState {
     pub store: Store,
     pub wakers: Arc<Wakers>,
+    pub lab: Arc<Lab>,
+    pub jobs: Arc<JobRunner>,
+    /// The job API's secret; `None` turns the job API off.
+    pub api_token: Option<String>,
 }
 
 pub fn router(state: AppState) -> Router {
+    let job_api = Router::new()
+        .route("/api/jobs", post(jobs::submit).get(jobs::list))
+        .route("/api/jobs/{id}", get(jobs::status))
+        .route("/api/jobs/{id}/log", get(jobs::showlog))
+        .route("/api/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/api/jobs/{id}/complete", post(jobs::complete))
+        .route("/api/jobs/{id}/interact", post(jobs::interact))
+        .route("/api/runs/{id}/interact", post(jobs::interact_run))
+        .route("/api/hosts", get(jobs::hosts))
+        .route("/api/hosts/{name}/borrow", post(jobs::borrow))
+        .route("/api/hosts/{name}/return", post(jobs::give_back))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            jobs::require_token,
+        ));
     Router::new()
+        .merge(job_api)
         .route("/", get(pages::status))
         .route("/flights/{id}", get(pages::flight))
         .route("/logs/{step}", get(pages::log))
@@ -70,6 +93,8 @@ pub fn router(state: AppState) -> Router {
 pub enum WebError {
     NotFound(String),
     BadRequest(String),
+    /// The request is fine but the thing is not in a state to do it (a finished job).
+    Conflict(String),
     Internal(String),
 }
 
@@ -91,6 +116,7 @@ impl IntoResponse for WebError {
         let (code, message) = match self {
             WebError::NotFound(m) => (StatusCode::NOT_FOUND, m),
             WebError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            WebError::Conflict(m) => (StatusCode::CONFLICT, m),
             WebError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, m),
         };
         (code, format!("{message}\n")).into_response()

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod dom0;
 pub mod sshd;
 
 use std::io::{Read, Write};

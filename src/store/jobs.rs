@@ -1,0 +1,272 @@
+//! Jobs: runs asked for by a person (`pushgate jobs submit`) or by a policy's schedule, outside
+//! any gate flight.
+
+use sqlx::any::AnyRow;
+
+use super::{get, now_ms, Result, RunRow, Store, StoreError};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Queued,
+    Running,
+    Pass,
+    Fail,
+    Broken,
+    Cancelled,
+    /// Marked finished by hand (`jobs complete`), its hosts freed.
+    Completed,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Pass => "pass",
+            JobState::Fail => "fail",
+            JobState::Broken => "broken",
+            JobState::Cancelled => "cancelled",
+            JobState::Completed => "completed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<JobState> {
+        Some(match s {
+            "queued" => JobState::Queued,
+            "running" => JobState::Running,
+            "pass" => JobState::Pass,
+            "fail" => JobState::Fail,
+            "broken" => JobState::Broken,
+            "cancelled" => JobState::Cancelled,
+            "completed" => JobState::Completed,
+            _ => return None,
+        })
+    }
+
+    pub fn is_finished(self) -> bool {
+        !matches!(self, JobState::Queued | JobState::Running)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct JobRow {
+    pub id: i64,
+    /// `manual` or `periodic`.
+    pub kind: String,
+    pub branch_id: Option<i64>,
+    pub sequence: String,
+    pub repository: String,
+    pub rev: String,
+    pub sha: Option<String>,
+    pub host: Option<String>,
+    pub pause_on_fail: Option<String>,
+    pub email: Option<String>,
+    pub submitter: String,
+    pub state: JobState,
+    pub message: String,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+impl JobRow {
+    fn from_row(row: &AnyRow) -> Result<Self> {
+        let state: String = get(row, "state")?;
+        Ok(JobRow {
+            id: get(row, "id")?,
+            kind: get(row, "kind")?,
+            branch_id: get(row, "branch_id")?,
+            sequence: get(row, "sequence")?,
+            repository: get(row, "repository")?,
+            rev: get(row, "rev")?,
+            sha: get(row, "sha")?,
+            host: get(row, "host")?,
+            pause_on_fail: get(row, "pause_on_fail")?,
+            email: get(row, "email")?,
+            submitter: get(row, "submitter")?,
+            state: JobState::parse(&state)
+                .ok_or_else(|| StoreError::Corrupt(format!("job state `{state}`")))?,
+            message: get(row, "message")?,
+            created_at: get(row, "created_at")?,
+            started_at: get(row, "started_at")?,
+            finished_at: get(row, "finished_at")?,
+        })
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct NewJob {
+    pub kind: String,
+    pub branch_id: Option<i64>,
+    pub sequence: String,
+    pub repository: String,
+    pub rev: String,
+    pub host: Option<String>,
+    pub pause_on_fail: Option<String>,
+    pub email: Option<String>,
+    pub submitter: String,
+}
+
+impl Store {
+    pub async fn create_job(&self, job: &NewJob) -> Result<i64> {
+        let row = sqlx::query(
+            "INSERT INTO jobs (kind, branch_id, sequence, repository, rev, host, pause_on_fail,
+                               email, submitter, state, message, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued', 'waiting for a host', $10)
+             RETURNING id",
+        )
+        .bind(&job.kind)
+        .bind(job.branch_id)
+        .bind(&job.sequence)
+        .bind(&job.repository)
+        .bind(&job.rev)
+        .bind(job.host.as_deref())
+        .bind(job.pause_on_fail.as_deref())
+        .bind(job.email.as_deref())
+        .bind(&job.submitter)
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await?;
+        get(&row, "id")
+    }
+
+    pub async fn job(&self, id: i64) -> Result<Option<JobRow>> {
+        sqlx::query("SELECT * FROM jobs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(JobRow::from_row)
+            .transpose()
+    }
+
+    /// The newest jobs first, optionally only one submitter's.
+    pub async fn jobs(&self, submitter: Option<&str>, limit: i64) -> Result<Vec<JobRow>> {
+        let rows = match submitter {
+            Some(s) => {
+                sqlx::query("SELECT * FROM jobs WHERE submitter = $1 ORDER BY id DESC LIMIT $2")
+                    .bind(s)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query("SELECT * FROM jobs ORDER BY id DESC LIMIT $1")
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.iter().map(JobRow::from_row).collect()
+    }
+
+    pub async fn queued_jobs(&self) -> Result<Vec<JobRow>> {
+        sqlx::query("SELECT * FROM jobs WHERE state = 'queued' ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(JobRow::from_row)
+            .collect()
+    }
+
+    /// Moves a queued job to running; false if it is no longer queued (cancelled, or taken by
+    /// another process).
+    pub async fn start_job(&self, id: i64, sha: &str) -> Result<bool> {
+        Ok(sqlx::query(
+            "UPDATE jobs SET state = 'running', sha = $1, started_at = $2,
+             message = 'running' WHERE id = $3 AND state = 'queued'",
+        )
+        .bind(sha)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            == 1)
+    }
+
+    pub async fn set_job_message(&self, id: i64, message: &str) -> Result<()> {
+        sqlx::query("UPDATE jobs SET message = $1 WHERE id = $2")
+            .bind(message)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records how a job ended, unless someone already finished it (cancel, complete): returns
+    /// whether this call did.
+    pub async fn finish_job(&self, id: i64, state: JobState, message: &str) -> Result<bool> {
+        Ok(sqlx::query(
+            "UPDATE jobs SET state = $1, message = $2, finished_at = $3
+             WHERE id = $4 AND state IN ('queued', 'running')",
+        )
+        .bind(state.as_str())
+        .bind(message)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            == 1)
+    }
+
+    /// `complete`: finishes the job whatever it is doing and frees the hosts its runs hold.
+    pub async fn complete_job(&self, id: i64, message: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE jobs SET state = 'completed', message = $1, finished_at = $2
+             WHERE id = $3 AND state IN ('queued', 'running')",
+        )
+        .bind(message)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        sqlx::query(
+            "DELETE FROM leases WHERE kind = 'run' AND run_id IN (SELECT id FROM runs WHERE job_id = $1)",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    /// Puts jobs that were running when pushgate stopped back in the queue.
+    pub async fn requeue_unfinished_jobs(&self) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE jobs SET state = 'queued', message = 'requeued: pushgate stopped during it'
+             WHERE state = 'running'",
+        )
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    pub async fn job_runs(&self, job_id: i64) -> Result<Vec<RunRow>> {
+        sqlx::query("SELECT * FROM runs WHERE job_id = $1 ORDER BY id")
+            .bind(job_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(RunRow::from_row)
+            .collect()
+    }
+
+    /// When a policy's branch last had a periodic job of `sequence`, if ever.
+    pub async fn last_periodic_job(&self, branch_id: i64, sequence: &str) -> Result<Option<i64>> {
+        let row = sqlx::query(
+            "SELECT MAX(created_at) AS at FROM jobs
+             WHERE kind = 'periodic' AND branch_id = $1 AND sequence = $2",
+        )
+        .bind(branch_id)
+        .bind(sequence)
+        .fetch_one(&self.pool)
+        .await?;
+        get(&row, "at")
+    }
+}

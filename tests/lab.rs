@@ -1,0 +1,372 @@
+//! The lab's scheduler and leases against real stores (SQLite and PostgreSQL): no slot is ever
+//! held twice, even by two processes' schedulers racing; an expired lease frees its host;
+//! borrowed and out-of-service hosts are skipped; gate runs go before manual jobs.
+
+mod support;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pushgate::hosts::{
+    HostOutcome, Inventory, Lab, LabError, LabSettings, LeaseRequest, Needs, Priority,
+};
+use pushgate::store::Store;
+
+fn inventory(dir: &std::path::Path, text: &str) -> Inventory {
+    let path = dir.join("hosts.toml");
+    std::fs::write(&path, text).unwrap();
+    Inventory::load(&path).unwrap()
+}
+
+/// Local hosts `h0`.., each with `slots`.
+fn local_hosts(names: &[(&str, u32)]) -> String {
+    names
+        .iter()
+        .map(|(n, slots)| {
+            format!("[[host]]\nname = \"{n}\"\nprovisioner = \"local\"\nslots = {slots}\nmax_broken = 2\n")
+        })
+        .collect()
+}
+
+fn lab(store: &Store, inventory: Inventory, lease: Duration) -> Arc<Lab> {
+    let lab = Lab::new(
+        inventory,
+        store.clone(),
+        LabSettings {
+            local_work_dir: std::env::temp_dir(),
+            mail_from: "pushgate <gate@example.org>".into(),
+            lease_length: lease,
+        },
+    );
+    lab.spawn_ticker();
+    lab
+}
+
+fn request(run_id: i64, priority: Priority) -> LeaseRequest {
+    LeaseRequest {
+        run_id,
+        priority,
+        needs: Needs::default(),
+        prefer: None,
+    }
+}
+
+async fn sqlite(dir: &std::path::Path) -> Store {
+    Store::open(&format!(
+        "sqlite://{}?mode=rwc",
+        dir.join("lab.db").display()
+    ))
+    .await
+    .unwrap()
+}
+
+/// Many runs through two schedulers (two processes' worth, each its own pool) on 5 slots.
+async fn never_double_booked(url: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = inventory(
+        dir.path(),
+        &local_hosts(&[("a", 1), ("b", 1), ("c", 1), ("big", 2)]),
+    );
+    let one = lab(
+        &Store::open(url).await.unwrap(),
+        inv.clone(),
+        Duration::from_secs(60),
+    );
+    let two = lab(
+        &Store::open(url).await.unwrap(),
+        inv,
+        Duration::from_secs(60),
+    );
+    let held: Arc<Mutex<HashSet<(String, u32)>>> = Default::default();
+    let most = Arc::new(Mutex::new(0usize));
+    let runs = (0..24).map(|i| {
+        let lab = if i % 2 == 0 { one.clone() } else { two.clone() };
+        let (held, most) = (held.clone(), most.clone());
+        tokio::spawn(async move {
+            let lease = lab.acquire(request(i, Priority::Gate)).await.unwrap();
+            let key = (lease.host.name.clone(), lease.slot);
+            {
+                let mut h = held.lock().unwrap();
+                assert!(h.insert(key.clone()), "{key:?} given twice");
+                let mut m = most.lock().unwrap();
+                *m = (*m).max(h.len());
+            }
+            tokio::time::sleep(Duration::from_millis(15)).await;
+            held.lock().unwrap().remove(&key);
+            lab.release(lease, HostOutcome::Fine).await.unwrap();
+        })
+    });
+    let all = futures_util::future::join_all(runs);
+    for done in tokio::time::timeout(Duration::from_secs(120), all)
+        .await
+        .expect("every run got a host")
+    {
+        done.unwrap();
+    }
+    let most = *most.lock().unwrap();
+    assert!(
+        (2..=5).contains(&most),
+        "at most the 5 slots at once, and some at once: {most}"
+    );
+    assert!(one
+        .states()
+        .await
+        .unwrap()
+        .iter()
+        .all(|h| h.state == "free"));
+}
+
+#[tokio::test]
+async fn leases_never_double_book_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("lab.db").display());
+    never_double_booked(&url).await;
+}
+
+#[tokio::test]
+async fn leases_never_double_book_on_postgres() {
+    let pg = support::Postgres::new();
+    never_double_booked(&pg.url).await;
+}
+
+#[tokio::test]
+async fn one_winner_when_many_take_the_same_slot_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite(dir.path()).await;
+    let far = pushgate::store::now_ms() + 60_000;
+    let tries = (0..20).map(|run| {
+        let store = store.clone();
+        tokio::spawn(async move { store.take_run_lease("a", 0, run, far).await.unwrap() })
+    });
+    let won: Vec<bool> = futures_util::future::join_all(tries)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(won.iter().filter(|w| **w).count(), 1);
+}
+
+#[tokio::test]
+async fn an_expired_lease_frees_its_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite(dir.path()).await;
+    let lab = lab(
+        &store,
+        inventory(dir.path(), &local_hosts(&[("a", 1)])),
+        Duration::from_secs(1),
+    );
+    let crashed = lab.acquire(request(1, Priority::Gate)).await.unwrap();
+    // Its holder dies: nobody renews or releases the lease.
+    drop(crashed);
+    let next = lab.clone();
+    let waiting = tokio::spawn(async move { next.acquire(request(2, Priority::Gate)).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "the host is still leased");
+    let lease = tokio::time::timeout(Duration::from_secs(15), waiting)
+        .await
+        .expect("the lease expired and the host was given again")
+        .unwrap()
+        .unwrap();
+    assert_eq!((lease.host.name.as_str(), lease.run_id), ("a", 2));
+}
+
+#[tokio::test]
+async fn a_live_lease_is_renewed_past_its_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite(dir.path()).await;
+    let lab = lab(
+        &store,
+        inventory(dir.path(), &local_hosts(&[("a", 1)])),
+        Duration::from_secs(1),
+    );
+    let held = lab.acquire(request(1, Priority::Gate)).await.unwrap();
+    let next = lab.clone();
+    let waiting = tokio::spawn(async move { next.acquire(request(2, Priority::Gate)).await });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!waiting.is_finished(), "a renewed lease does not expire");
+    lab.release(held, HostOutcome::Fine).await.unwrap();
+    let lease = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(lease.run_id, 2);
+}
+
+#[tokio::test]
+async fn borrowed_hosts_are_never_scheduled() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite(dir.path()).await;
+    let lab = lab(
+        &store,
+        inventory(dir.path(), &local_hosts(&[("a", 1), ("b", 1)])),
+        Duration::from_secs(60),
+    );
+    let until = lab.borrow("a", "ann", 1.0).await.unwrap();
+    let first = lab.acquire(request(1, Priority::Gate)).await.unwrap();
+    assert_eq!(first.host.name, "b");
+    let next = lab.clone();
+    let waiting = tokio::spawn(async move { next.acquire(request(2, Priority::Gate)).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !waiting.is_finished(),
+        "a borrowed host is not given to a run"
+    );
+
+    assert!(
+        matches!(lab.borrow("a", "bob", 1.0).await, Err(LabError::Borrowed { holder, .. }) if holder == "ann")
+    );
+    assert!(matches!(
+        lab.borrow("b", "bob", 1.0).await,
+        Err(LabError::Busy { .. })
+    ));
+    assert!(matches!(
+        lab.borrow("nope", "bob", 1.0).await,
+        Err(LabError::UnknownHost(_))
+    ));
+    let extended = lab.borrow("a", "ann", 2.0).await.unwrap();
+    assert!(extended > until, "borrowing again extends");
+    let states = lab.states().await.unwrap();
+    let a = states.iter().find(|h| h.name == "a").unwrap();
+    assert_eq!(
+        (a.state.as_str(), a.leases[0].holder.as_str()),
+        ("borrowed", "ann")
+    );
+    assert_eq!(a.leases[0].expires_at, extended);
+    assert!(matches!(
+        lab.give_back("a", Some("bob")).await,
+        Err(LabError::NotBorrowed { .. })
+    ));
+
+    lab.give_back("a", Some("ann")).await.unwrap();
+    let second = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.host.name, "a");
+}
+
+#[tokio::test]
+async fn a_host_that_keeps_breaking_goes_out_of_service_and_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite(dir.path()).await;
+    let text = format!(
+        "admin = \"Lab <lab@example.org>\"\n{}",
+        local_hosts(&[("flaky", 1), ("good", 1)])
+    );
+    let lab = lab(
+        &store,
+        inventory(dir.path(), &text),
+        Duration::from_secs(60),
+    );
+    let on_flaky = |run| LeaseRequest {
+        needs: Needs {
+            host: Some("flaky".into()),
+            ..Default::default()
+        },
+        ..request(run, Priority::Gate)
+    };
+    let l = lab.acquire(on_flaky(1)).await.unwrap();
+    lab.release(l, HostOutcome::Broken("ssh: connection reset".into()))
+        .await
+        .unwrap();
+    let l = lab.acquire(on_flaky(2)).await.unwrap();
+    lab.release(l, HostOutcome::Fine).await.unwrap(); // a good run clears the streak
+    for run in 3..5 {
+        let l = lab.acquire(on_flaky(run)).await.unwrap();
+        lab.release(l, HostOutcome::Broken("no route to host".into()))
+            .await
+            .unwrap();
+    }
+    let states = lab.states().await.unwrap();
+    let flaky = states.iter().find(|h| h.name == "flaky").unwrap();
+    assert_eq!(flaky.state, "out-of-service");
+    assert!(flaky
+        .health
+        .as_ref()
+        .unwrap()
+        .reason
+        .contains("no route to host"));
+    let mail = store.due_mail(10).await.unwrap();
+    assert_eq!(mail.len(), 1, "one report, to the lab's admin");
+    assert!(mail[0].subject.contains("host flaky taken out of service"));
+    assert!(mail[0]
+        .recipients
+        .iter()
+        .any(|r| r.contains("lab@example.org")));
+
+    let next = lab.clone();
+    let waiting = tokio::spawn(async move { next.acquire(on_flaky(5)).await });
+    let other = lab.acquire(request(6, Priority::Manual)).await.unwrap();
+    assert_eq!(other.host.name, "good", "runs go elsewhere");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!waiting.is_finished());
+    assert!(store.set_host_in_service("flaky").await.unwrap());
+    lab.wake();
+    let back = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(back.host.name, "flaky");
+}
+
+#[tokio::test]
+async fn gate_runs_go_before_bisections_before_manual_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite(dir.path()).await;
+    let lab = lab(
+        &store,
+        inventory(dir.path(), &local_hosts(&[("a", 1)])),
+        Duration::from_secs(60),
+    );
+    let busy = lab.acquire(request(0, Priority::Gate)).await.unwrap();
+    let order: Arc<Mutex<Vec<i64>>> = Default::default();
+    let mut waiting = Vec::new();
+    for (run, priority) in [
+        (1, Priority::Manual),
+        (2, Priority::Periodic),
+        (3, Priority::Bisection),
+        (4, Priority::Gate),
+    ] {
+        let (lab, order) = (lab.clone(), order.clone());
+        waiting.push(tokio::spawn(async move {
+            let lease = lab.acquire(request(run, priority)).await.unwrap();
+            order.lock().unwrap().push(run);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            lab.release(lease, HostOutcome::Fine).await.unwrap();
+        }));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    lab.release(busy, HostOutcome::Fine).await.unwrap();
+    for w in waiting {
+        tokio::time::timeout(Duration::from_secs(20), w)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    assert_eq!(*order.lock().unwrap(), [4, 3, 2, 1]);
+}
+
+#[tokio::test]
+async fn needs_no_host_has_are_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite(dir.path()).await;
+    let lab = lab(
+        &store,
+        inventory(dir.path(), &local_hosts(&[("a", 1)])),
+        Duration::from_secs(60),
+    );
+    let arm = LeaseRequest {
+        needs: Needs {
+            arch: Some("arm64".into()),
+            ..Default::default()
+        },
+        ..request(1, Priority::Gate)
+    };
+    let e = lab.acquire(arm).await.err().unwrap();
+    assert!(e.to_string().contains("no host in"), "{e}");
+    assert!(e.to_string().contains("arch=arm64"), "{e}");
+}
