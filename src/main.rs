@@ -154,6 +154,21 @@ enum Bench {
         #[arg(long)]
         json: bool,
     },
+    /// One scheduling decision with a big lab and a long queue: the pure assignment, and a
+    /// lab's whole round with its leases in SQLite.
+    Schedule {
+        #[arg(long, default_value_t = 200)]
+        hosts: usize,
+        #[arg(long, default_value_t = 2000)]
+        queued: usize,
+        /// Slots that come free before each decision.
+        #[arg(long, default_value_t = 20)]
+        free: usize,
+        #[arg(long, default_value_t = 200)]
+        rounds: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// The culprit finder on seeded synthetic histories, beside the bounds and `git bisect run`.
     Culprit {
         /// Searches per cell.
@@ -328,6 +343,24 @@ async fn main() -> Result<()> {
                     listener.local_addr()?
                 );
                 service.serve(listener, shutdown_signal()).await?;
+            }
+        }
+        Command::Bench {
+            what:
+                Bench::Schedule {
+                    hosts,
+                    queued,
+                    free,
+                    rounds,
+                    json,
+                },
+        } => {
+            init_logs("warn");
+            let report = pushgate::bench::schedule(hosts, queued, free, rounds.max(1)).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.table());
             }
         }
         Command::Bench {

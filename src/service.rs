@@ -201,6 +201,8 @@ impl Service {
         let ticker = self.lab.spawn_ticker();
         let this = self.clone();
         tasks.spawn(async move { this.watch_hosts_file().await });
+        let this = self.clone();
+        tasks.spawn(async move { this.reload_on_sighup().await });
         let state = self.app_state(wakers);
         let address = listener
             .local_addr()
@@ -245,6 +247,19 @@ impl Service {
         tracing::info!(hosts = inventory.hosts.len(), file = %inventory.file.display(), "lab reloaded");
         self.lab.replace_inventory(inventory);
         Ok(())
+    }
+
+    /// Reloads the inventory on SIGHUP, as daemons do.
+    async fn reload_on_sighup(&self) {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            if let Err(e) = self.reload_hosts() {
+                tracing::error!(error = %e, "SIGHUP: the hosts file is wrong; keeping the old lab");
+            }
+        }
     }
 
     /// Reloads the inventory when its file changes.

@@ -3,7 +3,9 @@
 
 pub mod culprit;
 pub mod overhead;
+pub mod schedule;
 pub mod ssh;
 
 pub use overhead::{overhead, BenchError, OverheadReport, Stats, BOUND_MS};
+pub use schedule::{schedule, ScheduleReport};
 pub use ssh::{ssh, SshReport};

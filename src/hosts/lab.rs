@@ -251,28 +251,36 @@ impl Lab {
         };
         let free = self.free_slots(&inventory).await?;
         let chosen = assign(&inventory.hosts, &free, &waiting);
-        let mut granted = Vec::new();
-        for (w, f) in chosen {
-            let host = &inventory.hosts[free[f].host];
-            let slot = free[f].slot;
-            let ticket = waiting[w].ticket;
-            let run_id = {
-                let q = self.queue.lock().map_err(|_| LabError::Closed)?;
-                q.1.iter()
-                    .find(|e| e.waiting.ticket == ticket)
-                    .map(|e| e.request.run_id)
-            };
-            let Some(run_id) = run_id else { continue };
-            let expires = now_ms() + self.lease_length.as_millis() as i64;
-            // Another process may have taken the slot since we looked: then the run waits on.
-            if self
-                .store
-                .take_run_lease(&host.name, slot, run_id, expires)
-                .await?
-            {
-                granted.push((ticket, host.clone(), slot, run_id));
-            }
+        if chosen.is_empty() {
+            return Ok(());
         }
+        let picks: Vec<(u64, &HostSpec, u32, i64)> = {
+            let q = self.queue.lock().map_err(|_| LabError::Closed)?;
+            chosen
+                .iter()
+                .filter_map(|&(w, f)| {
+                    let ticket = waiting[w].ticket;
+                    let run_id =
+                        q.1.iter()
+                            .find(|e| e.waiting.ticket == ticket)
+                            .map(|e| e.request.run_id)?;
+                    Some((ticket, &inventory.hosts[free[f].host], free[f].slot, run_id))
+                })
+                .collect()
+        };
+        let expires = now_ms() + self.lease_length.as_millis() as i64;
+        let wanted: Vec<(String, u32, i64)> = picks
+            .iter()
+            .map(|(_, host, slot, run_id)| (host.name.clone(), *slot, *run_id))
+            .collect();
+        // Another process may have taken a slot since we looked: that run waits on.
+        let taken = self.store.take_run_leases(&wanted, expires).await?;
+        let granted: Vec<(u64, HostSpec, u32, i64)> = picks
+            .into_iter()
+            .zip(taken)
+            .filter(|(_, ok)| *ok)
+            .map(|((ticket, host, slot, run_id), _)| (ticket, host.clone(), slot, run_id))
+            .collect();
         for (ticket, host, slot, run_id) in granted {
             let entry = {
                 let mut q = self.queue.lock().map_err(|_| LabError::Closed)?;

@@ -59,28 +59,44 @@ impl Store {
         run_id: i64,
         expires_at: i64,
     ) -> Result<bool> {
+        let taken = self
+            .take_run_leases(&[(host.to_string(), slot, run_id)], expires_at)
+            .await?;
+        Ok(taken[0])
+    }
+
+    /// Takes several slots at once, one transaction for a whole scheduling round: which of
+    /// `(host, slot, run)` were taken (false: someone else holds that slot).
+    pub async fn take_run_leases(
+        &self,
+        wanted: &[(String, u32, i64)],
+        expires_at: i64,
+    ) -> Result<Vec<bool>> {
         let now = now_ms();
+        let mut taken = Vec::with_capacity(wanted.len());
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM leases WHERE host = $1 AND slot = $2 AND expires_at <= $3")
+        for (host, slot, run_id) in wanted {
+            sqlx::query("DELETE FROM leases WHERE host = $1 AND slot = $2 AND expires_at <= $3")
+                .bind(host)
+                .bind(i64::from(*slot))
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            let inserted = sqlx::query(
+                "INSERT INTO leases (host, slot, kind, holder, run_id, expires_at, created_at)
+                 VALUES ($1, $2, 'run', $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            )
             .bind(host)
-            .bind(i64::from(slot))
+            .bind(i64::from(*slot))
+            .bind(format!("run {run_id}"))
+            .bind(run_id)
+            .bind(expires_at)
             .bind(now)
             .execute(&mut *tx)
-            .await?;
-        let taken = sqlx::query(
-            "INSERT INTO leases (host, slot, kind, holder, run_id, expires_at, created_at)
-             VALUES ($1, $2, 'run', $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-        )
-        .bind(host)
-        .bind(i64::from(slot))
-        .bind(format!("run {run_id}"))
-        .bind(run_id)
-        .bind(expires_at)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
+            .await?
+            .rows_affected();
+            taken.push(inserted == 1);
+        }
         tx.commit().await?;
         Ok(taken)
     }
