@@ -382,7 +382,7 @@ impl JobRunner {
                 self.store
                     .finish_run(run_id, RunState::Aborted, Some("the job was stopped"))
                     .await?;
-                self.store.complete_job(job.id, "").await.ok();
+                self.store.drop_job_leases(job.id).await?;
                 self.reap_after(run_id).await;
                 Ok((JobState::Cancelled, String::new()))
             }

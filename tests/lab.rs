@@ -370,3 +370,76 @@ async fn needs_no_host_has_are_refused_at_once() {
     assert!(e.to_string().contains("no host in"), "{e}");
     assert!(e.to_string().contains("arch=arm64"), "{e}");
 }
+
+/// A flight on a lab of two real SSH hosts (two sshds on loopback, each with its own pinned
+/// key): the runs of a search spread over both, the culprit is found and the good commits
+/// pushed, and each host's work directory is left empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flight_spreads_over_two_ssh_hosts() {
+    let a = pushgate::hosts::LoopbackSshd::start(None).unwrap();
+    let b = pushgate::hosts::LoopbackSshd::start(None).unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let up = support::Upstream::new(root.path(), &[("README", "hello\n")]);
+    let shas = up.commits(8, Some(5));
+    up.push_staging();
+    let sandbox = support::Sandbox::new();
+    sandbox.sequence(
+        "check",
+        "[[step]]\nname = \"test\"\ncommand = \"! test -e BROKEN\"\n",
+    );
+    sandbox.policy(
+        "project",
+        &format!(
+            "repository = \"{}\"\nsequences = [\"check\"]\nretries = 0\nhosts = 2\n",
+            up.bare.display()
+        ),
+    );
+    let host = |name: &str, sshd: &pushgate::hosts::LoopbackSshd| {
+        let t = sshd.target();
+        format!(
+            "[[host]]\nname = \"{name}\"\naddress = \"127.0.0.1\"\nport = {}\nuser = \"{}\"\n\
+             key = \"{}\"\nknown_hosts = \"{}\"\nwork_dir = \"{}\"\n",
+            t.port,
+            t.user,
+            t.key.display(),
+            t.known_hosts.display(),
+            t.work_dir
+        )
+    };
+    std::fs::write(
+        sandbox.path().join("hosts.toml"),
+        format!("{}{}", host("ssh-a", &a), host("ssh-b", &b)),
+    )
+    .unwrap();
+    let service = support::open_service(sandbox.config("")).await;
+    let outcome = service.gate_once().await.unwrap();
+    let pushgate::gate::BranchOutcome::Decided { culprit, .. } = &outcome[0].1 else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(culprit.as_deref(), Some(shas[4].as_str()));
+    assert_eq!(up.head("master"), shas[3]);
+    let runs = service.store().runs(1).await.unwrap();
+    let used: HashSet<&str> = runs.iter().map(|r| r.host.as_str()).collect();
+    assert_eq!(
+        used,
+        HashSet::from(["ssh-a", "ssh-b"]),
+        "both hosts ran tests"
+    );
+    for sshd in [&a, &b] {
+        let work = std::path::PathBuf::from(&sshd.target().work_dir);
+        let left: Vec<_> = std::fs::read_dir(&work)
+            .map(|d| d.flatten().count())
+            .into_iter()
+            .collect();
+        assert!(
+            left.iter().all(|n| *n == 0),
+            "{} holds leftovers",
+            work.display()
+        );
+    }
+    let states = service.lab.states().await.unwrap();
+    assert!(
+        states.iter().all(|h| h.state == "free"),
+        "every lease was given back"
+    );
+}

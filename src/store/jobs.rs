@@ -212,6 +212,17 @@ impl Store {
             == 1)
     }
 
+    /// Frees the hosts a job's runs hold (its run was stopped mid-way).
+    pub async fn drop_job_leases(&self, id: i64) -> Result<()> {
+        sqlx::query(
+            "DELETE FROM leases WHERE kind = 'run' AND run_id IN (SELECT id FROM runs WHERE job_id = $1)",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// `complete`: finishes the job whatever it is doing and frees the hosts its runs hold.
     pub async fn complete_job(&self, id: i64, message: &str) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
