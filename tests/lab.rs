@@ -443,3 +443,52 @@ async fn a_flight_spreads_over_two_ssh_hosts() {
         "every lease was given back"
     );
 }
+
+/// A lab that cannot run a policy's sequences, or a hosts file with a mistake, stops the
+/// service at start with a message that says which, instead of runs that wait forever.
+#[tokio::test]
+async fn a_lab_that_cannot_serve_the_policies_is_refused_at_start() {
+    let root = tempfile::tempdir().unwrap();
+    let up = support::Upstream::new(root.path(), &[("README", "hello\n")]);
+    let sandbox = support::Sandbox::new();
+    sandbox.sequence(
+        "arm",
+        "[prepare]\nneeds = { arch = \"arm64\" }\n[[step]]\nname = \"t\"\ncommand = \"true\"\n",
+    );
+    sandbox.policy(
+        "project",
+        &format!(
+            "repository = \"{}\"\nsequences = [\"arm\"]\n",
+            up.bare.display()
+        ),
+    );
+    let open = |config| async {
+        pushgate::service::Service::open(config, Arc::new(pushgate::gate::LogProgress))
+            .await
+            .err()
+            .map(|e| e.to_string())
+    };
+    let e = open(sandbox.config("")).await.expect("refused");
+    assert!(
+        e.contains("policy project: sequence `arm` needs arch=arm64"),
+        "{e}"
+    );
+
+    std::fs::write(
+        sandbox.path().join("hosts.toml"),
+        "[[host]]\nname = \"pi\"\nprovisioner = \"local\"\narch = \"arm64\"\nslots = 0\n",
+    )
+    .unwrap();
+    let e = open(sandbox.config("")).await.expect("refused");
+    assert!(e.contains("hosts.toml:5: field `host[0].slots`"), "{e}");
+    std::fs::write(
+        sandbox.path().join("hosts.toml"),
+        "[[host]]\nname = \"pi\"\nprovisioner = \"local\"\narch = \"arm64\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        open(sandbox.config("")).await,
+        None,
+        "an arm64 host serves it"
+    );
+}
