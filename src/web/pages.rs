@@ -9,11 +9,43 @@ use super::api::{branch_views, flight_view};
 use super::{when, AppState, WebError};
 use crate::report::render;
 
+/// A host as the status page shows it.
+#[derive(serde::Serialize)]
+struct HostLine {
+    name: String,
+    provisioner: String,
+    state: String,
+    /// Who holds it and until when, or why it is out of service.
+    detail: String,
+}
+
 pub async fn status(State(state): State<AppState>) -> Result<Html<String>, WebError> {
     let branches = branch_views(&state.store).await?;
+    let hosts: Vec<HostLine> = state
+        .lab
+        .states()
+        .await?
+        .into_iter()
+        .map(|h| {
+            let mut detail: Vec<String> = h
+                .leases
+                .iter()
+                .map(|l| format!("{} until {}", l.holder, when(l.expires_at)))
+                .collect();
+            if let Some(health) = h.health.filter(|x| x.state == "out-of-service") {
+                detail.push(health.reason);
+            }
+            HostLine {
+                name: h.name,
+                provisioner: h.provisioner,
+                state: h.state,
+                detail: detail.join("; "),
+            }
+        })
+        .collect();
     Ok(Html(render(
         "status.html",
-        minijinja::context! { branches, now => when(crate::store::now_ms()) },
+        minijinja::context! { branches, hosts, now => when(crate::store::now_ms()) },
     )?))
 }
 
