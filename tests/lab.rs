@@ -492,3 +492,86 @@ async fn a_lab_that_cannot_serve_the_policies_is_refused_at_start() {
         "an arm64 host serves it"
     );
 }
+
+/// A host whose link is down breaks its run (`broken`, never the commit's fault), is taken out
+/// of service after `max_broken`, and the admin told; the next flight runs on the other host
+/// and pushes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_host_breaks_runs_not_commits_and_leaves_service() {
+    let good = pushgate::hosts::LoopbackSshd::start(None).unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let up = support::Upstream::new(root.path(), &[("README", "hello\n")]);
+    up.commits(2, None);
+    up.push_staging();
+    let sandbox = support::Sandbox::new();
+    sandbox.sequence(
+        "check",
+        "[[step]]\nname = \"test\"\ncommand = \"test -e README\"\n",
+    );
+    sandbox.policy(
+        "project",
+        &format!(
+            "repository = \"{}\"\nsequences = [\"check\"]\nretries = 0\nretry_broken_after = \"1s\"\n",
+            up.bare.display()
+        ),
+    );
+    let t = good.target();
+    let host = |name: &str, port: u16| {
+        format!(
+            "[[host]]\nname = \"{name}\"\naddress = \"127.0.0.1\"\nport = {port}\nuser = \"{}\"\n\
+             key = \"{}\"\nknown_hosts = \"{}\"\nwork_dir = \"{}\"\nmax_broken = 1\n\
+             connect_timeout = \"3s\"\n",
+            t.user,
+            t.key.display(),
+            t.known_hosts.display(),
+            t.work_dir
+        )
+    };
+    // "a-dead" sorts first, so the first run goes there; nothing listens on its port.
+    std::fs::write(
+        sandbox.path().join("hosts.toml"),
+        format!(
+            "admin = \"lab@example.org\"\n{}{}",
+            host("a-dead", support::free_port()),
+            host("b-good", t.port)
+        ),
+    )
+    .unwrap();
+    let service = support::open_service(sandbox.config("")).await;
+    let first = service.gate_once().await.unwrap();
+    let pushgate::gate::BranchOutcome::Decided {
+        verdict, pushed_to, ..
+    } = &first[0].1
+    else {
+        panic!("{first:?}")
+    };
+    assert_eq!(
+        *verdict,
+        pushgate::gate::Verdict::Broken,
+        "the host's fault, not the commit's"
+    );
+    assert!(pushed_to.is_none());
+    let states = service.lab.states().await.unwrap();
+    assert_eq!(states[0].state, "out-of-service");
+    let mail = service.store().due_mail(10).await.unwrap();
+    assert!(mail
+        .iter()
+        .any(|m| m.subject.contains("host a-dead taken out of service")));
+
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let second = service.gate_once().await.unwrap();
+    let pushgate::gate::BranchOutcome::Decided { verdict, .. } = &second[0].1 else {
+        panic!("{second:?}")
+    };
+    assert_eq!(*verdict, pushgate::gate::Verdict::Pass);
+    assert_eq!(up.head("master"), up.head("staging"));
+    let hosts: Vec<String> = service
+        .store()
+        .runs(2)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.host)
+        .collect();
+    assert!(hosts.iter().all(|h| h == "b-good"), "{hosts:?}");
+}

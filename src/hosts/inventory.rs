@@ -840,6 +840,31 @@ slots = 2
     }
 
     #[test]
+    fn mangled_labs_never_panic() {
+        // Every byte of the sample dropped, or replaced by a character TOML cares about.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("id"), "key").unwrap();
+        let path = dir.path().join("hosts.toml");
+        let bytes = XEN.as_bytes();
+        for i in 0..bytes.len() {
+            for replacement in [None, Some(b'"'), Some(b'['), Some(b'='), Some(b'0')] {
+                let mut m = bytes.to_vec();
+                match replacement {
+                    None => {
+                        m.remove(i);
+                    }
+                    Some(b) => m[i] = b,
+                }
+                if let Ok(s) = std::str::from_utf8(&m) {
+                    if let Err(e) = Inventory::parse(&path, s) {
+                        assert!(e.to_string().starts_with(&path.display().to_string()));
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn no_file_is_this_machine() {
         let inv = Inventory::load(Path::new("/nonexistent/hosts.toml")).unwrap();
         assert_eq!(inv.hosts[0].name, LOCAL_HOST);
