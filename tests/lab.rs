@@ -52,6 +52,31 @@ fn request(run_id: i64, priority: Priority) -> LeaseRequest {
     }
 }
 
+/// The lease a waiting run got (it must get one within 15 s).
+async fn granted(
+    waiting: tokio::task::JoinHandle<Result<pushgate::hosts::Lease, LabError>>,
+) -> pushgate::hosts::Lease {
+    tokio::time::timeout(Duration::from_secs(15), waiting)
+        .await
+        .expect("the run got a host in time")
+        .unwrap()
+        .unwrap()
+}
+
+/// A `[[host]]` of `hosts.toml` reached like `sshd` (its key, pinned key and work directory)
+/// on `port`, with `extra` lines.
+fn ssh_host(name: &str, sshd: &pushgate::hosts::LoopbackSshd, port: u16, extra: &str) -> String {
+    let t = sshd.target();
+    format!(
+        "[[host]]\nname = \"{name}\"\naddress = \"127.0.0.1\"\nport = {port}\nuser = \"{}\"\n\
+         key = \"{}\"\nknown_hosts = \"{}\"\nwork_dir = \"{}\"\n{extra}",
+        t.user,
+        t.key.display(),
+        t.known_hosts.display(),
+        t.work_dir
+    )
+}
+
 async fn sqlite(dir: &std::path::Path) -> Store {
     Store::open(&format!(
         "sqlite://{}?mode=rwc",
@@ -186,11 +211,7 @@ async fn a_live_lease_is_renewed_past_its_length() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(!waiting.is_finished(), "a renewed lease does not expire");
     lab.release(held, HostOutcome::Fine).await.unwrap();
-    let lease = tokio::time::timeout(Duration::from_secs(10), waiting)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let lease = granted(waiting).await;
     assert_eq!(lease.run_id, 2);
 }
 
@@ -240,11 +261,7 @@ async fn borrowed_hosts_are_never_scheduled() {
     ));
 
     lab.give_back("a", Some("ann")).await.unwrap();
-    let second = tokio::time::timeout(Duration::from_secs(10), waiting)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let second = granted(waiting).await;
     assert_eq!(second.host.name, "a");
 }
 
@@ -305,11 +322,7 @@ async fn a_host_that_keeps_breaking_goes_out_of_service_and_is_reported() {
     assert!(!waiting.is_finished());
     assert!(store.set_host_in_service("flaky").await.unwrap());
     lab.wake();
-    let back = tokio::time::timeout(Duration::from_secs(10), waiting)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let back = granted(waiting).await;
     assert_eq!(back.host.name, "flaky");
 }
 
@@ -394,21 +407,13 @@ async fn a_flight_spreads_over_two_ssh_hosts() {
             up.bare.display()
         ),
     );
-    let host = |name: &str, sshd: &pushgate::hosts::LoopbackSshd| {
-        let t = sshd.target();
-        format!(
-            "[[host]]\nname = \"{name}\"\naddress = \"127.0.0.1\"\nport = {}\nuser = \"{}\"\n\
-             key = \"{}\"\nknown_hosts = \"{}\"\nwork_dir = \"{}\"\n",
-            t.port,
-            t.user,
-            t.key.display(),
-            t.known_hosts.display(),
-            t.work_dir
-        )
-    };
     std::fs::write(
         sandbox.path().join("hosts.toml"),
-        format!("{}{}", host("ssh-a", &a), host("ssh-b", &b)),
+        format!(
+            "{}{}",
+            ssh_host("ssh-a", &a, a.port, ""),
+            ssh_host("ssh-b", &b, b.port, "")
+        ),
     )
     .unwrap();
     let service = support::open_service(sandbox.config("")).await;
@@ -515,25 +520,14 @@ async fn a_dead_host_breaks_runs_not_commits_and_leaves_service() {
             up.bare.display()
         ),
     );
-    let t = good.target();
-    let host = |name: &str, port: u16| {
-        format!(
-            "[[host]]\nname = \"{name}\"\naddress = \"127.0.0.1\"\nport = {port}\nuser = \"{}\"\n\
-             key = \"{}\"\nknown_hosts = \"{}\"\nwork_dir = \"{}\"\nmax_broken = 1\n\
-             connect_timeout = \"3s\"\n",
-            t.user,
-            t.key.display(),
-            t.known_hosts.display(),
-            t.work_dir
-        )
-    };
+    let extra = "max_broken = 1\nconnect_timeout = \"3s\"\n";
     // "a-dead" sorts first, so the first run goes there; nothing listens on its port.
     std::fs::write(
         sandbox.path().join("hosts.toml"),
         format!(
             "admin = \"lab@example.org\"\n{}{}",
-            host("a-dead", support::free_port()),
-            host("b-good", t.port)
+            ssh_host("a-dead", &good, support::free_port(), extra),
+            ssh_host("b-good", &good, good.port, extra)
         ),
     )
     .unwrap();
