@@ -111,11 +111,7 @@ impl JobRunner {
         if rev.is_empty() || rev.starts_with('-') || rev.contains("..") {
             return refuse(format!("`{rev}` is not a branch, tag or commit"));
         }
-        let mut needs = runner::needs_of(sequence, policy.map_or(&Needs::default(), |p| &p.needs))
-            .map_err(JobError::Refused)?;
-        if let Some(h) = &s.host {
-            needs.host = Some(h.clone());
-        }
+        let needs = job_needs(sequence, policy, s.host.as_deref()).map_err(JobError::Refused)?;
         let inventory = self.lab.inventory();
         if let Some(h) = &s.host {
             if inventory.get(h).is_none() {
@@ -136,9 +132,10 @@ impl JobRunner {
                 return refuse(format!("`{e}` is not a mail address"));
             }
         }
+        // A run of the target branch is evidence about the branch's baseline; any other is not.
         let branch_id = match policy {
-            Some(p) => Some(self.store.upsert_branch(p).await?),
-            None => None,
+            Some(p) if p.target == rev => Some(self.store.upsert_branch(p).await?),
+            _ => None,
         };
         let id = self
             .store
@@ -302,14 +299,10 @@ impl JobRunner {
             .policies
             .iter()
             .find(|p| p.repository == job.repository);
-        let mut needs =
-            match runner::needs_of(sequence, policy.map_or(&Needs::default(), |p| &p.needs)) {
-                Ok(n) => n,
-                Err(why) => return Ok((JobState::Broken, why)),
-            };
-        if let Some(h) = &job.host {
-            needs.host = Some(h.clone());
-        }
+        let needs = match job_needs(sequence, policy, job.host.as_deref()) {
+            Ok(n) => n,
+            Err(why) => return Ok((JobState::Broken, why)),
+        };
         let pause_on = job
             .pause_on_fail
             .as_deref()
@@ -536,6 +529,19 @@ impl JobRunner {
         }
         Ok(queued)
     }
+}
+
+/// What a job's run asks of its host: its sequence's and policy's needs, and the host named.
+fn job_needs(
+    sequence: &crate::sequence::Sequence,
+    policy: Option<&Policy>,
+    host: Option<&str>,
+) -> Result<Needs, String> {
+    let mut needs = runner::needs_of(sequence, policy.map_or(&Needs::default(), |p| &p.needs))?;
+    if let Some(h) = host {
+        needs.host = Some(h.to_string());
+    }
+    Ok(needs)
 }
 
 /// What a selector program is told about each sequence it may pick.

@@ -710,3 +710,54 @@ async fn pause_on_fail_waits_on_its_host_until_jobs_interact_lets_it_go_on() {
         pause.to
     );
 }
+
+/// A periodic job that passed on the target branch is the baseline evidence that turns a
+/// shared failure from `never-passed` into `like-baseline` (without it, the test above shows
+/// `never-passed`).
+#[tokio::test]
+async fn a_periodic_pass_on_the_target_counts_as_a_baseline() {
+    let root = tempfile::tempdir().unwrap();
+    let up = Upstream::new(root.path(), &[("README", "hello\n")]);
+    let sandbox = Sandbox::new();
+    sandbox.sequence(
+        "checks",
+        "[[step]]\nname = \"lint\"\ncommand = \"test ! -e LINT_FAILS\"\nblocker = false\n[[step]]\nname = \"test\"\ncommand = \"true\"\n",
+    );
+    sandbox.policy(
+        "project",
+        &format!(
+            "repository = \"{}\"\nsequences = [\"checks\"]\nretries = 0\n[periodic]\nevery = \"1h\"\n",
+            up.bare.display()
+        ),
+    );
+    let service = open_service(sandbox.config("")).await;
+    let queued = service.jobs.queue_periodic().await.unwrap();
+    assert_eq!(queued.len(), 1);
+    let job = service.store().job(queued[0]).await.unwrap().unwrap();
+    service.jobs.run(job).await.unwrap();
+    let job = service.store().job(queued[0]).await.unwrap().unwrap();
+    assert_eq!(
+        job.state,
+        pushgate::store::JobState::Pass,
+        "{}",
+        job.message
+    );
+    assert!(
+        service.jobs.queue_periodic().await.unwrap().is_empty(),
+        "not due again for an hour"
+    );
+
+    // master is pushed by hand to a commit that breaks lint; staging adds more.
+    up.write("LINT_FAILS", "yes\n");
+    up.commit("lint fails", AUTHORS[1]);
+    git(
+        &up.work,
+        &["push", "-q", "origin", "HEAD:refs/heads/master"],
+    );
+    let more = up.commits(2, None);
+    up.push_staging();
+    let outcome = &service.gate_once().await.unwrap()[0].1;
+    let (verdict, pushed, _) = decided(outcome);
+    assert_eq!(verdict, Verdict::LikeBaseline, "{outcome:?}");
+    assert_eq!(pushed.as_deref(), Some(more[1].as_str()));
+}

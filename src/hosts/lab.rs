@@ -82,6 +82,14 @@ pub struct HostState {
     pub health: Option<HealthRow>,
 }
 
+/// Runs waiting for a host, in no particular order (the scheduler orders them).
+#[derive(Default)]
+struct Queue {
+    /// The last ticket given: arrival order.
+    last_ticket: u64,
+    entries: Vec<Entry>,
+}
+
 struct Entry {
     waiting: Waiting,
     request: LeaseRequest,
@@ -93,7 +101,7 @@ pub struct Lab {
     store: Store,
     /// Where the local provisioner makes its worktrees.
     local_work_dir: PathBuf,
-    queue: Mutex<(u64, Vec<Entry>)>,
+    queue: Mutex<Queue>,
     /// One scheduling decision at a time in this process.
     deciding: tokio::sync::Mutex<()>,
     wake: tokio::sync::Notify,
@@ -118,7 +126,7 @@ impl Lab {
             inventory: RwLock::new(Arc::new(inventory)),
             store,
             local_work_dir: settings.local_work_dir,
-            queue: Mutex::new((0, Vec::new())),
+            queue: Mutex::new(Queue::default()),
             deciding: tokio::sync::Mutex::new(()),
             wake: tokio::sync::Notify::new(),
             lease_length: settings.lease_length,
@@ -170,14 +178,14 @@ impl Lab {
         let (reply, answer) = oneshot::channel();
         {
             let mut q = self.queue.lock().map_err(|_| LabError::Closed)?;
-            q.0 += 1;
+            q.last_ticket += 1;
             let waiting = Waiting {
-                ticket: q.0,
+                ticket: q.last_ticket,
                 priority: request.priority,
                 needs: request.needs.clone(),
                 prefer: request.prefer.clone(),
             };
-            q.1.push(Entry {
+            q.entries.push(Entry {
                 waiting,
                 request,
                 reply,
@@ -240,34 +248,35 @@ impl Lab {
     pub async fn schedule(&self) -> Result<(), LabError> {
         let _deciding = self.deciding.lock().await;
         let inventory = self.inventory();
-        let waiting: Vec<Waiting> = {
+        let (waiting, run_ids): (Vec<Waiting>, Vec<i64>) = {
             let mut q = self.queue.lock().map_err(|_| LabError::Closed)?;
             // A caller that stopped waiting (its run was cancelled) leaves the queue.
-            q.1.retain(|e| !e.reply.is_closed());
-            if q.1.is_empty() {
+            q.entries.retain(|e| !e.reply.is_closed());
+            if q.entries.is_empty() {
                 return Ok(());
             }
-            q.1.iter().map(|e| e.waiting.clone()).collect()
+            q.entries
+                .iter()
+                .map(|e| (e.waiting.clone(), e.request.run_id))
+                .unzip()
         };
         let free = self.free_slots(&inventory).await?;
         let chosen = assign(&inventory.hosts, &free, &waiting);
         if chosen.is_empty() {
             return Ok(());
         }
-        let picks: Vec<(u64, &HostSpec, u32, i64)> = {
-            let q = self.queue.lock().map_err(|_| LabError::Closed)?;
-            chosen
-                .iter()
-                .filter_map(|&(w, f)| {
-                    let ticket = waiting[w].ticket;
-                    let run_id =
-                        q.1.iter()
-                            .find(|e| e.waiting.ticket == ticket)
-                            .map(|e| e.request.run_id)?;
-                    Some((ticket, &inventory.hosts[free[f].host], free[f].slot, run_id))
-                })
-                .collect()
-        };
+        let picks: Vec<(u64, &HostSpec, u32, i64)> = chosen
+            .iter()
+            .map(|&(w, f)| {
+                let slot = free[f];
+                (
+                    waiting[w].ticket,
+                    &inventory.hosts[slot.host],
+                    slot.slot,
+                    run_ids[w],
+                )
+            })
+            .collect();
         let expires = now_ms() + self.lease_length.as_millis() as i64;
         let wanted: Vec<(String, u32, i64)> = picks
             .iter()
@@ -284,8 +293,8 @@ impl Lab {
         for (ticket, host, slot, run_id) in granted {
             let entry = {
                 let mut q = self.queue.lock().map_err(|_| LabError::Closed)?;
-                let i = q.1.iter().position(|e| e.waiting.ticket == ticket);
-                i.map(|i| q.1.swap_remove(i))
+                let i = q.entries.iter().position(|e| e.waiting.ticket == ticket);
+                i.map(|i| q.entries.swap_remove(i))
             };
             let Some(entry) = entry else {
                 self.store.drop_run_lease(&host.name, slot, run_id).await?;
@@ -382,7 +391,7 @@ impl Lab {
 
     /// How many runs wait for a host.
     pub fn waiting(&self) -> usize {
-        self.queue.lock().map_or(0, |q| q.1.len())
+        self.queue.lock().map_or(0, |q| q.entries.len())
     }
 
     /// Lends every slot of `host` to `who` for `hours`, or extends their borrow.
