@@ -491,14 +491,20 @@ impl JobRunner {
                     due,
                 });
             }
+            if !candidates.iter().any(|c| c.due) {
+                continue;
+            }
+            let due: Vec<String> = candidates
+                .iter()
+                .filter(|c| c.due)
+                .map(|c| c.sequence.clone())
+                .collect();
+            // The selector picks among what is due (and may pick nothing); the schedule
+            // still bounds how often each sequence runs.
             let chosen = match &periodic.selector {
-                None => candidates
-                    .iter()
-                    .filter(|c| c.due)
-                    .map(|c| c.sequence.clone())
-                    .collect(),
+                None => due,
                 Some(program) => match select(program, &candidates).await {
-                    Ok(names) => names,
+                    Ok(names) => names.into_iter().filter(|n| due.contains(n)).collect(),
                     Err(e) => {
                         tracing::error!(policy = %policy.name, error = %e, "the selector failed; nothing queued");
                         continue;

@@ -723,10 +723,19 @@ async fn a_periodic_pass_on_the_target_counts_as_a_baseline() {
         "checks",
         "[[step]]\nname = \"lint\"\ncommand = \"test ! -e LINT_FAILS\"\nblocker = false\n[[step]]\nname = \"test\"\ncommand = \"true\"\n",
     );
+    // A selector that always asks for `checks`: the schedule still bounds it.
+    let selector = sandbox.path().join("policies/select.sh");
+    std::fs::create_dir_all(selector.parent().unwrap()).unwrap();
+    std::fs::write(&selector, "#!/bin/sh\ncat >/dev/null\necho checks\n").unwrap();
+    std::fs::set_permissions(
+        &selector,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     sandbox.policy(
         "project",
         &format!(
-            "repository = \"{}\"\nsequences = [\"checks\"]\nretries = 0\n[periodic]\nevery = \"1h\"\n",
+            "repository = \"{}\"\nsequences = [\"checks\"]\nretries = 0\n[periodic]\nevery = \"1h\"\nselector = \"select.sh\"\n",
             up.bare.display()
         ),
     );
