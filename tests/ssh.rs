@@ -130,7 +130,17 @@ async fn run(sshd: &Sshd, seq: &sequence::Sequence, run_id: i64) -> (Recorder, R
     )
     .await
     .unwrap();
-    let _ = host.release().await;
+    // A released run's directory and its record of process groups go with it (a run whose
+    // connection was cut cannot release: the reaper cleans up after it).
+    if host.release().await.is_ok() {
+        let work = PathBuf::from(sshd.target().work_dir);
+        for leftover in [
+            format!("pushgate-run-{run_id}"),
+            format!("pushgate-run-{run_id}.pgids"),
+        ] {
+            assert!(!work.join(&leftover).exists(), "{leftover} was left behind");
+        }
+    }
     (recorder, report)
 }
 
@@ -393,4 +403,34 @@ async fn files_go_up_and_come_back_byte_for_byte_and_leftovers_are_reaped() {
     assert!(work.join("someone-else").exists());
     assert!(work.join("pushgate-run-43").exists());
     assert_eq!(provisioner.reap(&Default::default()).await.unwrap(), 1);
+}
+
+/// A step still running from a dead run (one that outlived sshd's clean-up of the lost
+/// session, say a daemonising test script) is killed by `reap`, its whole process group, as
+/// recorded beside the run's directory when the step started; then the directory goes.
+#[tokio::test]
+async fn reap_kills_what_a_dead_run_left_running() {
+    let sshd = Sshd::start();
+    let work = PathBuf::from(sshd.target().work_dir);
+    std::fs::create_dir_all(work.join("pushgate-run-51")).unwrap();
+    // A process group of its own, as a step's is (sshd makes each session a group leader).
+    let mut orphan = std::process::Command::new("setsid")
+        .args(["sh", "-c", "sleep 317; true"])
+        .spawn()
+        .unwrap();
+    let pgid = orphan.id();
+    std::fs::write(work.join("pushgate-run-51.pgids"), format!("{pgid}\n")).unwrap();
+    assert!(alive("sleep 317"));
+
+    let provisioner = SshProvisioner::new(sshd.target());
+    assert_eq!(provisioner.reap(&Default::default()).await.unwrap(), 1);
+    let _ = orphan.wait();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive("sleep 317") {
+        assert!(Instant::now() < deadline, "reap killed the whole group");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!work.join("pushgate-run-51").exists());
+    assert!(!work.join("pushgate-run-51.pgids").exists());
+    assert_eq!(provisioner.reap(&Default::default()).await.unwrap(), 0);
 }

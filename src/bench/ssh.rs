@@ -110,7 +110,15 @@ pub async fn ssh(steps: usize, log_mb: u64, user: Option<&str>) -> Result<SshRep
         // Interleaved, so that machine noise hits all three alike.
         let t = Instant::now();
         let exit = c
-            .run("bench", &home, &[], "true", Duration::from_secs(30), &log)
+            .run(
+                "bench",
+                &home,
+                &[],
+                "true",
+                Duration::from_secs(30),
+                &log,
+                None,
+            )
             .await
             .map_err(|e| fail(e.to_string()))?;
         step.push(ms(t.elapsed()));
@@ -163,6 +171,7 @@ pub async fn ssh(steps: usize, log_mb: u64, user: Option<&str>) -> Result<SshRep
         &format!("head -c {bytes} /dev/zero | tr '\\0' x"),
         Duration::from_secs(600),
         &log,
+        None,
     )
     .await
     .map_err(|e| fail(e.to_string()))?;

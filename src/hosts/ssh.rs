@@ -324,7 +324,9 @@ impl Connection {
     }
 
     /// Runs `command` in `dir` with `env`, streaming its output to `log`; kills its process
-    /// group when it outlives `timeout`.
+    /// group when it outlives `timeout`. With `pgids`, the group's id is appended to that
+    /// file on the host first, so that a reaper can kill the step if pushgate dies during it.
+    #[allow(clippy::too_many_arguments)]
     pub async fn run(
         &self,
         step: &str,
@@ -333,11 +335,13 @@ impl Connection {
         command: &str,
         timeout: Duration,
         log: &Path,
+        pgids: Option<&str>,
     ) -> Result<StepExit, HostError> {
         let mut out = tokio::fs::File::create(log)
             .await
             .map_err(|e| self.lost(step, format!("{}: {e}", log.display())))?;
-        let mut line = format!("cd {} && echo {PID_MARK}$$ && exec env", quote(dir));
+        let record = pgids.map_or(String::new(), |f| format!("echo $$ >> {} && ", quote(f)));
+        let mut line = format!("{record}cd {} && echo {PID_MARK}$$ && exec env", quote(dir));
         for (k, v) in env {
             line.push(' ');
             line.push_str(&quote(&format!("{k}={v}")));
@@ -508,26 +512,34 @@ impl Provisioner for SshProvisioner {
         let connection = Connection::open(&self.target).await?;
         let base = quote(self.target.work_dir.trim_end_matches('/'));
         let list =
-            format!("for d in {base}/pushgate-run-*; do [ -d \"$d\" ] && echo \"$d\"; done; true");
+            format!("for d in {base}/pushgate-run-*; do [ -e \"$d\" ] && echo \"$d\"; done; true");
         let cleanup = |e: HostError| HostError::Cleanup {
             host: connection.name().to_string(),
             message: e.to_string(),
         };
         let out = connection.must(&list, None).await.map_err(cleanup)?;
-        let mut removed = 0;
-        for dir in String::from_utf8_lossy(&out).lines() {
-            let leftover = super::run_id_in(dir).is_some_and(|id| !live.contains(&id));
-            if leftover {
-                connection
-                    .must(&format!("rm -rf {}", quote(dir)), None)
-                    .await
-                    .map_err(cleanup)?;
-                removed += 1;
-            }
+        let dead: BTreeSet<i64> = String::from_utf8_lossy(&out)
+            .lines()
+            .filter_map(super::run_id_in)
+            .filter(|id| !live.contains(id))
+            .collect();
+        for id in &dead {
+            // A step still running from a dead run is killed with its whole group first.
+            let dir = quote(&self.run_dir(*id));
+            let pgids = quote(&pgids_file(&self.run_dir(*id)));
+            let kill = format!(
+                "if [ -f {pgids} ]; then for g in $(cat {pgids}); do kill -KILL -- \"-$g\" 2>/dev/null; done; fi; rm -rf {dir} {pgids}"
+            );
+            connection.must(&kill, None).await.map_err(cleanup)?;
         }
         connection.close().await;
-        Ok(removed)
+        Ok(dead.len())
     }
+}
+
+/// Where a run's steps' process group ids are kept on the host, beside its directory.
+fn pgids_file(run_dir: &str) -> String {
+    format!("{run_dir}.pgids")
 }
 
 /// Puts the commit's tree in `dir` on the host (emptied first).
@@ -678,6 +690,7 @@ impl Host for SshHost {
                 &step.command,
                 step.timeout,
                 log,
+                Some(&pgids_file(&self.dir)),
             )
             .await
     }
@@ -726,7 +739,14 @@ impl Host for SshHost {
     async fn release(self: Box<Self>) -> Result<(), HostError> {
         let result = self
             .connection
-            .must(&format!("rm -rf {}", quote(&self.dir)), None)
+            .must(
+                &format!(
+                    "rm -rf {} {}",
+                    quote(&self.dir),
+                    quote(&pgids_file(&self.dir))
+                ),
+                None,
+            )
             .await
             .map(|_| ())
             .map_err(|e| HostError::Cleanup {
