@@ -15,7 +15,7 @@ use pushgate::sequence::results::SubResult;
 use pushgate::sequence::{
     self, Bindings, PauseOn, RunReport, StepContext, StepRecorder, StepStatus,
 };
-use support::git;
+use support::commit_all;
 use support::sshd::Sshd;
 
 #[derive(Default)]
@@ -74,24 +74,10 @@ impl Recorder {
 fn repository(dir: &Path) -> (PathBuf, String) {
     let repo = dir.join("repo");
     std::fs::create_dir_all(repo.join("sub")).unwrap();
-    git(&repo, &["init", "-q"]);
     std::fs::write(repo.join("greet.sh"), "#!/bin/sh\necho hello\n").unwrap();
     std::fs::write(repo.join("sub/keep"), "x\n").unwrap();
     std::os::unix::fs::symlink("greet.sh", repo.join("link")).unwrap();
-    git(&repo, &["add", "."]);
-    git(
-        &repo,
-        &[
-            "-c",
-            "user.name=T",
-            "-c",
-            "user.email=t@example.org",
-            "commit",
-            "-qm",
-            "one",
-        ],
-    );
-    let sha = git(&repo, &["rev-parse", "HEAD"]);
+    let sha = commit_all(&repo, "one");
     (repo, sha)
 }
 

@@ -12,7 +12,7 @@ use pushgate::hosts::inventory::ProvisionerSpec;
 use pushgate::hosts::{Connection, HostRequest, Inventory, Provisioner, XenProvisioner};
 use pushgate::sequence::{self, PauseOn, StepContext};
 use support::dom0::Dom0;
-use support::{eventually, git, Sandbox, Upstream};
+use support::{commit_all, eventually, Sandbox, Upstream};
 
 fn provisioner(dom0: &Dom0, xen_extra: &str) -> XenProvisioner {
     let dir = tempfile::tempdir().unwrap();
@@ -27,22 +27,8 @@ fn provisioner(dom0: &Dom0, xen_extra: &str) -> XenProvisioner {
 fn repository(dir: &Path) -> (std::path::PathBuf, String) {
     let repo = dir.join("repo");
     std::fs::create_dir_all(&repo).unwrap();
-    git(&repo, &["init", "-q"]);
     std::fs::write(repo.join("README"), "the commit under test\n").unwrap();
-    git(&repo, &["add", "."]);
-    git(
-        &repo,
-        &[
-            "-c",
-            "user.name=T",
-            "-c",
-            "user.email=t@example.org",
-            "commit",
-            "-qm",
-            "one",
-        ],
-    );
-    let sha = git(&repo, &["rev-parse", "HEAD"]);
+    let sha = commit_all(&repo, "one");
     (repo, sha)
 }
 

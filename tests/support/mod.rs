@@ -38,6 +38,28 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
     git_env(dir, args, &[])
 }
 
+/// Commits everything in the work tree `repo` (initialising it if needed) as a test author;
+/// returns the commit's sha.
+pub fn commit_all(repo: &Path, message: &str) -> String {
+    if !repo.join(".git").exists() {
+        git(repo, &["init", "-q"]);
+    }
+    git(repo, &["add", "."]);
+    git(
+        repo,
+        &[
+            "-c",
+            "user.name=T",
+            "-c",
+            "user.email=t@example.org",
+            "commit",
+            "-qm",
+            message,
+        ],
+    );
+    git(repo, &["rev-parse", "HEAD"])
+}
+
 pub fn git_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
     let out = Command::new("git")
         .args([
