@@ -140,7 +140,8 @@ impl XenProvisioner {
         }
     }
 
-    /// Removes every domain, disk and config of runs not in `live`; returns how many things.
+    /// Removes every domain, disk and config of the runs `keep` says no to; returns how many
+    /// things it removed.
     async fn remove_leftovers(
         &self,
         dom0: &Connection,
@@ -152,8 +153,7 @@ impl XenProvisioner {
             let Some(domain) = line.split_whitespace().next() else {
                 continue;
             };
-            if run_id_in(domain).is_some_and(|id| !keep(id)) && domain.starts_with("pushgate-run-")
-            {
+            if run_id_in(domain).is_some_and(|id| !keep(id)) {
                 dom0.must(&format!("xl destroy {}", quote(domain)), None)
                     .await?;
                 removed += 1;
@@ -165,7 +165,7 @@ impl XenProvisioner {
                 .must(&format!("lvs --noheadings -o lv_name {vg}"), None)
                 .await?;
             for lv in String::from_utf8_lossy(&volumes).split_whitespace() {
-                if lv.starts_with("pushgate-run-") && run_id_in(lv).is_some_and(|id| !keep(id)) {
+                if run_id_in(lv).is_some_and(|id| !keep(id)) {
                     dom0.must(
                         &format!(
                             "lvremove -f {}",
