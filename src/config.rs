@@ -40,6 +40,9 @@ pub struct Config {
     /// The job server API's secret (`[api] token` or `token_file`); without one the job
     /// API refuses every call.
     pub api_token: Option<String>,
+    /// The secret GitHub signs webhook deliveries with (`[github] webhook_secret` or
+    /// `webhook_secret_file`); without one, `/hooks/github` refuses every delivery.
+    pub github_secret: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -57,6 +60,15 @@ struct File {
     mail: MailFile,
     #[serde(default)]
     api: ApiFile,
+    #[serde(default)]
+    github: GithubFile,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct GithubFile {
+    webhook_secret: Option<Spanned<String>>,
+    webhook_secret_file: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -175,7 +187,36 @@ impl Config {
                 return Err(src.error(span, "api.token", "use a token of at least 16 characters"));
             }
         }
+        let github_secret = match (
+            &file.github.webhook_secret,
+            &file.github.webhook_secret_file,
+        ) {
+            (Some(s), None) => Some(s.get_ref().clone()),
+            (None, Some(f)) => {
+                let path = rel(Some(f.get_ref().clone()), "");
+                let secret = std::fs::read_to_string(&path).map_err(|e| {
+                    src.error(
+                        f.span(),
+                        "github.webhook_secret_file",
+                        format!("{}: {e}", path.display()),
+                    )
+                })?;
+                Some(secret.trim_end_matches(['\r', '\n']).to_string())
+            }
+            (Some(s), Some(_)) => {
+                return Err(src.error(
+                    s.span(),
+                    "github.webhook_secret",
+                    "set `webhook_secret` or `webhook_secret_file`, not both",
+                ))
+            }
+            (None, None) => None,
+        };
+        if let (Some(""), Some(s)) = (github_secret.as_deref(), &file.github.webhook_secret) {
+            return Err(src.error(s.span(), "github.webhook_secret", "the secret is empty"));
+        }
         Ok(Config {
+            github_secret,
             hosts_file: rel(file.hosts, "hosts.toml"),
             api_token,
             public_url: file
@@ -235,6 +276,16 @@ mod tests {
             ("[mail]\nsmtp = \"http://x\"\n", 2, "mail.smtp"),
             ("[mail]\nfrom = \"@@\"\n", 2, "mail.from"),
             ("state = \"/x\"\n", 1, "state"),
+            (
+                "[github]\nwebhook_secret = \"\"\n",
+                2,
+                "github.webhook_secret",
+            ),
+            (
+                "[github]\nwebhook_secret_file = \"/nonexistent\"\n",
+                2,
+                "github.webhook_secret_file",
+            ),
         ] {
             let e = Config::parse(p, text, base).unwrap_err();
             assert_eq!((e.line, e.field.as_str()), (line, field), "{text:?}: {e}");

@@ -11,6 +11,7 @@ pub mod config;
 pub mod culprit;
 pub mod demo;
 pub mod gate;
+pub mod github;
 pub mod hosts;
 pub mod jobs;
 pub mod policy;

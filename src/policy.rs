@@ -65,7 +65,23 @@ pub struct Policy {
     pub needs: Needs,
     /// Runs on the target branch on a schedule, so that baselines exist.
     pub periodic: Option<Periodic>,
+    /// The GitHub repository (`owner/name`) whose webhooks concern this policy: `github`, or
+    /// read from a github.com repository URL.
+    pub github: Option<String>,
     pub mail: MailPolicy,
+}
+
+/// `owner/name` of a github.com URL (`https://github.com/o/n.git`, `git@github.com:o/n`).
+pub fn github_name(url: &str) -> Option<String> {
+    let rest = url
+        .split_once("github.com/")
+        .or_else(|| url.split_once("github.com:"))?
+        .1;
+    let rest = rest.trim_end_matches('/').trim_end_matches(".git");
+    let mut parts = rest.split('/');
+    let (owner, name) = (parts.next()?, parts.next()?);
+    (parts.next().is_none() && !owner.is_empty() && !name.is_empty())
+        .then(|| format!("{owner}/{name}"))
 }
 
 /// A policy's schedule of runs on its target branch (OSSTest's baseline flights).
@@ -101,6 +117,7 @@ struct File {
     pause_resume_after: Option<Spanned<String>>,
     needs: Option<Spanned<BTreeMap<String, String>>>,
     periodic: Option<Spanned<PeriodicFile>>,
+    github: Option<Spanned<String>>,
     #[serde(default)]
     mail: MailFile,
 }
@@ -351,7 +368,28 @@ impl Policy {
                 })
             }
         };
+        let github = match &file.github {
+            Some(g) => {
+                let name = g.get_ref();
+                let parts: Vec<&str> = name.split('/').collect();
+                let word = |w: &str| {
+                    !w.is_empty()
+                        && w.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                };
+                if parts.len() != 2 || !parts.iter().all(|p| word(p)) {
+                    return Err(src.error(
+                        g.span(),
+                        "github",
+                        format!("`{name}` is not a GitHub repository like `owner/name`"),
+                    ));
+                }
+                Some(name.clone())
+            }
+            None => github_name(&repository),
+        };
         Ok(Policy {
+            github,
             name,
             file: path.to_path_buf(),
             repository,
@@ -528,6 +566,26 @@ mod tests {
             let e = parse(&text).unwrap_err();
             assert_eq!((e.line, e.field.as_str()), (line, field), "{text:?}: {e}");
             assert!(e.to_string().contains("xen.toml"));
+        }
+    }
+
+    #[test]
+    fn github_names() {
+        for (url, name) in [
+            (
+                "https://github.com/xen-project/xen.git",
+                Some("xen-project/xen"),
+            ),
+            ("git@github.com:xen-project/xen", Some("xen-project/xen")),
+            (
+                "https://github.com/xen-project/xen/",
+                Some("xen-project/xen"),
+            ),
+            ("https://git.example.org/xen.git", None),
+            ("../upstream.git", None),
+            ("https://github.com/only-owner", None),
+        ] {
+            assert_eq!(github_name(url).as_deref(), name, "{url}");
         }
     }
 

@@ -163,7 +163,7 @@ impl Service {
         let mail_wake = Arc::new(Notify::new());
         let mut tasks = JoinSet::new();
         for policy in self.policies.clone() {
-            let wake = wakers.add(&policy.name, &policy.staging);
+            let wake = wakers.add(&policy.name, &policy.staging, policy.github.as_deref());
             let this = self.clone();
             let mail_wake = mail_wake.clone();
             tasks.spawn(async move {
@@ -236,6 +236,7 @@ impl Service {
             lab: self.lab.clone(),
             jobs: self.jobs.clone(),
             api_token: self.config.api_token.clone(),
+            github_secret: self.config.github_secret.clone(),
         }
     }
 

@@ -7,6 +7,7 @@
 
 mod branches;
 mod flights;
+mod github;
 mod jobs;
 mod leases;
 mod outbox;

@@ -2,6 +2,7 @@
 //! server's post-receive calls to wake the gate at once.
 
 mod api;
+mod github;
 mod hooks;
 pub mod jobs;
 mod pages;
@@ -22,16 +23,48 @@ use crate::store::{Store, StoreError};
 /// Wakes one policy's gate loop before its poll interval is up.
 #[derive(Clone, Default)]
 pub struct Wakers {
-    /// Policy name to (staging branch, its waker).
-    by_policy: BTreeMap<String, (String, Arc<Notify>)>,
+    /// Policy name to what it watches and its waker.
+    by_policy: BTreeMap<String, Watch>,
+}
+
+#[derive(Clone)]
+struct Watch {
+    staging: String,
+    /// `owner/name` on GitHub, if the policy's repository is there.
+    github: Option<String>,
+    notify: Arc<Notify>,
 }
 
 impl Wakers {
-    pub fn add(&mut self, policy: &str, staging: &str) -> Arc<Notify> {
+    pub fn add(&mut self, policy: &str, staging: &str, github: Option<&str>) -> Arc<Notify> {
         let notify = Arc::new(Notify::new());
-        self.by_policy
-            .insert(policy.to_string(), (staging.to_string(), notify.clone()));
+        self.by_policy.insert(
+            policy.to_string(),
+            Watch {
+                staging: staging.to_string(),
+                github: github.map(str::to_string),
+                notify: notify.clone(),
+            },
+        );
         notify
+    }
+
+    /// Wakes the policies whose GitHub repository is `repository` and whose staging branch is
+    /// `branch`. Returns their names.
+    pub fn wake_github(&self, repository: &str, branch: &str) -> Vec<String> {
+        self.by_policy
+            .iter()
+            .filter(|(_, w)| {
+                w.staging == branch
+                    && w.github
+                        .as_deref()
+                        .is_some_and(|g| g.eq_ignore_ascii_case(repository))
+            })
+            .map(|(name, w)| {
+                w.notify.notify_one();
+                name.clone()
+            })
+            .collect()
     }
 
     /// Wakes the policies that watch `git_ref` (`refs/heads/NAME`), or only `only` if given.
@@ -39,13 +72,13 @@ impl Wakers {
     pub fn wake(&self, git_ref: Option<&str>, only: Option<&str>) -> Vec<String> {
         self.by_policy
             .iter()
-            .filter(|(name, (staging, _))| {
+            .filter(|(name, w)| {
                 only.is_none_or(|o| o == name.as_str())
-                    && git_ref.is_none_or(|r| r == format!("refs/heads/{staging}"))
+                    && git_ref.is_none_or(|r| r == format!("refs/heads/{}", w.staging))
             })
-            .map(|(name, (_, notify))| {
+            .map(|(name, w)| {
                 // notify_one keeps a permit when the loop is busy, so no wake-up is lost.
-                notify.notify_one();
+                w.notify.notify_one();
                 name.clone()
             })
             .collect()
@@ -60,6 +93,8 @@ pub struct AppState {
     pub jobs: Arc<JobRunner>,
     /// The job API's secret; `None` turns the job API off.
     pub api_token: Option<String>,
+    /// GitHub's webhook secret; `None` refuses every delivery.
+    pub github_secret: Option<String>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -86,6 +121,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/branches", get(api::branches))
         .route("/api/flights/{id}", get(api::flight))
         .route("/hooks/git", post(hooks::git))
+        .route(
+            "/hooks/github",
+            post(github::webhook).layer(axum::extract::DefaultBodyLimit::max(github::MAX_BODY)),
+        )
         .with_state(state)
 }
 
@@ -93,6 +132,8 @@ pub fn router(state: AppState) -> Router {
 pub enum WebError {
     NotFound(String),
     BadRequest(String),
+    /// A missing or wrong signature or token.
+    Unauthorized(String),
     /// The request is fine but the thing is not in a state to do it (a finished job).
     Conflict(String),
     Internal(String),
@@ -116,6 +157,7 @@ impl IntoResponse for WebError {
         let (code, message) = match self {
             WebError::NotFound(m) => (StatusCode::NOT_FOUND, m),
             WebError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            WebError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, m),
             WebError::Conflict(m) => (StatusCode::CONFLICT, m),
             WebError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, m),
         };

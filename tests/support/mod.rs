@@ -456,15 +456,32 @@ impl Drop for Postgres {
 
 /// A minimal HTTP/1.1 client for the tests: (status, body).
 pub fn http(method: &str, addr: SocketAddr, path: &str, body: &str) -> (u16, String) {
+    http_with(method, addr, path, &[], body.as_bytes())
+}
+
+/// The same with extra headers and a body of bytes.
+pub fn http_with(
+    method: &str,
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
     let mut s = TcpStream::connect(addr).expect("connects");
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n",
         body.len()
-    )
-    .unwrap();
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    // The server may answer (413) and close before the whole body is sent.
+    let _ = s.write_all(body);
     let mut answer = String::new();
-    s.read_to_string(&mut answer).unwrap();
+    // After an early answer the rest of a big body may reset the connection: the answer is in.
+    let _ = s.read_to_string(&mut answer);
     let status = answer
         .split_whitespace()
         .nth(1)
