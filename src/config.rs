@@ -160,61 +160,52 @@ impl Config {
                 &state_dir.join("outbox").display().to_string(),
             )),
         };
-        let api_token = match (&file.api.token, &file.api.token_file) {
-            (Some(t), None) => Some(t.get_ref().clone()),
-            (None, Some(f)) => {
-                let path = rel(Some(f.get_ref().clone()), "");
-                let token = std::fs::read_to_string(&path).map_err(|e| {
-                    src.error(
+        // A secret is written in the file or kept in a file of its own, not both; it is never
+        // shorter than `min` characters.
+        let secret = |value: &Option<Spanned<String>>,
+                      from_file: &Option<Spanned<String>>,
+                      field: &str,
+                      min: usize|
+         -> Result<Option<String>, FileError> {
+            let (text, span, at) = match (value, from_file) {
+                (None, None) => return Ok(None),
+                (Some(v), None) => (v.get_ref().clone(), v.span(), field.to_string()),
+                (None, Some(f)) => {
+                    let at = format!("{field}_file");
+                    let path = rel(Some(f.get_ref().clone()), "");
+                    let text = std::fs::read_to_string(&path).map_err(|e| {
+                        src.error(f.span(), &at, format!("{}: {e}", path.display()))
+                    })?;
+                    (
+                        text.trim_end_matches(['\r', '\n']).to_string(),
                         f.span(),
-                        "api.token_file",
-                        format!("{}: {e}", path.display()),
+                        at,
                     )
-                })?;
-                Some(token.trim().to_string())
-            }
-            (Some(t), Some(_)) => {
+                }
+                (Some(v), Some(_)) => {
+                    return Err(src.error(
+                        v.span(),
+                        field,
+                        format!("set `{field}` or `{field}_file`, not both"),
+                    ))
+                }
+            };
+            if text.chars().count() < min {
                 return Err(src.error(
-                    t.span(),
-                    "api.token",
-                    "set `token` or `token_file`, not both",
-                ))
+                    span,
+                    &at,
+                    format!("use a secret of at least {min} characters"),
+                ));
             }
-            (None, None) => None,
+            Ok(Some(text))
         };
-        if let (Some(t), Some(span)) = (&api_token, file.api.token.as_ref().map(|t| t.span())) {
-            if t.len() < 16 {
-                return Err(src.error(span, "api.token", "use a token of at least 16 characters"));
-            }
-        }
-        let github_secret = match (
+        let api_token = secret(&file.api.token, &file.api.token_file, "api.token", 16)?;
+        let github_secret = secret(
             &file.github.webhook_secret,
             &file.github.webhook_secret_file,
-        ) {
-            (Some(s), None) => Some(s.get_ref().clone()),
-            (None, Some(f)) => {
-                let path = rel(Some(f.get_ref().clone()), "");
-                let secret = std::fs::read_to_string(&path).map_err(|e| {
-                    src.error(
-                        f.span(),
-                        "github.webhook_secret_file",
-                        format!("{}: {e}", path.display()),
-                    )
-                })?;
-                Some(secret.trim_end_matches(['\r', '\n']).to_string())
-            }
-            (Some(s), Some(_)) => {
-                return Err(src.error(
-                    s.span(),
-                    "github.webhook_secret",
-                    "set `webhook_secret` or `webhook_secret_file`, not both",
-                ))
-            }
-            (None, None) => None,
-        };
-        if let (Some(""), Some(s)) = (github_secret.as_deref(), &file.github.webhook_secret) {
-            return Err(src.error(s.span(), "github.webhook_secret", "the secret is empty"));
-        }
+            "github.webhook_secret",
+            1,
+        )?;
         Ok(Config {
             github_secret,
             hosts_file: rel(file.hosts, "hosts.toml"),

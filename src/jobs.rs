@@ -212,10 +212,16 @@ impl JobRunner {
     pub async fn run(&self, job: JobRow) -> Result<(), StoreError> {
         let span = tracing::info_span!("job", id = job.id, sequence = %job.sequence);
         async move {
-            let (state, message) = match self.prepare(&job).await? {
-                Err(why) => (JobState::Broken, why),
-                Ok(None) => return Ok(()),
-                Ok(Some((run_id, sha))) => self.execute(&job, run_id, &sha).await?,
+            let (state, message) = match self.sequences.get(&job.sequence) {
+                None => (
+                    JobState::Broken,
+                    format!("no sequence `{}` any more", job.sequence),
+                ),
+                Some(sequence) => match self.prepare(&job).await? {
+                    Err(why) => (JobState::Broken, why),
+                    Ok(None) => return Ok(()),
+                    Ok(Some((run_id, sha))) => self.execute(&job, sequence, run_id, &sha).await?,
+                },
             };
             if self.store.finish_job(job.id, state, &message).await? {
                 self.mail_result(&job, state, &message).await?;
@@ -231,9 +237,6 @@ impl JobRunner {
         &self,
         job: &JobRow,
     ) -> Result<Result<Option<(i64, String)>, String>, StoreError> {
-        if !self.sequences.contains_key(&job.sequence) {
-            return Ok(Err(format!("no sequence `{}` any more", job.sequence)));
-        }
         let mirror_name = self.mirror_name(job);
         let (dir, url, rev) = (
             self.settings.mirrors_dir.clone(),
@@ -289,12 +292,10 @@ impl JobRunner {
     async fn execute(
         &self,
         job: &JobRow,
+        sequence: &crate::sequence::Sequence,
         run_id: i64,
         sha: &str,
     ) -> Result<(JobState, String), StoreError> {
-        let Some(sequence) = self.sequences.get(&job.sequence) else {
-            return Ok((JobState::Broken, format!("no sequence `{}`", job.sequence)));
-        };
         let policy = self
             .policies
             .iter()

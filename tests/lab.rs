@@ -77,6 +77,15 @@ fn ssh_host(name: &str, sshd: &pushgate::hosts::LoopbackSshd, port: u16, extra: 
     )
 }
 
+/// A lab of local hosts on a fresh SQLite store (the directory lives as long as the first
+/// value).
+async fn local_lab(hosts: &[(&str, u32)], lease: Duration) -> (tempfile::TempDir, Arc<Lab>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite(dir.path()).await;
+    let lab = lab(&store, inventory(dir.path(), &local_hosts(hosts)), lease);
+    (dir, lab)
+}
+
 async fn sqlite(dir: &std::path::Path) -> Store {
     Store::open(&format!(
         "sqlite://{}?mode=rwc",
@@ -174,13 +183,7 @@ async fn one_winner_when_many_take_the_same_slot_at_once() {
 
 #[tokio::test]
 async fn an_expired_lease_frees_its_host() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = sqlite(dir.path()).await;
-    let lab = lab(
-        &store,
-        inventory(dir.path(), &local_hosts(&[("a", 1)])),
-        Duration::from_secs(1),
-    );
+    let (_dir, lab) = local_lab(&[("a", 1)], Duration::from_secs(1)).await;
     let crashed = lab.acquire(request(1, Priority::Gate)).await.unwrap();
     // Its holder dies: nobody renews or releases the lease.
     drop(crashed);
@@ -198,13 +201,7 @@ async fn an_expired_lease_frees_its_host() {
 
 #[tokio::test]
 async fn a_live_lease_is_renewed_past_its_length() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = sqlite(dir.path()).await;
-    let lab = lab(
-        &store,
-        inventory(dir.path(), &local_hosts(&[("a", 1)])),
-        Duration::from_secs(1),
-    );
+    let (_dir, lab) = local_lab(&[("a", 1)], Duration::from_secs(1)).await;
     let held = lab.acquire(request(1, Priority::Gate)).await.unwrap();
     let next = lab.clone();
     let waiting = tokio::spawn(async move { next.acquire(request(2, Priority::Gate)).await });
@@ -217,13 +214,7 @@ async fn a_live_lease_is_renewed_past_its_length() {
 
 #[tokio::test]
 async fn borrowed_hosts_are_never_scheduled() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = sqlite(dir.path()).await;
-    let lab = lab(
-        &store,
-        inventory(dir.path(), &local_hosts(&[("a", 1), ("b", 1)])),
-        Duration::from_secs(60),
-    );
+    let (_dir, lab) = local_lab(&[("a", 1), ("b", 1)], Duration::from_secs(60)).await;
     let until = lab.borrow("a", "ann", 1.0).await.unwrap();
     let first = lab.acquire(request(1, Priority::Gate)).await.unwrap();
     assert_eq!(first.host.name, "b");
@@ -328,13 +319,7 @@ async fn a_host_that_keeps_breaking_goes_out_of_service_and_is_reported() {
 
 #[tokio::test]
 async fn gate_runs_go_before_bisections_before_manual_jobs() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = sqlite(dir.path()).await;
-    let lab = lab(
-        &store,
-        inventory(dir.path(), &local_hosts(&[("a", 1)])),
-        Duration::from_secs(60),
-    );
+    let (_dir, lab) = local_lab(&[("a", 1)], Duration::from_secs(60)).await;
     let busy = lab.acquire(request(0, Priority::Gate)).await.unwrap();
     let order: Arc<Mutex<Vec<i64>>> = Default::default();
     let mut waiting = Vec::new();
@@ -365,13 +350,7 @@ async fn gate_runs_go_before_bisections_before_manual_jobs() {
 
 #[tokio::test]
 async fn needs_no_host_has_are_refused_at_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = sqlite(dir.path()).await;
-    let lab = lab(
-        &store,
-        inventory(dir.path(), &local_hosts(&[("a", 1)])),
-        Duration::from_secs(60),
-    );
+    let (_dir, lab) = local_lab(&[("a", 1)], Duration::from_secs(60)).await;
     let arm = LeaseRequest {
         needs: Needs {
             arch: Some("arm64".into()),

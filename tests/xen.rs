@@ -14,6 +14,9 @@ use pushgate::sequence::{self, PauseOn, StepContext};
 use support::dom0::Dom0;
 use support::{commit_all, eventually, Sandbox, Upstream};
 
+/// The `[host.xen]` lines of a guest on an LVM snapshot of the stand-in's golden volume.
+const LVM: &str = "disk = \"lvm\"\nvolume_group = \"vg0\"\ngolden = \"debian-12\"";
+
 fn provisioner(dom0: &Dom0, xen_extra: &str) -> XenProvisioner {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("hosts.toml");
@@ -107,10 +110,7 @@ async fn lvm_guest_lifecycle_matches_the_xl_transcript() {
     let dom0 = Dom0::start();
     let work = tempfile::tempdir().unwrap();
     let (repo, sha) = repository(work.path());
-    let xen = provisioner(
-        &dom0,
-        "disk = \"lvm\"\nvolume_group = \"vg0\"\ngolden = \"debian-12\"",
-    );
+    let xen = provisioner(&dom0, LVM);
     assert!(!dom0.guest_up(), "no guest before xl create");
     let request = HostRequest {
         run_id: 7,
@@ -234,10 +234,7 @@ async fn a_failed_start_tears_down_what_it_made() {
     let dom0 = Dom0::start();
     let work = tempfile::tempdir().unwrap();
     let (repo, sha) = repository(work.path());
-    let xen = provisioner(
-        &dom0,
-        "disk = \"lvm\"\nvolume_group = \"vg0\"\ngolden = \"debian-12\"",
-    );
+    let xen = provisioner(&dom0, LVM);
     let request = HostRequest {
         run_id: 9,
         repository: repo.clone(),
@@ -330,10 +327,7 @@ async fn reap_removes_leftovers_of_dead_runs_only() {
     let dom0 = Dom0::start();
     let work = tempfile::tempdir().unwrap();
     let (repo, sha) = repository(work.path());
-    let xen = provisioner(
-        &dom0,
-        "disk = \"lvm\"\nvolume_group = \"vg0\"\ngolden = \"debian-12\"",
-    );
+    let xen = provisioner(&dom0, LVM);
     dom0.no_guest();
     // Two runs' domains and disks, as a crash would leave them (no guest answers, so make
     // them with the stand-in directly).
@@ -399,11 +393,7 @@ fn kill_9_mid_run_is_recovered() {
             up.bare.display()
         ),
     );
-    std::fs::write(
-        sandbox.path().join("hosts.toml"),
-        dom0.hosts_toml("disk = \"lvm\"\nvolume_group = \"vg0\"\ngolden = \"debian-12\""),
-    )
-    .unwrap();
+    std::fs::write(sandbox.path().join("hosts.toml"), dom0.hosts_toml(LVM)).unwrap();
     sandbox.config("");
     let config = sandbox.path().join("pushgate.toml");
     let pushgate = |args: &[&str]| {

@@ -213,7 +213,6 @@ impl Lab {
             tracing::error!(host = %lease.host.name, reason = %health.reason, "host taken out of service");
             self.report_out_of_service(&health).await?;
         }
-        self.wake.notify_one();
         self.schedule().await
     }
 

@@ -52,30 +52,27 @@ impl Wakers {
     /// Wakes the policies whose GitHub repository is `repository` and whose staging branch is
     /// `branch`. Returns their names.
     pub fn wake_github(&self, repository: &str, branch: &str) -> Vec<String> {
-        self.by_policy
-            .iter()
-            .filter(|(_, w)| {
-                w.staging == branch
-                    && w.github
-                        .as_deref()
-                        .is_some_and(|g| g.eq_ignore_ascii_case(repository))
-            })
-            .map(|(name, w)| {
-                w.notify.notify_one();
-                name.clone()
-            })
-            .collect()
+        self.wake_where(|_, w| {
+            w.staging == branch
+                && w.github
+                    .as_deref()
+                    .is_some_and(|g| g.eq_ignore_ascii_case(repository))
+        })
     }
 
     /// Wakes the policies that watch `git_ref` (`refs/heads/NAME`), or only `only` if given.
     /// Returns their names.
     pub fn wake(&self, git_ref: Option<&str>, only: Option<&str>) -> Vec<String> {
+        self.wake_where(|name, w| {
+            only.is_none_or(|o| o == name)
+                && git_ref.is_none_or(|r| r == format!("refs/heads/{}", w.staging))
+        })
+    }
+
+    fn wake_where(&self, watches: impl Fn(&str, &Watch) -> bool) -> Vec<String> {
         self.by_policy
             .iter()
-            .filter(|(name, w)| {
-                only.is_none_or(|o| o == name.as_str())
-                    && git_ref.is_none_or(|r| r == format!("refs/heads/{}", w.staging))
-            })
+            .filter(|(name, w)| watches(name, w))
             .map(|(name, w)| {
                 // notify_one keeps a permit when the loop is busy, so no wake-up is lost.
                 w.notify.notify_one();
