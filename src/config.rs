@@ -43,6 +43,9 @@ pub struct Config {
     /// The secret GitHub signs webhook deliveries with (`[github] webhook_secret` or
     /// `webhook_secret_file`); without one, `/hooks/github` refuses every delivery.
     pub github_secret: Option<String>,
+    /// How to reach GitHub's API and git (`[github] token`, or `app_id` + `installation_id`
+    /// + `private_key_file`); without it, nothing is reported to GitHub.
+    pub github: Option<crate::github::GitHubSettings>,
 }
 
 #[derive(Deserialize, Default)]
@@ -69,6 +72,15 @@ struct File {
 struct GithubFile {
     webhook_secret: Option<Spanned<String>>,
     webhook_secret_file: Option<Spanned<String>>,
+    api_url: Option<Spanned<String>>,
+    token: Option<Spanned<String>>,
+    token_file: Option<Spanned<String>>,
+    app_id: Option<Spanned<u64>>,
+    installation_id: Option<Spanned<u64>>,
+    private_key_file: Option<Spanned<String>>,
+    deploy_key: Option<String>,
+    known_hosts: Option<String>,
+    ca_file: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -206,7 +218,84 @@ impl Config {
             "github.webhook_secret",
             1,
         )?;
+        let github = {
+            use crate::github::{GitHubAuth, GitHubSettings};
+            let g = &file.github;
+            let token = secret(&g.token, &g.token_file, "github.token", 8)?;
+            let auth = match (token, &g.app_id, &g.installation_id, &g.private_key_file) {
+                (None, None, None, None) => None,
+                (Some(t), None, None, None) => Some(GitHubAuth::Token(t)),
+                (None, Some(app), Some(installation), Some(key)) => {
+                    let path = rel(Some(key.get_ref().clone()), "");
+                    let private_key = std::fs::read_to_string(&path).map_err(|e| {
+                        src.error(
+                            key.span(),
+                            "github.private_key_file",
+                            format!("{}: {e}", path.display()),
+                        )
+                    })?;
+                    Some(GitHubAuth::App {
+                        app_id: *app.get_ref(),
+                        private_key,
+                        installation_id: *installation.get_ref(),
+                    })
+                }
+                _ => {
+                    let span = g
+                        .app_id
+                        .as_ref()
+                        .map(|s| s.span())
+                        .or(g.installation_id.as_ref().map(|s| s.span()))
+                        .or(g.private_key_file.as_ref().map(|s| s.span()))
+                        .or(g.token.as_ref().map(|s| s.span()))
+                        .unwrap_or(0..0);
+                    return Err(src.error(
+                        span,
+                        "github",
+                        "log in with `token` (or `token_file`), or as an App with `app_id`, \
+                         `installation_id` and `private_key_file` together, not both"
+                            .to_string(),
+                    ));
+                }
+            };
+            let api_url = match &g.api_url {
+                None => "https://api.github.com".to_string(),
+                Some(u) => {
+                    let url = u.get_ref().trim_end_matches('/').to_string();
+                    if !(url.starts_with("https://") || url.starts_with("http://")) {
+                        return Err(src.error(
+                            u.span(),
+                            "github.api_url",
+                            format!("`{url}` is not an http(s) URL"),
+                        ));
+                    }
+                    url
+                }
+            };
+            let ca_file = match &g.ca_file {
+                None => None,
+                Some(f) => {
+                    let path = rel(Some(f.get_ref().clone()), "");
+                    if !path.is_file() {
+                        return Err(src.error(
+                            f.span(),
+                            "github.ca_file",
+                            format!("{} is not a file", path.display()),
+                        ));
+                    }
+                    Some(path)
+                }
+            };
+            auth.map(|auth| GitHubSettings {
+                ca_file,
+                api_url,
+                auth,
+                deploy_key: g.deploy_key.clone().map(|k| rel(Some(k), "")),
+                known_hosts: g.known_hosts.clone().map(|k| rel(Some(k), "")),
+            })
+        };
         Ok(Config {
+            github,
             github_secret,
             hosts_file: rel(file.hosts, "hosts.toml"),
             api_token,
@@ -277,10 +366,31 @@ mod tests {
                 2,
                 "github.webhook_secret_file",
             ),
+            ("[github]\ntoken = \"short\"\n", 2, "github.token"),
+            ("[github]\napp_id = 1\n", 2, "github"),
+            (
+                "[github]\ntoken = \"long-enough-token\"\napp_id = 1\ninstallation_id = 2\n",
+                3,
+                "github",
+            ),
+            (
+                "[github]\napp_id = 1\ninstallation_id = 2\nprivate_key_file = \"/nonexistent\"\n",
+                4,
+                "github.private_key_file",
+            ),
+            (
+                "[github]\ntoken = \"long-enough-token\"\napi_url = \"ftp://x\"\n",
+                3,
+                "github.api_url",
+            ),
         ] {
             let e = Config::parse(p, text, base).unwrap_err();
             assert_eq!((e.line, e.field.as_str()), (line, field), "{text:?}: {e}");
         }
+        let gh = Config::parse(p, "[github]\ntoken = \"long-enough-token\"\n", base).unwrap();
+        let gh = gh.github.unwrap();
+        assert_eq!(gh.api_url, "https://api.github.com");
+        assert!(!format!("{gh:?}").contains("long-enough-token"));
         let ok = Config::parse(p, "[mail]\nsmtp = \"smtp://127.0.0.1:2525\"\n", base).unwrap();
         assert_eq!(ok.mail, MailTransport::Smtp("smtp://127.0.0.1:2525".into()));
     }

@@ -38,6 +38,8 @@ pub struct JobRunner {
     pub sequences: Sequences,
     pub policies: Vec<Policy>,
     pub settings: GateSettings,
+    /// Whether try runs report to GitHub (`[github]` login configured).
+    pub report_try_runs: bool,
     /// Jobs this process is running now.
     running: std::sync::Mutex<BTreeSet<i64>>,
     wake: tokio::sync::Notify,
@@ -64,6 +66,7 @@ impl JobRunner {
         sequences: Sequences,
         policies: Vec<Policy>,
         settings: GateSettings,
+        report_try_runs: bool,
     ) -> Arc<JobRunner> {
         Arc::new(JobRunner {
             store,
@@ -71,8 +74,96 @@ impl JobRunner {
             sequences,
             policies,
             settings,
+            report_try_runs,
             running: Default::default(),
             wake: tokio::sync::Notify::new(),
+        })
+    }
+
+    /// Queues a try run of a pull request: each of the policy's sequences on `head` merged onto
+    /// the target. Report only: a try run never pushes. Returns the job ids.
+    pub async fn submit_try(
+        &self,
+        policy: &Policy,
+        number: u64,
+        head: &str,
+    ) -> Result<Vec<i64>, JobError> {
+        if head.len() != 40 || !head.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(JobError::Refused(format!("`{head}` is not a commit id")));
+        }
+        let branch = self.store.upsert_branch(policy).await?;
+        let head = head.to_ascii_lowercase();
+        let mut ids = Vec::new();
+        for sequence in &policy.sequences {
+            if let Some(id) = self.store.try_job(branch, sequence, &head).await? {
+                ids.push(id);
+                continue;
+            }
+            let id = self
+                .store
+                .create_job(&NewJob {
+                    kind: "try".into(),
+                    branch_id: Some(branch),
+                    sequence: sequence.clone(),
+                    repository: policy.repository.clone(),
+                    rev: head.clone(),
+                    host: None,
+                    pause_on_fail: None,
+                    email: None,
+                    submitter: format!("GitHub pull request #{number}"),
+                })
+                .await?;
+            ids.push(id);
+            if let Some(report) = self.try_report(policy, id, sequence, &head, "queued", None) {
+                self.store.enqueue_reports(&[report]).await?;
+            }
+        }
+        self.wake.notify_one();
+        Ok(ids)
+    }
+
+    /// What GitHub is told about a try run (`None` when nothing goes to GitHub).
+    fn try_report(
+        &self,
+        policy: &Policy,
+        job: i64,
+        sequence: &str,
+        head: &str,
+        phase: &str,
+        outcome: Option<(JobState, &str)>,
+    ) -> Option<crate::store::NewReport> {
+        let repository = policy.github.clone().filter(|_| self.report_try_runs)?;
+        let (state, title) = match outcome {
+            None => (
+                "pending",
+                format!("try run queued (job {job}): merged onto {}", policy.target),
+            ),
+            Some((state, _)) => (
+                match state {
+                    JobState::Pass => "success",
+                    JobState::Fail => "failure",
+                    JobState::Cancelled => "cancelled",
+                    _ => "neutral",
+                },
+                format!(
+                    "try run {}: merged onto {} (job {job}; never pushed)",
+                    state.as_str(),
+                    policy.target
+                ),
+            ),
+        };
+        Some(crate::store::NewReport {
+            key: format!("try:job-{job}:{phase}"),
+            repository,
+            kind: crate::store::ReportKind::Status,
+            sha: Some(head.to_string()),
+            issue: None,
+            context: format!("pushgate/try/{sequence}"),
+            state: state.into(),
+            title,
+            body: outcome.map(|o| o.1.to_string()).unwrap_or_default(),
+            target_url: None,
+            flight_id: None,
         })
     }
 
@@ -225,6 +316,21 @@ impl JobRunner {
             };
             if self.store.finish_job(job.id, state, &message).await? {
                 self.mail_result(&job, state, &message).await?;
+                if job.kind == "try" {
+                    let report = self.policy_of(&job).and_then(|p| {
+                        self.try_report(
+                            p,
+                            job.id,
+                            &job.sequence,
+                            &job.rev,
+                            "done",
+                            Some((state, &message)),
+                        )
+                    });
+                    if let Some(report) = report {
+                        self.store.enqueue_reports(&[report]).await?;
+                    }
+                }
             }
             Ok(())
         }
@@ -252,6 +358,14 @@ impl JobRunner {
             Ok(Err(e)) => return Ok(Err(e.to_string())),
             Err(e) => return Ok(Err(format!("background git task: {e}"))),
         };
+        let oid = if job.kind == "try" {
+            match self.merge_onto_target(job, oid).await {
+                Ok(merged) => merged,
+                Err(why) => return Ok(Err(why)),
+            }
+        } else {
+            oid
+        };
         let sha = oid.to_string();
         if !self.store.start_job(job.id, &sha).await? {
             return Ok(Ok(None));
@@ -276,6 +390,43 @@ impl JobRunner {
             .set_job_message(job.id, &format!("run {run_id}: waiting for a host"))
             .await?;
         Ok(Ok(Some((run_id, sha))))
+    }
+
+    fn policy_of(&self, job: &JobRow) -> Option<&Policy> {
+        self.policies
+            .iter()
+            .find(|p| p.repository == job.repository)
+    }
+
+    /// A try run tests the pull request as it would land: its head merged onto the target.
+    async fn merge_onto_target(&self, job: &JobRow, head: git2::Oid) -> Result<git2::Oid, String> {
+        let policy = self
+            .policy_of(job)
+            .ok_or_else(|| format!("no policy gates {} any more", job.repository))?;
+        let (dir, name, url, target, label) = (
+            self.settings.mirrors_dir.clone(),
+            self.mirror_name(job),
+            job.repository.clone(),
+            policy.target.clone(),
+            format!("job-{}", job.id),
+        );
+        let merged = tokio::task::spawn_blocking(move || {
+            let mirror = Mirror::open(&dir, &name, &url)?;
+            let now = mirror.fetch(&[&target])?[&target];
+            mirror
+                .merge_onto(head, now, &label)
+                .map(|m| m.map_err(|paths| (target, paths)))
+        })
+        .await
+        .map_err(|e| format!("background git task: {e}"))?
+        .map_err(|e| e.to_string())?;
+        merged.map_err(|(target, paths)| {
+            format!(
+                "{} does not merge onto {target}: conflicts in {}",
+                short(&head.to_string()),
+                paths.join(", ")
+            )
+        })
     }
 
     fn mirror_name(&self, job: &JobRow) -> String {

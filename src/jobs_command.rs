@@ -14,6 +14,7 @@ use pushgate::hosts::{HostState, Inventory, Lab, LabSettings, RUN_LEASE};
 use pushgate::jobs::Submission;
 use pushgate::store::{JobRow, Store};
 use pushgate::web::jobs::{Borrowed, Done, Submitted};
+use pushgate::web::overrides::OverrideDone;
 
 /// Where the job server is and how to get in.
 #[derive(Args, Clone)]
@@ -109,6 +110,35 @@ pub enum JobsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Hold a branch: the gate plans and pushes nothing for it until `unblock`.
+    Block {
+        /// A policy's name, or a staging or target branch only one policy has.
+        branch: String,
+        #[arg(long)]
+        why: String,
+    },
+    /// Lift a hold.
+    Unblock {
+        branch: String,
+        #[arg(long, default_value = "")]
+        why: String,
+    },
+    /// Test the staging tip again although it was decided.
+    Retry {
+        branch: String,
+        #[arg(long, default_value = "")]
+        why: String,
+    },
+    /// Push a commit to the target without it passing (fast-forward only); the reason is
+    /// recorded and mailed to the list.
+    Force {
+        branch: String,
+        /// The commit (default: the staging tip).
+        #[arg(long)]
+        rev: Option<String>,
+        #[arg(long)]
+        why: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -134,6 +164,23 @@ pub enum HostsCommand {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+}
+
+async fn override_branch(
+    api: &ApiClient,
+    branch: &str,
+    action: &str,
+    why: &str,
+    rev: Option<&str>,
+) -> anyhow::Result<()> {
+    let done: OverrideDone = api
+        .post(
+            &format!("/api/branches/{}/{action}", url_word(branch)),
+            &json!({ "who": me(), "why": why, "rev": rev }),
+        )
+        .await?;
+    println!("{}", done.message);
+    Ok(())
 }
 
 /// Who is asking: for `--mine`, borrows and the job's submitter.
@@ -281,6 +328,18 @@ pub async fn jobs(
                     );
                 }
             }
+        }
+        JobsCommand::Block { branch, why } => {
+            override_branch(&api, &branch, "block", &why, None).await?
+        }
+        JobsCommand::Unblock { branch, why } => {
+            override_branch(&api, &branch, "unblock", &why, None).await?
+        }
+        JobsCommand::Retry { branch, why } => {
+            override_branch(&api, &branch, "retry", &why, None).await?
+        }
+        JobsCommand::Force { branch, rev, why } => {
+            override_branch(&api, &branch, "force", &why, rev.as_deref()).await?
         }
         JobsCommand::Borrow { host, hours } => {
             let b: Borrowed = api

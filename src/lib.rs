@@ -10,6 +10,7 @@ pub mod client;
 pub mod config;
 pub mod culprit;
 pub mod demo;
+pub mod forge;
 pub mod gate;
 pub mod github;
 pub mod hosts;

@@ -133,6 +133,27 @@ enum SequenceCommand {
 
 #[derive(Subcommand)]
 enum Bench {
+    /// GitHub webhook intake (verify, dedupe, persist, answer) on SQLite under load from a
+    /// second process; counts lost and doubled candidates afterwards.
+    Intake {
+        #[arg(long, default_value_t = 20000)]
+        deliveries: usize,
+        /// Concurrent keep-alive connections of the load process.
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The load process of `bench intake` (prints JSON).
+    #[command(hide = true)]
+    IntakeLoad {
+        #[arg(long)]
+        addr: String,
+        #[arg(long)]
+        deliveries: usize,
+        #[arg(long)]
+        connections: usize,
+    },
     /// Time from a staging push to the first step, and from the last step to master moved.
     Overhead {
         #[arg(long, default_value_t = 20)]
@@ -379,6 +400,33 @@ async fn main() -> Result<()> {
             } else {
                 print!("{}", report.table());
             }
+        }
+        Command::Bench {
+            what:
+                Bench::Intake {
+                    deliveries,
+                    connections,
+                    json,
+                },
+        } => {
+            init_logs("warn");
+            let report = pushgate::bench::intake::intake(deliveries.max(10), connections).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.table());
+            }
+        }
+        Command::Bench {
+            what:
+                Bench::IntakeLoad {
+                    addr,
+                    deliveries,
+                    connections,
+                },
+        } => {
+            let report = pushgate::bench::intake::load(&addr, deliveries, connections).await?;
+            println!("{}", serde_json::to_string(&report)?);
         }
         Command::Bench {
             what: Bench::Overhead { iterations, json },

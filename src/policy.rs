@@ -68,6 +68,14 @@ pub struct Policy {
     /// The GitHub repository (`owner/name`) whose webhooks concern this policy: `github`, or
     /// read from a github.com repository URL.
     pub github: Option<String>,
+    /// How commits are reported on GitHub: commit statuses (default) or check runs (these
+    /// need a GitHub App).
+    pub github_report: GithubReport,
+    /// GitHub logins that may give `@pushgate` commands in comments.
+    pub maintainers: Vec<String>,
+    /// Test pull requests to the target (their head merged onto it) and report on GitHub;
+    /// they never push.
+    pub try_runs: bool,
     pub mail: MailPolicy,
 }
 
@@ -119,7 +127,24 @@ struct File {
     periodic: Option<Spanned<PeriodicFile>>,
     github: Option<Spanned<String>>,
     #[serde(default)]
+    github_report: GithubReport,
+    #[serde(default)]
+    maintainers: Vec<Spanned<String>>,
+    #[serde(default)]
+    try_runs: bool,
+    #[serde(default)]
     mail: MailFile,
+}
+
+/// `github_report`: what pushgate posts on each tested commit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GithubReport {
+    #[default]
+    Status,
+    Check,
+    /// Nothing.
+    None,
 }
 
 #[derive(Deserialize)]
@@ -388,8 +413,28 @@ impl Policy {
             }
             None => github_name(&repository),
         };
+        let mut maintainers = Vec::new();
+        for m in &file.maintainers {
+            let login = m.get_ref();
+            let ok = !login.is_empty()
+                && login.len() <= 39
+                && login
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !ok {
+                return Err(src.error(
+                    m.span(),
+                    "maintainers",
+                    format!("`{login}` is not a GitHub login"),
+                ));
+            }
+            maintainers.push(login.to_ascii_lowercase());
+        }
         Ok(Policy {
             github,
+            github_report: file.github_report,
+            maintainers,
+            try_runs: file.try_runs,
             name,
             file: path.to_path_buf(),
             repository,
@@ -539,6 +584,16 @@ mod tests {
                 format!("{r}sequences = [\"smoke\"]\nmode = \"yolo\"\n"),
                 3,
                 "mode",
+            ),
+            (
+                format!("{r}sequences = [\"smoke\"]\nmaintainers = [\"ok\", \"not a login\"]\n"),
+                3,
+                "maintainers",
+            ),
+            (
+                format!("{r}sequences = [\"smoke\"]\ngithub_report = \"email\"\n"),
+                3,
+                "github_report",
             ),
             (
                 format!("{r}sequences = [\"smoke\"]\nretry_broken_after = \"x\"\n"),

@@ -11,19 +11,26 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use crate::config::{Config, MailTransport};
+use crate::forge::{deliver_due_reports, Forge, ReportDelivery};
 use crate::gate::{BranchOutcome, Gate, GateError, GateSettings, Progress};
+use crate::github::GitHub;
 use crate::hosts::{Inventory, Lab, LabSettings, RUN_LEASE};
 use crate::jobs::JobRunner;
 use crate::policy::Policy;
 use crate::report::{deliver_due, DeliveryReport, FolderMailer, MailError, Mailer, SmtpMailer};
 use crate::source::FileError;
-use crate::store::{Store, StoreError};
+use crate::store::{PushedCandidate, Store, StoreError};
 use crate::web::{self, AppState, Wakers};
 
 /// How long a failed mail waits before its first retry; it doubles after each failure.
 const MAIL_RETRY_BASE: Duration = Duration::from_secs(30);
 /// How often the mail loop looks at the outbox when nothing wakes it.
 const MAIL_INTERVAL: Duration = Duration::from_secs(10);
+/// How long a report GitHub did not take waits before its first retry; it doubles after each.
+const REPORT_RETRY_BASE: Duration = Duration::from_secs(15);
+/// How often each staging branch's head on GitHub is compared with the store, to catch a
+/// webhook delivery that never came.
+const RECONCILE_INTERVAL: Duration = Duration::from_secs(300);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -37,6 +44,8 @@ pub enum ServiceError {
     Mail(#[from] MailError),
     #[error(transparent)]
     Gate(#[from] GateError),
+    #[error("[github]: {0}")]
+    Forge(String),
     #[error("cannot listen on {address}: {message}")]
     Listen { address: String, message: String },
 }
@@ -49,6 +58,11 @@ pub struct Service {
     pub jobs: Arc<JobRunner>,
     pub mailer: Arc<dyn Mailer>,
     pub mail_retry_base: Duration,
+    /// GitHub, when `[github]` says how to log in there.
+    pub forge: Option<Arc<dyn Forge>>,
+    pub report_retry_base: Duration,
+    pub reconcile_interval: Duration,
+    reports_wake: Arc<Notify>,
 }
 
 impl Service {
@@ -61,6 +75,33 @@ impl Service {
         let inventory = Inventory::load(&config.hosts_file)?;
         check_lab(&inventory, &policies, &sequences)?;
         let store = Store::open(&config.database_url).await?;
+        // Every policy has its branch row before the first delivery asks for it.
+        for policy in &policies {
+            store.upsert_branch(policy).await?;
+        }
+        for p in &policies {
+            let token = matches!(
+                config.github.as_ref().map(|g| &g.auth),
+                Some(crate::github::GitHubAuth::Token(_))
+            );
+            if token && p.github_report == crate::policy::GithubReport::Check {
+                tracing::warn!(policy = %p.name, "github_report = \"check\" needs a GitHub App login: GitHub refuses check runs made with a personal token");
+            }
+        }
+        if let Some(ca) = config.github.as_ref().and_then(|g| g.ca_file.as_ref()) {
+            // SAFETY: libgit2 asks that this option not be set while another thread uses
+            // libgit2's TLS. It is set here, at start, before this service runs any git; and
+            // it only adds authorities to what is trusted, so another service of the same
+            // process (tests) sees no change it did not ask for but more trust of this CA.
+            unsafe { git2::opts::set_ssl_cert_file(ca) }
+                .map_err(|e| ServiceError::Forge(format!("ca_file {}: {e}", ca.display())))?;
+        }
+        let forge: Option<Arc<dyn Forge>> = match &config.github {
+            Some(settings) => Some(Arc::new(
+                GitHub::new(settings.clone()).map_err(ServiceError::Forge)?,
+            )),
+            None => None,
+        };
         let lab = Lab::new(
             inventory,
             store.clone(),
@@ -100,6 +141,7 @@ impl Service {
             sequences.clone(),
             policies.clone(),
             settings.clone(),
+            forge.is_some(),
         );
         let gate = Gate {
             store,
@@ -107,6 +149,7 @@ impl Service {
             sequences,
             lab: lab.clone(),
             progress,
+            forge: forge.clone(),
         };
         Ok(Service {
             config,
@@ -116,6 +159,10 @@ impl Service {
             gate: Arc::new(gate),
             mailer,
             mail_retry_base: MAIL_RETRY_BASE,
+            forge,
+            report_retry_base: REPORT_RETRY_BASE,
+            reconcile_interval: RECONCILE_INTERVAL,
+            reports_wake: Arc::new(Notify::new()),
         })
     }
 
@@ -143,6 +190,72 @@ impl Service {
         .await?)
     }
 
+    /// Posts whatever statuses, check runs and comments are due now.
+    pub async fn deliver_reports(&self) -> Result<ReportDelivery, ServiceError> {
+        match &self.forge {
+            Some(forge) => {
+                Ok(
+                    deliver_due_reports(self.store(), forge.as_ref(), self.report_retry_base)
+                        .await?,
+                )
+            }
+            None => Ok(ReportDelivery::default()),
+        }
+    }
+
+    /// Compares each GitHub staging branch's head with what the store knows and queues the
+    /// candidate a lost webhook delivery would have queued. Returns the policies it woke.
+    pub async fn reconcile(&self) -> Result<Vec<String>, ServiceError> {
+        let Some(forge) = &self.forge else {
+            return Ok(Vec::new());
+        };
+        let mut missed = Vec::new();
+        for policy in &self.policies {
+            let Some(repository) = &policy.github else {
+                continue;
+            };
+            let head = match forge.branch_head(repository, &policy.staging).await {
+                Ok(Some(head)) => head,
+                Ok(None) => {
+                    tracing::warn!(policy = %policy.name, %repository, staging = %policy.staging, "reconcile: no such branch on GitHub");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(policy = %policy.name, error = %e, "reconcile: cannot read the branch from GitHub");
+                    continue;
+                }
+            };
+            let branch = self.store().upsert_branch(policy).await?;
+            let known = self
+                .store()
+                .branch(branch)
+                .await?
+                .and_then(|b| b.staging_head);
+            if known.as_deref() == Some(head.as_str())
+                || self.store().knows_candidate(branch, &head).await?
+            {
+                continue;
+            }
+            let base = known.unwrap_or_default();
+            let queued = self
+                .store()
+                .queue_candidate(
+                    &PushedCandidate {
+                        policy: &policy.name,
+                        base: &base,
+                        tip: &head,
+                    },
+                    "reconcile",
+                )
+                .await?;
+            if queued {
+                tracing::warn!(policy = %policy.name, %head, "reconcile: GitHub has a staging head no delivery told of; queued it");
+                missed.push(policy.name.clone());
+            }
+        }
+        Ok(missed)
+    }
+
     /// Binds the configured address (port 0 picks a free one).
     pub async fn bind(&self) -> Result<TcpListener, ServiceError> {
         TcpListener::bind(self.config.listen)
@@ -162,8 +275,13 @@ impl Service {
         let mut wakers = Wakers::default();
         let mail_wake = Arc::new(Notify::new());
         let mut tasks = JoinSet::new();
+        let mut loops = Vec::new();
         for policy in self.policies.clone() {
-            let wake = wakers.add(&policy.name, &policy.staging, policy.github.as_deref());
+            let wake = wakers.add(&policy.name, &policy.staging);
+            loops.push((policy, wake));
+        }
+        let state = self.app_state(wakers);
+        for (policy, wake) in loops {
             let this = self.clone();
             let mail_wake = mail_wake.clone();
             tasks.spawn(async move {
@@ -178,6 +296,7 @@ impl Service {
                         }
                     }
                     mail_wake.notify_one();
+                    this.reports_wake.notify_one();
                     tokio::select! {
                         _ = tokio::time::sleep(this.config.poll_interval) => {}
                         _ = wake.notified() => {}
@@ -197,13 +316,40 @@ impl Service {
                 }
             }
         });
+        if self.forge.is_some() {
+            let this = self.clone();
+            tasks.spawn(async move {
+                loop {
+                    if let Err(e) = this.deliver_reports().await {
+                        tracing::error!(error = %e, "reporting to GitHub failed");
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(MAIL_INTERVAL) => {}
+                        _ = this.reports_wake.notified() => {}
+                    }
+                }
+            });
+            let (this, wakers) = (self.clone(), state.wakers.clone());
+            tasks.spawn(async move {
+                loop {
+                    match this.reconcile().await {
+                        Ok(missed) => {
+                            for name in missed {
+                                wakers.wake(None, Some(&name));
+                            }
+                        }
+                        Err(e) => tracing::error!(error = %e, "reconciliation with GitHub failed"),
+                    }
+                    tokio::time::sleep(this.reconcile_interval).await;
+                }
+            });
+        }
         tasks.spawn(self.jobs.clone().serve());
         let ticker = self.lab.spawn_ticker();
         let this = self.clone();
         tasks.spawn(async move { this.watch_hosts_file().await });
         let this = self.clone();
         tasks.spawn(async move { this.reload_on_sighup().await });
-        let state = self.app_state(wakers);
         let address = listener
             .local_addr()
             .map(|a| a.to_string())
@@ -237,6 +383,9 @@ impl Service {
             jobs: self.jobs.clone(),
             api_token: self.config.api_token.clone(),
             github_secret: self.config.github_secret.clone(),
+            policies: Arc::new(self.policies.clone()),
+            reports_to_github: self.forge.is_some(),
+            reports_wake: self.reports_wake.clone(),
         }
     }
 

@@ -16,10 +16,7 @@ use tokio::sync::Notify;
 const SECRET: &str = "It's a Secret to Everybody";
 
 fn sign(body: &[u8]) -> String {
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, SECRET.as_bytes());
-    let tag = ring::hmac::sign(&key, body);
-    let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256={hex}")
+    support::github_signature(SECRET, body)
 }
 
 fn payloads() -> PathBuf {
@@ -82,7 +79,7 @@ async fn deliveries_are_verified_deduplicated_and_acted_on() {
     let service =
         open_service(sandbox.config(&format!("[github]\nwebhook_secret = \"{SECRET}\"\n"))).await;
     let mut wakers = Wakers::default();
-    let notify: Arc<Notify> = wakers.add("project", "staging", Some("Codertocat/Hello-World"));
+    let notify: Arc<Notify> = wakers.add("project", "staging");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = pushgate::web::router(service.app_state(wakers));
@@ -105,11 +102,14 @@ async fn deliveries_are_verified_deduplicated_and_acted_on() {
         (200, "pong: Keep it logically awesome.\n")
     );
 
-    // A push to staging wakes the policy, once.
+    // A push to staging queues a candidate and wakes the policy, once.
     let (code, said) = post("push", "d-1", staging_push(false), None)
         .await
         .unwrap();
-    assert_eq!((code, said.as_str()), (202, "woke project\n"));
+    assert_eq!(
+        (code, said.as_str()),
+        (202, "queued 1 candidate for project\n")
+    );
     assert!(woken(&notify).await);
     let (code, said) = post("push", "d-1", staging_push(false), None)
         .await
@@ -131,8 +131,17 @@ async fn deliveries_are_verified_deduplicated_and_acted_on() {
     assert!(said.contains("does not match"), "{said}");
     assert!(!woken(&notify).await);
     let (code, said) = post("push", "d-2", staging_push(true), None).await.unwrap();
-    assert_eq!((code, said.as_str()), (202, "woke project (forced push)\n"));
+    // The same tip again: the policy looks, but the candidate is not doubled.
+    assert_eq!(
+        (code, said.as_str()),
+        (202, "queued 0 candidates for project (forced push)\n")
+    );
     assert!(woken(&notify).await);
+    let store = service.store();
+    let branch = store.upsert_branch(&service.policies[0]).await.unwrap();
+    let queued = store.candidates(branch, Some("queued")).await.unwrap();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].3, "github:d-1");
 
     // Unsigned, SHA-1 only, malformed, too big.
     let (code, said) = post("push", "d-3", staging_push(false), Some(""))

@@ -2,6 +2,7 @@
 //! as timings in tests.
 
 pub mod culprit;
+pub mod intake;
 pub mod overhead;
 pub mod schedule;
 pub mod ssh;

@@ -14,9 +14,10 @@ use super::observations::{
     earlier_observations, flake_rate_from_history, next_attempt, observations,
 };
 use super::{decide, finder_log, Decision, Facts, FinderStep, Next, Role, Verdict};
+use crate::forge::{self, Forge, ReportTarget};
 use crate::hosts::{Lab, LeaseRequest, Priority};
-use crate::policy::{Mode, Policy};
-use crate::repo::{short, Mirror, RepoError};
+use crate::policy::{GithubReport, Mode, Policy};
+use crate::repo::{short, Credentials, Mirror, RepoError};
 use crate::report::{self, FlightFacts, ReportError};
 use crate::runner::{self, PauseContext, RunPlan};
 use crate::sequence::Sequences;
@@ -68,12 +69,16 @@ pub struct Gate {
     pub sequences: Sequences,
     pub lab: Arc<Lab>,
     pub progress: Arc<dyn Progress>,
+    /// Where policies with a `github` repository report, and how git logs in there.
+    pub forge: Option<Arc<dyn Forge>>,
 }
 
 #[derive(Clone, Copy, Debug)]
 struct Heads {
     staging: Oid,
     target: Oid,
+    /// When they were read (ms): candidates queued before this are accounted for.
+    seen_at: i64,
 }
 
 enum Driven {
@@ -102,6 +107,137 @@ impl Gate {
         self.progress.event(&event);
     }
 
+    /// Where and how `policy` reports on GitHub, when it does.
+    fn report_target(&self, policy: &Policy) -> Option<ReportTarget> {
+        self.forge.as_ref()?;
+        let kind = match policy.github_report {
+            GithubReport::Status => crate::store::ReportKind::Status,
+            GithubReport::Check => crate::store::ReportKind::Check,
+            GithubReport::None => return None,
+        };
+        Some(ReportTarget {
+            repository: policy.github.clone()?,
+            kind,
+            context: format!("pushgate/{}", policy.name),
+            target_branch: policy.target.clone(),
+        })
+    }
+
+    /// What git logs in with for `policy`'s repository.
+    async fn git_credentials(&self, policy: &Policy) -> Result<Credentials, String> {
+        match (&self.forge, &policy.github) {
+            (Some(forge), Some(_)) => forge
+                .git_credentials(&policy.repository)
+                .await
+                .map_err(|e| format!("cannot get git credentials from GitHub: {e}")),
+            _ => Ok(Credentials::Anonymous),
+        }
+    }
+
+    /// Carries out a maintainer's `force`: pushes the commit (default: the staging tip) to the
+    /// target if that is a fast-forward, whether or not it passed, and mails the list who did
+    /// it and why. Returns what happened, or `None` when the repository could not be reached
+    /// (the force stays pending for the next pass).
+    async fn force(
+        &self,
+        policy: &Policy,
+        mirror: &Mirror,
+        o: &crate::store::OverrideRow,
+    ) -> Result<Option<String>, GateError> {
+        let heads = match self.fetch(mirror, policy).await {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(policy = %policy.name, error = %e, "force: cannot fetch; will try again");
+                return Ok(None);
+            }
+        };
+        let (m, rev, target) = (mirror.clone(), o.rev.clone(), policy.target.clone());
+        let done = blocking(move || {
+            let sha = match &rev {
+                Some(r) => m.resolve(r)?,
+                None => heads.staging,
+            };
+            let (sha_hex, now_hex) = (sha.to_string(), heads.target.to_string());
+            if m.is_ancestor(sha, heads.target)? {
+                return Ok(format!(
+                    "nothing to push: {target} already contains {}",
+                    short(&sha_hex)
+                ));
+            }
+            if !m.is_ancestor(heads.target, sha)? {
+                return Ok(format!(
+                    "refused: {} is not a fast-forward from {target} ({}); pushgate never \
+                     pushes with force",
+                    short(&sha_hex),
+                    short(&now_hex)
+                ));
+            }
+            m.push(sha, &target, heads.target)?;
+            Ok(format!(
+                "pushed {} to {target} (was {}) without testing",
+                short(&sha_hex),
+                short(&now_hex)
+            ))
+        })
+        .await;
+        let outcome = match done {
+            Ok(outcome) => outcome,
+            Err(RepoError::Unreachable { message, .. }) => {
+                tracing::warn!(policy = %policy.name, error = %message, "force: cannot push; will try again");
+                return Ok(None);
+            }
+            Err(e) => format!("not done: {e}"),
+        };
+        tracing::warn!(policy = %policy.name, who = %o.who, why = %o.why, %outcome, "maintainer's force");
+        let to: Vec<String> = policy.mail.list.iter().cloned().collect();
+        let notice = crate::report::Notice {
+            from: &self.settings.mail_from,
+            to: &to,
+            subject: format!(
+                "[pushgate] {}: {} forced {}",
+                policy.name, o.who, policy.target
+            ),
+            body: format!(
+                "{who} told pushgate to push {what} to {target} of {repo}\nwithout waiting \
+                 for the gate, because: {why}\n\nOutcome: {outcome}\n\n-- \npushgate, {url}\n",
+                who = o.who,
+                what = o.rev.as_deref().unwrap_or("the staging tip"),
+                target = policy.target,
+                repo = policy.repository,
+                why = o.why,
+                url = self.settings.public_url,
+            ),
+            kind: "force",
+            key: format!("override-{}", o.id),
+        };
+        if let Some(mail) = crate::report::compose_notice(&notice)? {
+            self.store.enqueue_mail(None, &mail).await?;
+        }
+        Ok(Some(outcome))
+    }
+
+    /// Cancels a flight that no longer stands, and says so on its commits.
+    async fn cancel(
+        &self,
+        policy: &Policy,
+        flight: &FlightRow,
+        why: &str,
+    ) -> Result<(), GateError> {
+        let reports = match self.report_target(policy) {
+            Some(target) => {
+                forge::reports::cancelled(&target, flight, why, &self.settings.public_url)
+            }
+            None => Vec::new(),
+        };
+        self.store.cancel_flight(flight, why, &reports).await?;
+        self.emit(Event::Cancelled {
+            policy: &policy.name,
+            flight: flight.id,
+            reason: why,
+        });
+        Ok(())
+    }
+
     /// Brings one branch as far as it can go now: to a decision, or to a clear reason why not.
     pub async fn pass(&self, policy: &Policy) -> Result<BranchOutcome, GateError> {
         let span = tracing::info_span!("branch", policy = %policy.name);
@@ -116,11 +252,42 @@ impl Gate {
                 policy.name.clone(),
                 policy.repository.clone(),
             );
+            let credentials = match self.git_credentials(policy).await {
+                Ok(c) => c,
+                Err(e) => return self.branch_error(branch, policy, e).await,
+            };
             match blocking(move || Mirror::open(&dir, &name, &url)).await {
-                Ok(m) => m,
+                Ok(m) => m.with_credentials(credentials),
                 Err(e) => return self.branch_error(branch, policy, e.to_string()).await,
             }
         };
+        let mut retry = None;
+        for o in self.store.pending_overrides(branch).await? {
+            match o.action.as_str() {
+                "force" => {
+                    if let Some(outcome) = self.force(policy, &mirror, &o).await? {
+                        self.store.finish_override(o.id, &outcome).await?;
+                    }
+                }
+                "retry" => retry = Some(o.id),
+                other => {
+                    self.store
+                        .finish_override(o.id, &format!("unknown action `{other}`"))
+                        .await?
+                }
+            }
+        }
+        if let Some(hold) = self.store.branch(branch).await?.and_then(|b| b.hold) {
+            let message = format!("held by a maintainer: {hold}; nothing is planned or pushed");
+            self.emit(Event::Idle {
+                policy: &policy.name,
+                message: &message,
+            });
+            self.store
+                .set_branch_status(branch, "held", &message)
+                .await?;
+            return Ok(BranchOutcome::Idle { message });
+        }
         for _ in 0..MAX_PLANS_PER_PASS {
             let heads = match self.fetch(&mirror, policy).await {
                 Ok(h) => h,
@@ -135,7 +302,10 @@ impl Gate {
                 .await?;
             let flight = match self.store.active_flight(branch).await? {
                 Some(f) => f,
-                None => match self.plan(policy, branch, &mirror, heads).await? {
+                None => match self
+                    .plan(policy, branch, &mirror, heads, retry.take())
+                    .await?
+                {
                     Ok(f) => f,
                     Err(outcome) => return Ok(outcome),
                 },
@@ -177,11 +347,13 @@ impl Gate {
             policy.staging.clone(),
             policy.target.clone(),
         );
+        let seen_at = crate::store::now_ms();
         blocking(move || {
             let heads = m.fetch(&[&staging, &target])?;
             Ok(Heads {
                 staging: heads[&staging],
                 target: heads[&target],
+                seen_at,
             })
         })
         .await
@@ -199,6 +371,7 @@ impl Gate {
         branch: i64,
         mirror: &Mirror,
         heads: Heads,
+        retry: Option<i64>,
     ) -> Result<Result<FlightRow, BranchOutcome>, GateError> {
         let idle = |message: String| async move {
             self.emit(Event::Idle {
@@ -208,6 +381,13 @@ impl Gate {
             self.store
                 .set_branch_status(branch, "idle", &message)
                 .await?;
+            // What was queued before this look is accounted for: there is nothing to test.
+            self.store
+                .settle_queued_candidates(branch, heads.seen_at)
+                .await?;
+            if let Some(id) = retry {
+                self.store.finish_override(id, &message).await?;
+            }
             Ok::<_, GateError>(Err(BranchOutcome::Idle { message }))
         };
         let ancestor = |a, b| self.is_ancestor(mirror, a, b);
@@ -252,9 +432,10 @@ impl Gate {
             if left_at == heads.target.to_string() {
                 let verdict = last.verdict.unwrap_or(Verdict::Broken);
                 let waited = crate::store::now_ms() - last.finished_at.unwrap_or(0);
-                let retry = verdict == Verdict::Broken
-                    && waited >= policy.retry_broken_after.as_millis() as i64;
-                if !retry {
+                let again = retry.is_some()
+                    || (verdict == Verdict::Broken
+                        && waited >= policy.retry_broken_after.as_millis() as i64);
+                if !again {
                     let message = format!(
                         "waiting for a new {}: flight {} decided {verdict}: {}",
                         policy.staging, last.id, last.reason
@@ -263,6 +444,9 @@ impl Gate {
                         policy: &policy.name,
                         message: &message,
                     });
+                    self.store
+                        .settle_queued_candidates(branch, heads.seen_at)
+                        .await?;
                     return Ok(Err(BranchOutcome::Idle { message }));
                 }
             }
@@ -283,8 +467,26 @@ impl Gate {
             };
         let flight = self
             .store
-            .create_flight(branch, &heads.target.to_string(), &staging_hex, &commits)
+            .create_flight(
+                branch,
+                &heads.target.to_string(),
+                &staging_hex,
+                &commits,
+                heads.seen_at,
+                // Queued with the flight: a crash cannot leave it planned but unreported.
+                |flight| match self.report_target(policy) {
+                    Some(target) => {
+                        forge::reports::pending(&target, flight, &self.settings.public_url)
+                    }
+                    None => Vec::new(),
+                },
+            )
             .await?;
+        if let Some(id) = retry {
+            self.store
+                .finish_override(id, &format!("flight {}", flight.id))
+                .await?;
+        }
         self.emit(Event::Planned {
             policy: &policy.name,
             flight: flight.id,
@@ -402,12 +604,7 @@ impl Gate {
                     }
                 };
                 if let Some(why) = stale {
-                    self.store.cancel_flight(&flight, &why).await?;
-                    self.emit(Event::Cancelled {
-                        policy: &policy.name,
-                        flight: flight.id,
-                        reason: &why,
-                    });
+                    self.cancel(policy, &flight, &why).await?;
                     return Ok(Driven::Replan);
                 }
                 let runs = self.store.runs(flight.id).await?;
@@ -579,6 +776,7 @@ impl Gate {
         let mut push = self.store.push_of(flight.id).await?;
         let mut would_push = None;
         let mut reason = decision.reason.clone();
+        let mut refused = false;
         match (&push_sha, policy.mode) {
             (Some(sha), Mode::ReportOnly) => {
                 would_push = Some(sha.clone());
@@ -607,13 +805,18 @@ impl Gate {
                         short(sha)
                     )),
                     Err(PushFailure::Moved(why)) => {
-                        self.store.cancel_flight(flight, &why).await?;
-                        self.emit(Event::Cancelled {
-                            policy: &policy.name,
-                            flight: flight.id,
-                            reason: &why,
-                        });
+                        self.cancel(policy, flight, &why).await?;
                         return Ok(Driven::Replan);
+                    }
+                    Err(PushFailure::Refused(message)) => {
+                        refused = true;
+                        reason.push_str(&format!(
+                            " (but {} refused the push of {} to {}: {message}; nothing was \
+                             pushed, and pushgate never forces: lift the rule or push by hand)",
+                            policy.repository,
+                            short(sha),
+                            policy.target
+                        ));
                     }
                     Err(PushFailure::Repo(e)) => {
                         // The flight stays running: the next pass tries the push again.
@@ -632,6 +835,7 @@ impl Gate {
             culprit: decision.culprit.map(|i| flight.sha(i).to_string()),
             pushed_to: push.as_ref().map(|p| p.new_sha.clone()),
             reason,
+            finder_log: report::finder_lines(flight, finder_log),
         };
         // The runs the decision was made from: concluding runs nothing more.
         let mails = report::compose(&FlightFacts {
@@ -649,13 +853,29 @@ impl Gate {
             public_url: &self.settings.public_url,
             from: &self.settings.mail_from,
         })?;
+        let reports = match self.report_target(policy) {
+            Some(target) => forge::reports::concluded(
+                &target,
+                flight,
+                &forge::Outcome {
+                    verdict: decision.verdict,
+                    reason: &conclusion.reason,
+                    passed_up_to: decision.push_to.filter(|_| !refused),
+                    report_only: policy.mode == Mode::ReportOnly,
+                    culprit: decision.culprit,
+                },
+                &self.settings.public_url,
+            ),
+            None => Vec::new(),
+        };
         let branch_state = match decision.verdict {
+            _ if refused => "error",
             Verdict::Regression => "blocked",
             Verdict::Broken => "broken",
             _ => "idle",
         };
         self.store
-            .finish_flight(flight, &conclusion, &mails, branch_state)
+            .finish_flight(flight, &conclusion, &mails, &reports, branch_state)
             .await?;
         self.emit(Event::Concluded {
             policy: &policy.name,
@@ -681,7 +901,7 @@ impl Gate {
         flight: &FlightRow,
         sha: &str,
     ) -> Result<Option<String>, PushFailure> {
-        let new = Oid::from_str(sha).map_err(|e| PushFailure::Moved(e.to_string()))?;
+        let new = Oid::from_str(sha).map_err(|e| PushFailure::Refused(e.to_string()))?;
         let m = mirror.clone();
         let target = policy.target.clone();
         let base = flight.base.clone();
@@ -695,29 +915,42 @@ impl Gate {
                 return Ok(Ok(None));
             }
             if !m.is_ancestor(now, new)? {
-                return Ok(Err(format!(
+                return Ok(Err(PushFailure::Moved(format!(
                     "{target} moved to {}, and {} is not a fast-forward from it",
                     short(&now.to_string()),
                     short(&new.to_string())
-                )));
+                ))));
             }
-            match m.push(new, &target) {
+            match m.push(new, &target, now) {
                 Ok(()) => Ok(Ok(Some(now.to_string()))),
-                Err(RepoError::Rejected { message, .. }) => Ok(Err(format!(
-                    "the push to {target} was refused ({message}); re-planning"
-                ))),
+                Err(RepoError::Rejected { message, .. }) => {
+                    // Refused because the branch moved meanwhile (re-plan), or for a reason
+                    // of the server's, such as a protection rule (report; never force).
+                    let after = m.fetch(&[&target])?[&target];
+                    if after != now {
+                        Ok(Err(PushFailure::Moved(format!(
+                            "the push to {target} was refused ({message}): it moved to {}; \
+                             re-planning",
+                            short(&after.to_string())
+                        ))))
+                    } else {
+                        Ok(Err(PushFailure::Refused(message)))
+                    }
+                }
                 Err(e) => Err(e),
             }
         })
         .await
         .map_err(PushFailure::Repo)?
-        .map_err(PushFailure::Moved)
     }
 }
 
 enum PushFailure {
     /// The target is not where the flight expects: re-plan.
     Moved(String),
+    /// The server refused although the target had not moved (a protection rule, a hook):
+    /// the decision stands, unpushed, and says why.
+    Refused(String),
     /// The remote could not be reached: try again later.
     Repo(RepoError),
 }

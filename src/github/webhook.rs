@@ -59,6 +59,8 @@ pub enum Event {
     },
     Push(Push),
     PullRequest(PullRequest),
+    /// A comment on a pull request, an issue or a commit: where maintainers give commands.
+    Comment(Comment),
     /// An event pushgate does not act on (yet): acknowledged, logged.
     Other {
         event: String,
@@ -102,6 +104,63 @@ pub struct PullRequest {
     pub number: u64,
     pub head_sha: String,
     pub base_ref: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Comment {
+    pub repository: String,
+    /// `created`, `edited`, `deleted`: only new comments are commands.
+    pub action: String,
+    /// The commenter's login.
+    pub user: String,
+    pub body: String,
+    pub on: CommentOn,
+}
+
+/// Where a comment was made, which is where the answer goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommentOn {
+    /// A pull request or an issue, by number.
+    Issue(u64),
+    Commit(String),
+}
+
+#[derive(Deserialize)]
+struct IssueCommentJson {
+    action: String,
+    issue: IssueJson,
+    comment: CommentJson,
+    repository: RepositoryJson,
+}
+
+#[derive(Deserialize)]
+struct IssueJson {
+    number: u64,
+}
+
+#[derive(Deserialize)]
+struct CommitCommentJson {
+    #[serde(default = "created")]
+    action: String,
+    comment: CommentJson,
+    repository: RepositoryJson,
+}
+
+fn created() -> String {
+    "created".into()
+}
+
+#[derive(Deserialize)]
+struct CommentJson {
+    body: String,
+    user: UserJson,
+    #[serde(default)]
+    commit_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct UserJson {
+    login: String,
 }
 
 #[derive(Deserialize)]
@@ -195,6 +254,30 @@ pub fn parse_event(event: &str, body: &[u8]) -> Result<Event, String> {
                 base_ref: p.pull_request.base.git_ref,
             })
         }
+        "issue_comment" => {
+            let c: IssueCommentJson = json(event, body)?;
+            Event::Comment(Comment {
+                repository: c.repository.full_name,
+                action: c.action,
+                user: c.comment.user.login,
+                body: c.comment.body,
+                on: CommentOn::Issue(c.issue.number),
+            })
+        }
+        "commit_comment" => {
+            let c: CommitCommentJson = json(event, body)?;
+            let sha = c
+                .comment
+                .commit_id
+                .ok_or_else(|| "commit_comment payload: no comment.commit_id".to_string())?;
+            Event::Comment(Comment {
+                repository: c.repository.full_name,
+                action: c.action,
+                user: c.comment.user.login,
+                body: c.comment.body,
+                on: CommentOn::Commit(sha),
+            })
+        }
         other => {
             // Still JSON, or it is not a GitHub delivery at all.
             json::<serde_json::Value>(other, body)?;
@@ -279,6 +362,10 @@ mod tests {
                 match (event.as_str(), parsed) {
                     ("push", Event::Push(p)) => pushes.push(p.kind),
                     ("ping", Event::Ping { .. }) | ("pull_request", Event::PullRequest(_)) => {}
+                    ("issue_comment", Event::Comment(c)) => {
+                        assert_eq!(c.on, CommentOn::Issue(1));
+                        assert!(!c.user.is_empty() && !c.body.is_empty());
+                    }
                     (_, Event::Other { event: e }) => assert_eq!(e, event),
                     (e, other) => panic!("{e} parsed as {other:?}"),
                 }
@@ -298,9 +385,43 @@ mod tests {
         assert!(e.contains("line 3"), "{e}");
         assert!(parse_event("issues", b"not json").is_err());
         proptest::proptest!(|(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300))| {
-            for event in ["push", "ping", "pull_request", "check_run"] {
+            for event in ["push", "ping", "pull_request", "issue_comment", "commit_comment", "check_run"] {
                 let _ = parse_event(event, &bytes);
             }
+        });
+    }
+
+    /// Real payloads, mangled: cut short, bytes changed, values swapped for other types. The
+    /// parser answers or refuses; it never panics, and comment commands never either.
+    #[test]
+    fn mangled_payloads_never_panic() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/testdata/github-webhooks/payload-examples/api.github.com");
+        let mut samples = Vec::new();
+        for event in ["push", "pull_request", "issue_comment", "ping"] {
+            for file in std::fs::read_dir(root.join(event))
+                .unwrap()
+                .flatten()
+                .take(3)
+            {
+                samples.push((event, std::fs::read(file.path()).unwrap()));
+            }
+        }
+        proptest::proptest!(|(pick in 0..samples.len(), at in 0usize..20_000, len in 0usize..64, byte in proptest::num::u8::ANY)| {
+            let (event, body) = &samples[pick];
+            let at = at % body.len().max(1);
+            let mut cut = body[..at].to_vec();
+            let _ = parse_event(event, &cut);
+            cut.extend(std::iter::repeat_n(byte, len));
+            cut.extend_from_slice(&body[at..]);
+            if let Ok(Event::Comment(c)) = parse_event(event, &cut) {
+                let _ = crate::github::parse_command(&c.body);
+            }
+            let _ = parse_event("commit_comment", &cut);
+        });
+        proptest::proptest!(|(text in "\\PC{0,200}")| {
+            let _ = crate::github::parse_command(&format!("@pushgate {text}"));
+            let _ = crate::github::parse_command(&text);
         });
     }
 }

@@ -3,12 +3,15 @@
 //!
 //! Every call here blocks (libgit2); the gate runs them on tokio's blocking pool.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 
 use git2::{Direction, Oid, Repository};
 
+mod credentials;
 pub mod worktree;
+pub use credentials::Credentials;
 use serde::{Deserialize, Serialize};
 
 /// A commit as reports show it.
@@ -54,23 +57,98 @@ fn git(context: impl Into<String>) -> impl FnOnce(git2::Error) -> RepoError {
 pub struct Mirror {
     pub path: PathBuf,
     pub url: String,
+    pub credentials: Credentials,
 }
 
 impl Mirror {
     /// Opens the mirror named `name` under `dir`, creating it on first use.
     pub fn open(dir: &Path, name: &str, url: &str) -> Result<Mirror, RepoError> {
-        let path = dir.join(format!("{name}.git"));
-        if !path.exists() {
+        let mirror = Mirror {
+            path: dir.join(format!("{name}.git")),
+            url: url.to_string(),
+            credentials: Credentials::Anonymous,
+        };
+        // Under the mirror's lock: the gate and a job opening it at once must not see a
+        // directory the other has made but not yet filled.
+        let writing = mirror.writing();
+        if !mirror.path.exists() {
             std::fs::create_dir_all(dir).map_err(|e| RepoError::Git {
                 context: format!("creating {}", dir.display()),
                 message: e.to_string(),
             })?;
-            Repository::init_bare(&path).map_err(git(format!("creating {}", path.display())))?;
+            Repository::init_bare(&mirror.path)
+                .map_err(git(format!("creating {}", mirror.path.display())))?;
         }
-        Ok(Mirror {
-            path,
-            url: url.to_string(),
-        })
+        drop(writing);
+        Ok(mirror)
+    }
+
+    /// The same mirror, logging in to its upstream with `credentials`.
+    pub fn with_credentials(mut self, credentials: Credentials) -> Mirror {
+        self.credentials = credentials;
+        self
+    }
+
+    fn unreachable(&self) -> impl Fn(git2::Error) -> RepoError + '_ {
+        |e| RepoError::Unreachable {
+            url: self.url.clone(),
+            message: e.message().to_string(),
+        }
+    }
+
+    /// Over one connection: reads what the remote advertises, lets `wanted` pick refspecs
+    /// from it, and downloads them (nothing when it picks none).
+    fn download<T>(
+        &self,
+        repo: &Repository,
+        wanted: impl FnOnce(&BTreeMap<String, Oid>) -> Result<(Vec<String>, T), RepoError>,
+    ) -> Result<(BTreeMap<String, Oid>, T), RepoError> {
+        let unreachable = self.unreachable();
+        let mut remote = repo.remote_anonymous(&self.url).map_err(&unreachable)?;
+        let mut connection = remote
+            .connect_auth(
+                Direction::Fetch,
+                Some(self.credentials.callbacks(&self.url)),
+                None,
+            )
+            .map_err(&unreachable)?;
+        let advertised: BTreeMap<String, Oid> = connection
+            .list()
+            .map_err(&unreachable)?
+            .iter()
+            .map(|h| (h.name().to_string(), h.oid()))
+            .collect();
+        let (refspecs, picked) = wanted(&advertised)?;
+        if !refspecs.is_empty() {
+            connection
+                .remote()
+                .download(&refspecs, Some(&mut self.fetch_options()))
+                .map_err(&unreachable)?;
+        }
+        Ok((advertised, picked))
+    }
+
+    fn fetch_options(&self) -> git2::FetchOptions<'_> {
+        let mut opts = git2::FetchOptions::new();
+        opts.remote_callbacks(self.credentials.callbacks(&self.url));
+        opts
+    }
+
+    /// Serializes what writes to this mirror (fetches, pushes) within the process: the gate and
+    /// a job fetching into one mirror at once would trip over each other's ref locks.
+    fn writing(&self) -> std::sync::MutexGuard<'static, ()> {
+        type Locks = Mutex<HashMap<PathBuf, &'static Mutex<()>>>;
+        static LOCKS: OnceLock<Locks> = OnceLock::new();
+        let lock: &'static Mutex<()> = {
+            let mut locks = LOCKS
+                .get_or_init(Default::default)
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            locks
+                .entry(self.path.clone())
+                .or_insert_with(|| Box::leak(Box::new(Mutex::new(()))))
+        };
+        lock.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn repo(&self) -> Result<Repository, RepoError> {
@@ -80,38 +158,26 @@ impl Mirror {
     /// Fetches `branches` and returns the upstream head of each, exactly as the remote
     /// advertises them now (a branch deleted upstream is an error, not a stale head).
     pub fn fetch(&self, branches: &[&str]) -> Result<BTreeMap<String, Oid>, RepoError> {
+        let _writing = self.writing();
         let repo = self.repo()?;
-        let unreachable = |e: git2::Error| RepoError::Unreachable {
-            url: self.url.clone(),
-            message: e.message().to_string(),
-        };
-        let mut remote = repo.remote_anonymous(&self.url).map_err(unreachable)?;
-        remote.connect(Direction::Fetch).map_err(unreachable)?;
-        let advertised: BTreeMap<String, Oid> = remote
-            .list()
-            .map_err(unreachable)?
-            .iter()
-            .map(|h| (h.name().to_string(), h.oid()))
-            .collect();
-        let mut heads = BTreeMap::new();
-        for branch in branches {
-            let oid = advertised
-                .get(&format!("refs/heads/{branch}"))
-                .ok_or_else(|| RepoError::UnknownBranch {
-                    url: self.url.clone(),
-                    branch: branch.to_string(),
-                })?;
-            heads.insert(branch.to_string(), *oid);
-        }
-        let missing: Vec<String> = heads
-            .iter()
-            .filter(|(_, oid)| repo.find_commit(**oid).is_err())
-            .map(|(b, _)| format!("+refs/heads/{b}:refs/remotes/origin/{b}"))
-            .collect();
-        if !missing.is_empty() {
-            remote.download(&missing, None).map_err(unreachable)?;
-        }
-        remote.disconnect().map_err(unreachable)?;
+        let (_, heads) = self.download(&repo, |advertised| {
+            let mut heads = BTreeMap::new();
+            for branch in branches {
+                let oid = advertised
+                    .get(&format!("refs/heads/{branch}"))
+                    .ok_or_else(|| RepoError::UnknownBranch {
+                        url: self.url.clone(),
+                        branch: branch.to_string(),
+                    })?;
+                heads.insert(branch.to_string(), *oid);
+            }
+            let missing: Vec<String> = heads
+                .iter()
+                .filter(|(_, oid)| repo.find_commit(**oid).is_err())
+                .map(|(b, _)| format!("+refs/heads/{b}:refs/remotes/origin/{b}"))
+                .collect();
+            Ok((missing, heads))
+        })?;
         for (branch, oid) in &heads {
             repo.reference(
                 &format!("refs/remotes/origin/{branch}"),
@@ -127,41 +193,34 @@ impl Mirror {
     /// Fetches what `rev` names upstream (a branch, a tag, a full ref, or a commit id on one
     /// of the branches) and returns its commit.
     pub fn fetch_rev(&self, rev: &str) -> Result<Oid, RepoError> {
+        let _writing = self.writing();
         let repo = self.repo()?;
-        let unreachable = |e: git2::Error| RepoError::Unreachable {
-            url: self.url.clone(),
-            message: e.message().to_string(),
-        };
         let unknown = || RepoError::UnknownRev {
             url: self.url.clone(),
             rev: rev.to_string(),
         };
-        let mut remote = repo.remote_anonymous(&self.url).map_err(unreachable)?;
-        remote.connect(Direction::Fetch).map_err(unreachable)?;
-        let advertised: BTreeMap<String, Oid> = remote
-            .list()
-            .map_err(unreachable)?
-            .iter()
-            .map(|h| (h.name().to_string(), h.oid()))
-            .collect();
-        let named = [
-            format!("refs/heads/{rev}"),
-            format!("refs/tags/{rev}"),
-            rev.to_string(),
-        ]
-        .into_iter()
-        .find(|r| r.starts_with("refs/") && advertised.contains_key(r));
-        let refspec = match &named {
-            Some(r) => format!("+{r}:refs/pushgate/jobs/{}", r.trim_start_matches("refs/")),
-            None if rev.len() >= 4 && rev.chars().all(|c| c.is_ascii_hexdigit()) => {
-                "+refs/heads/*:refs/pushgate/jobs/heads/*".to_string()
-            }
-            None => return Err(unknown()),
-        };
-        remote
-            .download(&[refspec.as_str()], None)
-            .map_err(unreachable)?;
-        remote.disconnect().map_err(unreachable)?;
+        let (advertised, named) = self.download(&repo, |advertised| {
+            let named = [
+                format!("refs/heads/{rev}"),
+                format!("refs/tags/{rev}"),
+                rev.to_string(),
+            ]
+            .into_iter()
+            .find(|r| r.starts_with("refs/") && advertised.contains_key(r));
+            let refspecs = match &named {
+                Some(r) => vec![format!(
+                    "+{r}:refs/pushgate/jobs/{}",
+                    r.trim_start_matches("refs/")
+                )],
+                // A commit id: look on every branch, and on GitHub's pull request heads.
+                None if rev.len() >= 4 && rev.chars().all(|c| c.is_ascii_hexdigit()) => vec![
+                    "+refs/heads/*:refs/pushgate/jobs/heads/*".to_string(),
+                    "+refs/pull/*/head:refs/pushgate/jobs/pull/*".to_string(),
+                ],
+                None => return Err(unknown()),
+            };
+            Ok((refspecs, named))
+        })?;
         let object = match &named {
             Some(r) => repo.find_object(advertised[r], None),
             None => repo.revparse_single(rev),
@@ -204,28 +263,124 @@ impl Mirror {
         Ok(out)
     }
 
+    /// Merges `head` onto `target` as `git merge` would, in a commit no branch points at (kept
+    /// from garbage collection by a ref named after `label`): what a pull request would become.
+    /// `Ok(Err(paths))` names the conflicting paths when it does not merge cleanly.
+    pub fn merge_onto(
+        &self,
+        head: Oid,
+        target: Oid,
+        label: &str,
+    ) -> Result<Result<Oid, Vec<String>>, RepoError> {
+        let _writing = self.writing();
+        let repo = self.repo()?;
+        let (ours, theirs) = (
+            repo.find_commit(target)
+                .map_err(git("reading the target"))?,
+            repo.find_commit(head).map_err(git("reading the head"))?,
+        );
+        let mut index = repo
+            .merge_commits(&ours, &theirs, None)
+            .map_err(git("merging"))?;
+        if index.has_conflicts() {
+            let mut paths: Vec<String> = index
+                .conflicts()
+                .map_err(git("listing conflicts"))?
+                .filter_map(|c| c.ok())
+                .filter_map(|c| c.our.or(c.their).or(c.ancestor))
+                .map(|e| String::from_utf8_lossy(&e.path).into_owned())
+                .collect();
+            paths.dedup();
+            return Ok(Err(paths));
+        }
+        let tree = index
+            .write_tree_to(&repo)
+            .and_then(|t| repo.find_tree(t))
+            .map_err(git("writing the merged tree"))?;
+        let me = git2::Signature::now("pushgate", "pushgate@localhost")
+            .map_err(git("making a signature"))?;
+        let merged = repo
+            .commit(
+                None,
+                &me,
+                &me,
+                &format!(
+                    "Try {label}: merge {} onto {}",
+                    short(&head.to_string()),
+                    short(&target.to_string())
+                ),
+                &tree,
+                &[&ours, &theirs],
+            )
+            .map_err(git("making the merge commit"))?;
+        repo.reference(
+            &format!("refs/pushgate/try/{label}"),
+            merged,
+            true,
+            "pushgate: try merge",
+        )
+        .map_err(git("keeping the merge commit"))?;
+        Ok(Ok(merged))
+    }
+
+    /// The commit `rev` (a full or abbreviated id) names among what the mirror has fetched.
+    pub fn resolve(&self, rev: &str) -> Result<Oid, RepoError> {
+        let unknown = || RepoError::UnknownRev {
+            url: self.url.clone(),
+            rev: rev.to_string(),
+        };
+        let repo = self.repo()?;
+        let object = repo.revparse_single(rev).map_err(|_| unknown())?;
+        let commit = object.peel_to_commit().map_err(|_| unknown())?;
+        Ok(commit.id())
+    }
+
     pub fn commit_info(&self, sha: Oid) -> Result<CommitInfo, RepoError> {
         let repo = self.repo()?;
         let commit = repo.find_commit(sha).map_err(git("reading a commit"))?;
         Ok(commit_info(&commit))
     }
 
-    /// Pushes `sha` to `branch` upstream without force: the remote refuses anything but a
-    /// fast-forward from the value it has.
-    pub fn push(&self, sha: Oid, branch: &str) -> Result<(), RepoError> {
+    /// Pushes `sha` to `branch` upstream without force, and only while the branch is still at
+    /// `expected` (the value the decision was made against): a branch that moved is refused
+    /// here, and a push that is not a fast-forward is refused by the remote.
+    pub fn push(&self, sha: Oid, branch: &str, expected: Oid) -> Result<(), RepoError> {
+        let _writing = self.writing();
         let repo = self.repo()?;
         let staging_ref = "refs/pushgate/push";
         repo.reference(staging_ref, sha, true, "pushgate: push")
             .map_err(git("preparing the push"))?;
-        let mut remote = repo
-            .remote_anonymous(&self.url)
-            .map_err(|e| RepoError::Unreachable {
-                url: self.url.clone(),
-                message: e.message().to_string(),
-            })?;
+        let rejected = |message: String| RepoError::Rejected {
+            url: self.url.clone(),
+            branch: branch.to_string(),
+            sha: sha.to_string(),
+            message,
+        };
+        let unreachable = self.unreachable();
+        let mut remote = repo.remote_anonymous(&self.url).map_err(&unreachable)?;
+        let mut connection = remote
+            .connect_auth(
+                Direction::Push,
+                Some(self.credentials.callbacks(&self.url)),
+                None,
+            )
+            .map_err(&unreachable)?;
+        let now = connection
+            .list()
+            .map_err(&unreachable)?
+            .iter()
+            .find(|h| h.name() == format!("refs/heads/{branch}"))
+            .map(|h| h.oid());
+        if now != Some(expected) {
+            return Err(rejected(format!(
+                "`{branch}` is at {}, not at {} as expected",
+                now.map_or("nothing".to_string(), |o| short(&o.to_string()).to_string()),
+                short(&expected.to_string())
+            )));
+        }
         let mut refused: Option<String> = None;
         let result = {
-            let mut callbacks = git2::RemoteCallbacks::new();
+            let mut callbacks = self.credentials.callbacks(&self.url);
             callbacks.push_update_reference(|_, status| {
                 if let Some(message) = status {
                     refused = Some(message.to_string());
@@ -234,18 +389,18 @@ impl Mirror {
             });
             let mut opts = git2::PushOptions::new();
             opts.remote_callbacks(callbacks);
-            remote.push(
+            connection.remote().push(
                 &[format!("{staging_ref}:refs/heads/{branch}")],
                 Some(&mut opts),
             )
         };
-        let rejected = |message: String| RepoError::Rejected {
-            url: self.url.clone(),
-            branch: branch.to_string(),
-            sha: sha.to_string(),
-            message,
-        };
-        result.map_err(|e| rejected(e.message().to_string()))?;
+        if let Err(e) = result {
+            use git2::ErrorClass::*;
+            return Err(match e.class() {
+                Net | Http | Ssh | Ssl | Os => unreachable(e),
+                _ => rejected(e.message().to_string()),
+            });
+        }
         if let Some(message) = refused {
             return Err(rejected(message));
         }

@@ -131,7 +131,7 @@ pub fn compose(f: &FlightFacts) -> Result<Vec<NewMail>, ReportError> {
         culprit,
         steps: f.steps.iter().map(String::as_str).collect(),
         tests: test_lines(f),
-        finder_log: finder_lines(f),
+        finder_log: finder_lines(flight, f.finder_log),
         reproduce: failing
             .as_ref()
             .map(|s| reproduce(f, s))
@@ -251,10 +251,9 @@ fn headline(f: &FlightFacts, culprit: Option<&CommitInfo>) -> String {
 
 /// One line per run, in the order the runs were made.
 /// One line per result of the search: the commit, its result, then the top suspect.
-fn finder_lines(f: &FlightFacts) -> Vec<String> {
-    let name = |i: usize| f.flight.commit(i).map_or("?", |c| short(&c.sha));
-    f.finder_log
-        .iter()
+pub fn finder_lines(flight: &FlightRow, log: &[crate::gate::FinderStep]) -> Vec<String> {
+    let name = |i: usize| flight.commit(i).map_or("?", |c| short(&c.sha));
+    log.iter()
         .map(|s| {
             let suspect = match s.suspect {
                 Some(c) => format!("#{c} {}", name(c)),

@@ -8,7 +8,9 @@ use std::sync::OnceLock;
 
 use minijinja::Environment;
 
-pub use mail::{compose, compose_notice, compose_pause, FlightFacts, Notice, PauseFacts};
+pub use mail::{
+    compose, compose_notice, compose_pause, finder_lines, FlightFacts, Notice, PauseFacts,
+};
 pub use outbox::{deliver_due, DeliveryReport, FolderMailer, MailError, Mailer, SmtpMailer};
 
 #[derive(Debug, thiserror::Error)]

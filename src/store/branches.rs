@@ -20,6 +20,8 @@ pub struct BranchRow {
     /// The last decision and why, or what is wrong.
     pub message: String,
     pub updated_at: i64,
+    /// A maintainer's hold (`pushgate jobs block`): why nothing is planned or pushed.
+    pub hold: Option<String>,
 }
 
 impl BranchRow {
@@ -35,6 +37,7 @@ impl BranchRow {
             state: get(row, "state")?,
             message: get(row, "message")?,
             updated_at: get(row, "updated_at")?,
+            hold: get(row, "hold")?,
         })
     }
 }

@@ -3,7 +3,7 @@
 use sqlx::any::AnyRow;
 
 use super::outbox::insert_mail;
-use super::{get, now_ms, NewMail, Result, Store, StoreError};
+use super::{get, now_ms, NewMail, NewReport, Result, Store, StoreError};
 use crate::gate::Verdict;
 use crate::repo::CommitInfo;
 
@@ -42,6 +42,8 @@ pub struct FlightRow {
     pub reason: String,
     pub created_at: i64,
     pub finished_at: Option<i64>,
+    /// The culprit finder's log, one line per result (empty when it did not search).
+    pub finder_log: Vec<String>,
 }
 
 impl FlightRow {
@@ -71,6 +73,11 @@ impl FlightRow {
             reason: get(row, "reason")?,
             created_at: get(row, "created_at")?,
             finished_at: get(row, "finished_at")?,
+            finder_log: match get::<Option<String>>(row, "finder_log")? {
+                Some(text) => serde_json::from_str(&text)
+                    .map_err(|e| StoreError::Corrupt(format!("flight finder_log: {e}")))?,
+                None => Vec::new(),
+            },
         })
     }
 
@@ -95,6 +102,8 @@ pub struct Conclusion {
     pub culprit: Option<String>,
     pub pushed_to: Option<String>,
     pub reason: String,
+    /// The culprit finder's log, one line per result (empty when it did not search).
+    pub finder_log: Vec<String>,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -119,31 +128,54 @@ impl PushRow {
 }
 
 impl Store {
-    /// Records a candidate and starts its flight, in one transaction.
+    /// Starts a flight for `tip`, in one transaction: it takes the candidate a delivery queued
+    /// for that tip (or records one), and settles the candidates queued before `seen_at`, when
+    /// the gate read staging: their commits are in this flight, or no longer on staging.
     pub async fn create_flight(
         &self,
         branch_id: i64,
         base: &str,
         tip: &str,
         commits: &[CommitInfo],
+        seen_at: i64,
+        reports: impl FnOnce(&FlightRow) -> Vec<NewReport>,
     ) -> Result<FlightRow> {
         let now = now_ms();
         let commits = serde_json::to_string(commits)
             .map_err(|e| StoreError::Corrupt(format!("commits: {e}")))?;
         let mut tx = self.pool.begin().await?;
-        let candidate: i64 = get(
-            &sqlx::query(
-                "INSERT INTO candidates (branch_id, base, tip, state, created_at)
-                 VALUES ($1, $2, $3, 'testing', $4) RETURNING id",
-            )
-            .bind(branch_id)
-            .bind(base)
-            .bind(tip)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?,
-            "id",
-        )?;
+        let queued = sqlx::query(
+            "UPDATE candidates SET state = 'testing'
+             WHERE branch_id = $1 AND tip = $2 AND state = 'queued' RETURNING id",
+        )
+        .bind(branch_id)
+        .bind(tip)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let candidate: i64 = match queued {
+            Some(row) => get(&row, "id")?,
+            None => get(
+                &sqlx::query(
+                    "INSERT INTO candidates (branch_id, base, tip, state, created_at)
+                     VALUES ($1, $2, $3, 'testing', $4) RETURNING id",
+                )
+                .bind(branch_id)
+                .bind(base)
+                .bind(tip)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?,
+                "id",
+            )?,
+        };
+        sqlx::query(
+            "UPDATE candidates SET state = 'superseded'
+             WHERE branch_id = $1 AND state = 'queued' AND created_at <= $2",
+        )
+        .bind(branch_id)
+        .bind(seen_at)
+        .execute(&mut *tx)
+        .await?;
         let row = sqlx::query(
             "INSERT INTO flights (branch_id, candidate_id, base, tip, commits, state, reason, created_at)
              VALUES ($1, $2, $3, $4, $5, 'running', '', $6) RETURNING *",
@@ -156,8 +188,10 @@ impl Store {
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
+        let flight = FlightRow::from_row(&row)?;
+        super::forge::insert_reports(&mut tx, &reports(&flight), now).await?;
         tx.commit().await?;
-        FlightRow::from_row(&row)
+        Ok(flight)
     }
 
     pub async fn flight(&self, id: i64) -> Result<Option<FlightRow>> {
@@ -214,7 +248,13 @@ impl Store {
     }
 
     /// Stops a flight whose range no longer stands (staging rewritten, target moved aside).
-    pub async fn cancel_flight(&self, flight: &FlightRow, reason: &str) -> Result<()> {
+    /// Cancels a running flight and queues what the forge is told of it, at once.
+    pub async fn cancel_flight(
+        &self,
+        flight: &FlightRow,
+        reason: &str,
+        reports: &[NewReport],
+    ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "UPDATE flights SET state = 'cancelled', reason = $1, finished_at = $2
@@ -229,6 +269,7 @@ impl Store {
             .bind(flight.candidate_id)
             .execute(&mut *tx)
             .await?;
+        super::forge::insert_reports(&mut tx, reports, now_ms()).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -240,19 +281,24 @@ impl Store {
         flight: &FlightRow,
         conclusion: &Conclusion,
         mails: &[NewMail],
+        reports: &[NewReport],
         branch_state: &str,
     ) -> Result<()> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
             "UPDATE flights SET state = 'done', verdict = $1, culprit = $2, pushed_to = $3,
-             reason = $4, finished_at = $5 WHERE id = $6 AND state = 'running'",
+             reason = $4, finished_at = $5, finder_log = $6 WHERE id = $7 AND state = 'running'",
         )
         .bind(conclusion.verdict.as_str())
         .bind(&conclusion.culprit)
         .bind(&conclusion.pushed_to)
         .bind(&conclusion.reason)
         .bind(now)
+        .bind(
+            (!conclusion.finder_log.is_empty())
+                .then(|| serde_json::to_string(&conclusion.finder_log).unwrap_or_default()),
+        )
         .bind(flight.id)
         .execute(&mut *tx)
         .await?;
@@ -267,6 +313,7 @@ impl Store {
         for mail in mails {
             insert_mail(&mut tx, Some(flight.id), mail, now).await?;
         }
+        super::forge::insert_reports(&mut tx, reports, now).await?;
         sqlx::query("UPDATE branches SET state = $1, message = $2, updated_at = $3 WHERE id = $4")
             .bind(branch_state)
             .bind(format!("{}: {}", conclusion.verdict, conclusion.reason))

@@ -109,6 +109,20 @@ pub struct NewJob {
 }
 
 impl Store {
+    /// The try run already queued for this head and sequence, if any.
+    pub async fn try_job(&self, branch_id: i64, sequence: &str, head: &str) -> Result<Option<i64>> {
+        let row = sqlx::query(
+            "SELECT id FROM jobs WHERE kind = 'try' AND branch_id = $1 AND sequence = $2
+             AND rev = $3 ORDER BY id LIMIT 1",
+        )
+        .bind(branch_id)
+        .bind(sequence)
+        .bind(head)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| get(&r, "id")).transpose()
+    }
+
     pub async fn create_job(&self, job: &NewJob) -> Result<i64> {
         let row = sqlx::query(
             "INSERT INTO jobs (kind, branch_id, sequence, repository, rev, host, pause_on_fail,

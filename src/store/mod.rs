@@ -7,7 +7,7 @@
 
 mod branches;
 mod flights;
-mod github;
+mod forge;
 mod jobs;
 mod leases;
 mod outbox;
@@ -21,6 +21,7 @@ use sqlx::{AnyPool, Executor, Row};
 
 pub use branches::BranchRow;
 pub use flights::{Conclusion, FlightRow, FlightState, PushRow};
+pub use forge::{NewReport, OverrideRow, PushedCandidate, Recorded, ReportKind, ReportRow};
 pub use jobs::{JobRow, JobState, NewJob};
 pub use leases::{BorrowRefusal, HealthRow, LeaseRow};
 pub use outbox::{MailRow, NewMail};
@@ -49,6 +50,10 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
+    /// SQLite has one writer at a time, and a writer that finds the database locked sleeps in
+    /// SQLite's busy handler (up to 100 ms a turn). Hot write paths queue here instead, in
+    /// order and without sleeping; `None` on PostgreSQL.
+    writer: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
 }
 
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -114,7 +119,16 @@ impl Store {
         } else {
             POSTGRES.run(&pool).await?;
         }
-        Ok(Store { pool })
+        let writer = sqlite.then(|| std::sync::Arc::new(tokio::sync::Mutex::new(())));
+        Ok(Store { pool, writer })
+    }
+
+    /// Waits for this process's turn to write (SQLite); nothing on PostgreSQL.
+    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.writer {
+            Some(w) => Some(w.lock().await),
+            None => None,
+        }
     }
 
     pub async fn close(&self) {

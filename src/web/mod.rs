@@ -5,6 +5,7 @@ mod api;
 mod github;
 mod hooks;
 pub mod jobs;
+pub mod overrides;
 mod pages;
 
 use std::collections::BTreeMap;
@@ -30,34 +31,20 @@ pub struct Wakers {
 #[derive(Clone)]
 struct Watch {
     staging: String,
-    /// `owner/name` on GitHub, if the policy's repository is there.
-    github: Option<String>,
     notify: Arc<Notify>,
 }
 
 impl Wakers {
-    pub fn add(&mut self, policy: &str, staging: &str, github: Option<&str>) -> Arc<Notify> {
+    pub fn add(&mut self, policy: &str, staging: &str) -> Arc<Notify> {
         let notify = Arc::new(Notify::new());
         self.by_policy.insert(
             policy.to_string(),
             Watch {
                 staging: staging.to_string(),
-                github: github.map(str::to_string),
                 notify: notify.clone(),
             },
         );
         notify
-    }
-
-    /// Wakes the policies whose GitHub repository is `repository` and whose staging branch is
-    /// `branch`. Returns their names.
-    pub fn wake_github(&self, repository: &str, branch: &str) -> Vec<String> {
-        self.wake_where(|_, w| {
-            w.staging == branch
-                && w.github
-                    .as_deref()
-                    .is_some_and(|g| g.eq_ignore_ascii_case(repository))
-        })
     }
 
     /// Wakes the policies that watch `git_ref` (`refs/heads/NAME`), or only `only` if given.
@@ -92,6 +79,12 @@ pub struct AppState {
     pub api_token: Option<String>,
     /// GitHub's webhook secret; `None` refuses every delivery.
     pub github_secret: Option<String>,
+    /// The loaded policies: who their maintainers are, which GitHub repository they watch.
+    pub policies: Arc<Vec<crate::policy::Policy>>,
+    /// Whether reports and comments go to GitHub (`[github]` login configured).
+    pub reports_to_github: bool,
+    /// Wakes the forge outbox (a comment to answer).
+    pub reports_wake: Arc<Notify>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -104,6 +97,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/jobs/{id}/interact", post(jobs::interact))
         .route("/api/runs/{id}/interact", post(jobs::interact_run))
         .route("/api/hosts", get(jobs::hosts))
+        .route(
+            "/api/branches/{name}/{action}",
+            post(overrides::override_branch),
+        )
         .route("/api/hosts/{name}/borrow", post(jobs::borrow))
         .route("/api/hosts/{name}/return", post(jobs::give_back))
         .route_layer(axum::middleware::from_fn_with_state(

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod dom0;
+pub mod github_double;
 pub mod sshd;
 
 use std::io::{Read, Write};
@@ -105,8 +106,14 @@ impl Upstream {
             &up.work,
             &["remote", "add", "origin", up.bare.to_str().unwrap()],
         );
+        up.push_master_and_staging();
+        up
+    }
+
+    /// Pushes the work tree's HEAD to both master and staging, as a maintainer would.
+    pub fn push_master_and_staging(&self) {
         git(
-            &up.work,
+            &self.work,
             &[
                 "push",
                 "-q",
@@ -115,7 +122,6 @@ impl Upstream {
                 "HEAD:refs/heads/staging",
             ],
         );
-        up
     }
 
     pub fn write(&self, name: &str, content: &str) {
@@ -504,4 +510,128 @@ pub fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) ->
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// `git http-backend` behind lighttpd on loopback, serving the bare repositories in `root`
+/// at `/git/NAME.git`, with HTTP basic authentication against one user and password (as
+/// GitHub takes `x-access-token` and a token).
+pub struct GitHttp {
+    pub port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+    /// The self-signed certificate (PEM) it serves HTTPS with, when it does.
+    pub certificate: Option<PathBuf>,
+}
+
+impl GitHttp {
+    pub fn start(root: &Path, user: &str, password: &str) -> GitHttp {
+        Self::start_with(root, user, password, false)
+    }
+
+    /// The same over HTTPS, with a self-signed certificate for 127.0.0.1.
+    pub fn start_tls(root: &Path, user: &str, password: &str) -> GitHttp {
+        Self::start_with(root, user, password, true)
+    }
+
+    fn start_with(root: &Path, user: &str, password: &str, tls: bool) -> GitHttp {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let port = free_port();
+        std::fs::write(d.join("users"), format!("{user}:{password}\n")).unwrap();
+        let certificate = tls.then(|| {
+            let (cert, key) = (d.join("cert.pem"), d.join("key.pem"));
+            let out = Command::new("openssl")
+                .args([
+                    "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                ])
+                .args([
+                    "-subj",
+                    "/CN=127.0.0.1",
+                    "-addext",
+                    "subjectAltName=IP:127.0.0.1",
+                ])
+                .arg("-keyout")
+                .arg(&key)
+                .arg("-out")
+                .arg(&cert)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            cert
+        });
+        let ssl = match &certificate {
+            Some(cert) => format!(
+                "server.modules += (\"mod_openssl\")\nssl.engine = \"enable\"\n\
+                 ssl.pemfile = \"{}\"\nssl.privkey = \"{d}/key.pem\"\n",
+                cert.display(),
+                d = d.display()
+            ),
+            None => String::new(),
+        };
+        let config = format!(
+            r#"server.document-root = "{d}"
+server.port = {port}
+server.bind = "127.0.0.1"
+server.errorlog = "{d}/error.log"
+server.modules = ("mod_auth", "mod_authn_file", "mod_alias", "mod_cgi", "mod_setenv")
+auth.backend = "plain"
+auth.backend.plain.userfile = "{d}/users"
+auth.require = ( "/git/" => ("method" => "basic", "realm" => "git", "require" => "valid-user") )
+alias.url = ( "/git/" => "/usr/lib/git-core/git-http-backend/" )
+$HTTP["url"] =~ "^/git/" {{
+  cgi.assign = ("" => "")
+  setenv.set-environment = ("GIT_PROJECT_ROOT" => "{root}", "GIT_HTTP_EXPORT_ALL" => "")
+}}
+{ssl}"#,
+            d = d.display(),
+            root = root.display()
+        );
+        std::fs::write(d.join("lighttpd.conf"), config).unwrap();
+        let child = Command::new("lighttpd")
+            .arg("-D")
+            .arg("-f")
+            .arg(d.join("lighttpd.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("lighttpd starts (apt-get install lighttpd)");
+        wait_for_port(port, "lighttpd");
+        GitHttp {
+            port,
+            child,
+            _dir: dir,
+            certificate,
+        }
+    }
+
+    pub fn url(&self, name: &str) -> String {
+        let scheme = if self.certificate.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://127.0.0.1:{}/git/{name}", self.port)
+    }
+}
+
+impl Drop for GitHttp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `X-Hub-Signature-256` of `body` with `secret`, as GitHub signs a delivery.
+pub fn github_signature(secret: &str, body: &[u8]) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+    let hex: String = ring::hmac::sign(&key, body)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
 }
