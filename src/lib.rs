@@ -15,6 +15,7 @@ pub mod gate;
 pub mod github;
 pub mod hosts;
 pub mod jobs;
+pub mod mail;
 pub mod policy;
 pub mod repo;
 pub mod report;

@@ -14,7 +14,9 @@ use pushgate::gate::{BranchOutcome, LogProgress};
 use pushgate::service::Service;
 
 mod jobs_command;
+mod mail_command;
 use jobs_command::{HostsCommand, JobsCommand};
+use mail_command::MailCommand;
 
 #[derive(Parser)]
 #[command(
@@ -103,6 +105,11 @@ enum Command {
     Hosts {
         #[command(subcommand)]
         what: HostsCommand,
+    },
+    /// Mailing-list patch series.
+    Mail {
+        #[command(subcommand)]
+        what: MailCommand,
     },
     /// Measure pushgate's own overhead.
     Bench {
@@ -280,6 +287,10 @@ async fn main() -> Result<()> {
         } => {
             let ok = sequence_check(&files, bindings.as_deref(), &params, json)?;
             std::process::exit(if ok { 0 } else { 1 });
+        }
+        Command::Mail { what } => {
+            init_logs("warn");
+            mail_command::run(what, load_config).await?;
         }
         Command::Jobs { what, server } => {
             init_logs("warn");

@@ -6,6 +6,7 @@
 
 pub mod dom0;
 pub mod github_double;
+pub mod public_inbox;
 pub mod sshd;
 
 use std::io::{Read, Write};

@@ -1,0 +1,108 @@
+//! Mail read from mailing lists, and how far each source has been read.
+
+use super::{get, now_ms, Result, Store};
+
+/// One mail to keep: its list-wide identity and its bytes.
+#[derive(Clone, Debug)]
+pub struct ListMail<'a> {
+    pub message_id: &'a str,
+    pub raw: &'a [u8],
+}
+
+/// Where a source stands after a batch: saved with the batch, so a crash never skips mail
+/// (nor reads it twice into the store: the insert ignores what is already there).
+#[derive(Clone, Debug)]
+pub struct Cursor {
+    pub source: String,
+    pub position: String,
+}
+
+/// Rows per INSERT: SQLite allows 32,766 parameters a statement, PostgreSQL 65,535.
+const ROWS_PER_INSERT: usize = 200;
+
+impl Store {
+    /// Keeps the mails not already kept for `list` and moves the cursor, in one transaction.
+    /// Returns how many were new.
+    pub async fn add_list_mail(
+        &self,
+        list: &str,
+        source: &str,
+        mails: &[ListMail<'_>],
+        cursor: Option<&Cursor>,
+    ) -> Result<u64> {
+        let _turn = self.write_turn().await;
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let mut added = 0;
+        for chunk in mails.chunks(ROWS_PER_INSERT) {
+            let mut sql = String::from(
+                "INSERT INTO mail_messages (list, message_id, source, received_at, raw) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                let p = i * 5;
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!(
+                    "(${}, ${}, ${}, ${}, ${})",
+                    p + 1,
+                    p + 2,
+                    p + 3,
+                    p + 4,
+                    p + 5
+                ));
+            }
+            sql.push_str(" ON CONFLICT (list, message_id) DO NOTHING");
+            let mut query = sqlx::query(&sql);
+            for m in chunk {
+                query = query
+                    .bind(list)
+                    .bind(m.message_id)
+                    .bind(source)
+                    .bind(now)
+                    .bind(m.raw);
+            }
+            added += query.execute(&mut *tx).await?.rows_affected();
+        }
+        if let Some(c) = cursor {
+            sqlx::query(
+                "INSERT INTO mail_cursors (source, position, updated_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (source) DO UPDATE SET position = $2, updated_at = $3",
+            )
+            .bind(&c.source)
+            .bind(&c.position)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(added)
+    }
+
+    /// Where `source` was left, if it was ever read.
+    pub async fn mail_cursor(&self, source: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT position FROM mail_cursors WHERE source = $1")
+            .bind(source)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| get(&r, "position")).transpose()
+    }
+
+    /// Every mail kept for `list`, oldest first, as raw bytes.
+    pub async fn list_mail(&self, list: &str) -> Result<Vec<Vec<u8>>> {
+        let rows = sqlx::query("SELECT raw FROM mail_messages WHERE list = $1 ORDER BY id")
+            .bind(list)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| get(r, "raw")).collect()
+    }
+
+    /// How many mails are kept for `list`.
+    pub async fn list_mail_count(&self, list: &str) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM mail_messages WHERE list = $1")
+            .bind(list)
+            .fetch_one(&self.pool)
+            .await?;
+        get(&row, "n")
+    }
+}

@@ -1,0 +1,429 @@
+//! Mailing-list series: git's own mail corpus read as `git am` reads it, series assembled
+//! from real-shaped threads, and the `pushgate mail series` command.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use pushgate::mail::{self, Mail};
+
+fn t5100() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/mailinfo/t/t5100")
+}
+
+/// An expected file. git writes a patch in the mail's own charset (message 0005 is
+/// ISO-8859-1) where pushgate hands on UTF-8, so a file that is not UTF-8 is read as Latin-1.
+fn read(name: &str) -> String {
+    let path = t5100().join(name);
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    String::from_utf8(bytes).unwrap_or_else(|e| e.into_bytes().iter().map(|&b| b as char).collect())
+}
+
+/// git's t5100: every message of sample.mbox gives the author, email, subject, date, message
+/// and patch that `git mailinfo -u` gives (the files beside it).
+#[test]
+fn git_mailinfo_corpus_reads_the_same() {
+    let data = std::fs::read(t5100().join("sample.mbox")).unwrap();
+    let messages = mail::mbox::split(&data);
+    assert_eq!(messages.len(), 18, "git mailsplit finds 18");
+    for (i, raw) in messages.iter().enumerate() {
+        let n = format!("{:04}", i + 1);
+        let m = Mail::parse(raw).unwrap_or_else(|e| panic!("message {n}: {e}"));
+        let info = read(&format!("info{n}"));
+        let field = |name: &str| -> String {
+            info.lines()
+                .find_map(|l| l.strip_prefix(&format!("{name}: ")).map(str::to_string))
+                .or_else(|| {
+                    info.lines()
+                        .any(|l| l == format!("{name}:"))
+                        .then(String::new)
+                })
+                .unwrap_or_else(|| panic!("info{n} has no {name}"))
+        };
+        assert_eq!(m.author.name, field("Author"), "message {n}: author");
+        assert_eq!(m.author.email, field("Email"), "message {n}: email");
+        assert_eq!(m.commit_subject, field("Subject"), "message {n}: subject");
+        // git leaves the newline of an in-body Date: as a trailing space; a commit has no use
+        // for it.
+        assert_eq!(m.date, field("Date").trim_end(), "message {n}: date");
+        assert_eq!(m.message, read(&format!("msg{n}")), "message {n}: message");
+        // A multipart mail's blank lines before the boundary are git's, not the patch's.
+        assert_eq!(
+            m.patch.trim_end_matches('\n'),
+            read(&format!("patch{n}")).trim_end_matches('\n'),
+            "message {n}: patch"
+        );
+    }
+}
+
+/// The RFC 2047 samples: every encoded subject decodes to what git shows.
+#[test]
+fn rfc2047_samples_decode() {
+    let data = std::fs::read(t5100().join("rfc2047-samples.mbox")).unwrap();
+    let messages = mail::mbox::split(&data);
+    assert!(messages.len() >= 10, "{}", messages.len());
+    for (i, raw) in messages.iter().enumerate() {
+        let n = format!("{:04}", i + 1);
+        let path = t5100().join(format!("rfc2047-info-{n}"));
+        let Ok(info) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let m = Mail::parse(raw).unwrap_or_else(|e| panic!("sample {n}: {e}"));
+        let expect = |name: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+                .unwrap_or("")
+                .to_string()
+        };
+        assert_eq!(m.author.name, expect("Author"), "sample {n}: author");
+        assert_eq!(m.author.email, expect("Email"), "sample {n}: email");
+        assert_eq!(m.commit_subject, expect("Subject"), "sample {n}: subject");
+    }
+}
+
+/// mboxrd quoting: `>From ` lines come back as `From `.
+#[test]
+fn mboxrd_lines_are_unquoted() {
+    let data = std::fs::read(t5100().join("sample.mboxrd")).unwrap();
+    let messages = mail::mbox::split(&data);
+    assert_eq!(messages.len(), 2);
+    let first = Mail::parse(&messages[0]).unwrap();
+    assert_eq!(
+        first.message,
+        "From the beginning, mbox should have been mboxrd\n>From escaped\n\
+         From not mangled but this line should have been escaped\n\n"
+    );
+    let second = Mail::parse(&messages[1]).unwrap();
+    assert!(second
+        .message
+        .starts_with(" >From unchanged\n From also unchanged\n"));
+    assert!(
+        second.message.ends_with("intended:\n>From\n\n"),
+        "{:?}",
+        second.message
+    );
+}
+
+const DIFF: &str = "---\n f | 2 +-\n\ndiff --git a/f b/f\n--- a/f\n+++ b/f\n@@ -1 +1 @@\n-a\n+b\n";
+
+/// A mail to the list `to`, as git send-email writes one.
+fn list_mail(to: &str, id: &str, subject: &str, reply_to: Option<&str>, body: &str) -> Vec<u8> {
+    let mut raw = format!(
+        "From: Ann Author <ann@example.org>\nTo: {to}\nSubject: {subject}\n\
+         Message-ID: <{id}>\nDate: Mon, 1 Jan 2024 10:00:00 +0000\n"
+    );
+    if let Some(p) = reply_to {
+        raw.push_str(&format!("In-Reply-To: <{p}>\nReferences: <{p}>\n"));
+    }
+    raw.push('\n');
+    raw.push_str(body);
+    raw.into_bytes()
+}
+
+async fn sqlite_store(dir: &Path) -> pushgate::store::Store {
+    let url = format!("sqlite://{}?mode=rwc", dir.join("pushgate.db").display());
+    pushgate::store::Store::open(&url).await.unwrap()
+}
+
+/// A real public-inbox v2 archive: read whole, then only what is new; the same again reads
+/// nothing; the same mail over public-inbox-httpd (mirrored with git) is the same mail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_inbox_is_read_incrementally_and_once() {
+    use pushgate::mail::ingest;
+    let mut inbox = support::public_inbox::PublicInbox::new("xen-devel");
+    let to = inbox.address.clone();
+    let patch = |n: u32| format!("change {n}\n\nSigned-off-by: Ann <ann@example.org>\n{DIFF}");
+    inbox.deliver(&list_mail(
+        &to,
+        "c@x",
+        "[PATCH 0/3] the series",
+        None,
+        "why\n",
+    ));
+    inbox.deliver(&list_mail(
+        &to,
+        "p1@x",
+        "[PATCH 1/3] one",
+        Some("c@x"),
+        &patch(1),
+    ));
+    inbox.deliver(&list_mail(
+        &to,
+        "p2@x",
+        "[PATCH 2/3] two",
+        Some("c@x"),
+        &patch(2),
+    ));
+
+    let tmp = tempfile::tempdir().unwrap();
+    let store = sqlite_store(tmp.path()).await;
+    let first = ingest::ingest_inbox(&store, "xen-devel", inbox.path())
+        .await
+        .unwrap();
+    assert_eq!((first.read, first.added), (3, 3), "{first:?}");
+    let again = ingest::ingest_inbox(&store, "xen-devel", inbox.path())
+        .await
+        .unwrap();
+    assert_eq!((again.read, again.added), (0, 0), "{again:?}");
+
+    let mails = ingest::load_list(&store, "xen-devel").await.unwrap();
+    let revisions = pushgate::mail::assemble(&mails);
+    assert_eq!(revisions.len(), 1);
+    assert_eq!(revisions[0].missing(), [3]);
+
+    inbox.deliver(&list_mail(
+        &to,
+        "p3@x",
+        "[PATCH 3/3] three",
+        Some("c@x"),
+        &patch(3),
+    ));
+    inbox.deliver(&list_mail(
+        &to,
+        "r@x",
+        "Re: [PATCH 2/3] two",
+        Some("p2@x"),
+        "> change 2\n\nReviewed-by: Rev Iewer <rev@example.org>\n",
+    ));
+    let more = ingest::ingest_inbox(&store, "xen-devel", inbox.path())
+        .await
+        .unwrap();
+    assert_eq!((more.read, more.added), (2, 2), "{more:?}");
+    let mails = ingest::load_list(&store, "xen-devel").await.unwrap();
+    assert_eq!(mails.len(), 5);
+    let revisions = pushgate::mail::assemble(&mails);
+    assert_eq!(revisions.len(), 1);
+    assert!(revisions[0].is_complete());
+    assert_eq!(
+        revisions[0].trailers[1][0].to_string(),
+        "Reviewed-by: Rev Iewer <rev@example.org>"
+    );
+
+    // Over HTTP: mirrored, then read; the same mail in the same list is not kept twice.
+    inbox.serve();
+    let cache = tmp.path().join("mirror");
+    let remote = ingest::ingest_remote_inbox(&store, "xen-devel", &inbox.url(), &cache)
+        .await
+        .unwrap();
+    assert_eq!((remote.read, remote.added), (5, 0), "{remote:?}");
+    let other = ingest::ingest_remote_inbox(&store, "mirror", &inbox.url(), &cache)
+        .await
+        .unwrap();
+    assert_eq!(
+        (other.read, other.added),
+        (5, 5),
+        "another list reads it for itself: {other:?}"
+    );
+    assert_eq!(store.list_mail_count("xen-devel").await.unwrap(), 5);
+}
+
+/// An mbox, a Maildir and an MDA pipe (the pushgate binary reading stdin) keep each mail once,
+/// on SQLite and PostgreSQL; unreadable mail is named and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mbox_maildir_and_stdin_keep_each_mail_once() {
+    use pushgate::mail::ingest;
+    let sample = std::fs::read(t5100().join("sample.mbox")).unwrap();
+    let pg = support::Postgres::new();
+    let tmp = tempfile::tempdir().unwrap();
+    for store in [
+        sqlite_store(tmp.path()).await,
+        pushgate::store::Store::open(&pg.url).await.unwrap(),
+    ] {
+        let first = ingest::ingest_mbox(&store, "git", "sample.mbox", &sample)
+            .await
+            .unwrap();
+        assert_eq!((first.read, first.added), (18, 18), "{first:?}");
+        let again = ingest::ingest_mbox(&store, "git", "sample.mbox", &sample)
+            .await
+            .unwrap();
+        assert_eq!((again.read, again.added), (18, 0));
+        // The same mail on another list is that list's.
+        let other = ingest::ingest_mbox(&store, "other", "sample.mbox", &sample)
+            .await
+            .unwrap();
+        assert_eq!(other.added, 18);
+        let bad = ingest::ingest_mbox(&store, "git", "bad", b"\x00\x01 not mail")
+            .await
+            .unwrap();
+        assert_eq!(bad.added, 0);
+        assert_eq!(bad.unreadable.len(), 1, "{bad:?}");
+        assert!(bad.unreadable[0].starts_with("bad: message 1: "), "{bad:?}");
+        assert_eq!(store.list_mail_count("git").await.unwrap(), 18);
+    }
+
+    // A Maildir, as an MDA or fetchmail fills one.
+    let maildir = tmp.path().join("Maildir");
+    for sub in ["new", "cur", "tmp"] {
+        std::fs::create_dir_all(maildir.join(sub)).unwrap();
+    }
+    for (i, raw) in pushgate::mail::mbox::split(&sample).iter().enumerate() {
+        let sub = if i % 2 == 0 { "new" } else { "cur" };
+        std::fs::write(maildir.join(sub).join(format!("{i}.host:2,")), raw).unwrap();
+    }
+    let store = sqlite_store(tmp.path()).await;
+    let got = ingest::ingest_maildir(&store, "maildir", &maildir)
+        .await
+        .unwrap();
+    assert_eq!((got.read, got.added), (18, 18));
+    store.close().await;
+
+    // The binary on a pipe, one message at a time, as an MDA runs it.
+    let config = tmp.path().join("pushgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = \"{}\"\ndatabase_url = \"sqlite://{}?mode=rwc\"\n",
+            tmp.path().display(),
+            tmp.path().join("pushgate.db").display()
+        ),
+    )
+    .unwrap();
+    let raw = list_mail("l@example.org", "piped@x", "[PATCH] piped", None, DIFF);
+    for expect in ["1 new", "0 new"] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pushgate"))
+            .args(["mail", "ingest", "--list", "piped", "--config"])
+            .arg(&config)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(&raw).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{said} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(said.contains(expect), "{said}");
+    }
+}
+
+/// `pushgate mail series --json` on an mbox holding every case a list throws at it.
+#[test]
+fn mail_series_prints_what_a_maintainer_sees() {
+    let to = "xen-devel@lists.example.org";
+    let patch = |n: u32| format!("change {n}\n{DIFF}");
+    let bob = |raw: Vec<u8>| {
+        String::from_utf8(raw)
+            .unwrap()
+            .replace("Ann Author <ann@example.org>", "Bob <bob@example.org>")
+            .into_bytes()
+    };
+    let mails: Vec<Vec<u8>> = vec![
+        // Out of order: patches before their cover.
+        list_mail(to, "a3@x", "[PATCH 3/3] three", Some("a0@x"), &patch(3)),
+        list_mail(to, "a0@x", "[PATCH 0/3] Ann's series", None, "why\n"),
+        list_mail(to, "a1@x", "[PATCH 1/3] one", Some("a0@x"), &patch(1)),
+        list_mail(to, "a2@x", "[PATCH 2/3] two", Some("a0@x"), &patch(2)),
+        list_mail(
+            to,
+            "r1@x",
+            "Re: [PATCH 1/3] one",
+            Some("a1@x"),
+            "Acked-by: Jan <jan@example.org>\n",
+        ),
+        // b4's partial reroll of 2/3.
+        list_mail(
+            to,
+            "a2v2@x",
+            "[PATCH v2 2/3] two, fixed",
+            Some("a2@x"),
+            &patch(22),
+        ),
+        bob(list_mail(
+            to,
+            "b0@x",
+            "[RFC PATCH v2 0/2] Bob's idea",
+            None,
+            "idea\n\nbase-commit: 1111111111111111111111111111111111111111\n",
+        )),
+        bob(list_mail(
+            to,
+            "b2@x",
+            "[RFC PATCH v2 2/2] second",
+            Some("b0@x"),
+            &patch(5),
+        )),
+    ];
+    let mut mbox = Vec::new();
+    for m in &mails {
+        mbox.extend_from_slice(b"From nobody Mon Sep 17 00:00:00 2001\n");
+        mbox.extend_from_slice(m);
+        mbox.push(b'\n');
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("list.mbox");
+    std::fs::write(&path, &mbox).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pushgate"))
+        .args(["mail", "series", "--json"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let all: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let all = all.as_array().unwrap();
+    assert_eq!(all.len(), 3, "{all:#?}");
+    let find = |root: &str| {
+        all.iter()
+            .find(|s| s["root"] == root)
+            .unwrap_or_else(|| panic!("{root}: {all:#?}"))
+    };
+
+    let v1 = find("a0@x");
+    assert_eq!(v1["version"], 1);
+    assert_eq!(v1["cover"], "[PATCH 0/3] Ann's series");
+    assert_eq!(
+        v1["patches"],
+        serde_json::json!(["[PATCH 1/3] one", "[PATCH 2/3] two", "[PATCH 3/3] three"])
+    );
+    assert_eq!(v1["complete"], true);
+    assert_eq!(v1["missing"], serde_json::json!([]));
+    assert_eq!(
+        v1["trailers"][0],
+        serde_json::json!(["Acked-by: Jan <jan@example.org>"])
+    );
+    assert_eq!(v1["superseded_by"], "a2v2@x");
+
+    let v2 = find("a2v2@x");
+    assert_eq!(v2["version"], 2);
+    assert_eq!(v2["series"], "a0@x");
+    assert_eq!(v2["patches"][1], "[PATCH v2 2/3] two, fixed");
+    assert_eq!(v2["patches"][0], "[PATCH 1/3] one");
+    assert_eq!(v2["complete"], true);
+
+    let b = find("b0@x");
+    assert_eq!(b["version"], 2);
+    assert_eq!(b["rfc"], true);
+    assert_eq!(b["complete"], false);
+    assert_eq!(b["missing"], serde_json::json!([1]));
+    assert_eq!(b["base_commit"], "1111111111111111111111111111111111111111");
+    assert_eq!(b["cover"], "[RFC PATCH v2 0/2] Bob's idea");
+
+    // The plain form says the same for people.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pushgate"))
+        .args(["mail", "series"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("v2 from bob@example.org (missing 1/2)"),
+        "{said}"
+    );
+    assert!(said.contains("  1/2: missing"), "{said}");
+    assert!(said.contains("+ Acked-by: Jan <jan@example.org>"), "{said}");
+    // A file that is not there is an error naming it.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pushgate"))
+        .args(["mail", "series", "/nonexistent.mbox"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.mbox"));
+}
