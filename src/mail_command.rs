@@ -91,7 +91,7 @@ pub async fn run(
                 } else {
                     path.display().to_string()
                 };
-                done.absorb(ingest::ingest_mbox(&store, &list, &name, &data).await?);
+                done.absorb(ingest::ingest_mbox(&store, &list, &name, data).await?);
             }
             store.close().await;
             for e in &done.unreadable {

@@ -161,6 +161,19 @@ enum Bench {
         #[arg(long)]
         connections: usize,
     },
+    /// A list's mail taken in (split, parse, assemble, store) in messages/s, and a long series
+    /// applied with git2 beside `git am` on the same base.
+    Mail {
+        #[arg(long, default_value_t = 20000)]
+        messages: usize,
+        /// Patches in the series applied beside git am.
+        #[arg(long, default_value_t = 50)]
+        patches: usize,
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Time from a staging push to the first step, and from the last step to master moved.
     Overhead {
         #[arg(long, default_value_t = 20)]
@@ -389,6 +402,23 @@ async fn main() -> Result<()> {
         } => {
             init_logs("warn");
             let report = pushgate::bench::schedule(hosts, queued, free, rounds.max(1)).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.table());
+            }
+        }
+        Command::Bench {
+            what:
+                Bench::Mail {
+                    messages,
+                    patches,
+                    rounds,
+                    json,
+                },
+        } => {
+            init_logs("warn");
+            let report = pushgate::bench::mail(messages, patches.max(1), rounds).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

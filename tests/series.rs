@@ -229,20 +229,20 @@ async fn mbox_maildir_and_stdin_keep_each_mail_once() {
         sqlite_store(tmp.path()).await,
         pushgate::store::Store::open(&pg.url).await.unwrap(),
     ] {
-        let first = ingest::ingest_mbox(&store, "git", "sample.mbox", &sample)
+        let first = ingest::ingest_mbox(&store, "git", "sample.mbox", sample.clone())
             .await
             .unwrap();
         assert_eq!((first.read, first.added), (18, 18), "{first:?}");
-        let again = ingest::ingest_mbox(&store, "git", "sample.mbox", &sample)
+        let again = ingest::ingest_mbox(&store, "git", "sample.mbox", sample.clone())
             .await
             .unwrap();
         assert_eq!((again.read, again.added), (18, 0));
         // The same mail on another list is that list's.
-        let other = ingest::ingest_mbox(&store, "other", "sample.mbox", &sample)
+        let other = ingest::ingest_mbox(&store, "other", "sample.mbox", sample.clone())
             .await
             .unwrap();
         assert_eq!(other.added, 18);
-        let bad = ingest::ingest_mbox(&store, "git", "bad", b"\x00\x01 not mail")
+        let bad = ingest::ingest_mbox(&store, "git", "bad", b"\x00\x01 not mail".to_vec())
             .await
             .unwrap();
         assert_eq!(bad.added, 0);
@@ -426,4 +426,123 @@ fn mail_series_prints_what_a_maintainer_sees() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.mbox"));
+}
+
+/// A series made by git format-patch applies with git2 to the same trees, authors, dates and
+/// messages `git am` makes; one that does not apply names the patch and the file.
+#[test]
+fn a_series_applies_as_git_am_applies_it() {
+    use pushgate::repo::apply::{apply_series, ApplyError};
+    let root = tempfile::tempdir().unwrap();
+    let up = support::Upstream::new(
+        root.path(),
+        &[("README", "hello\n"), ("src/a.c", "int a;\n")],
+    );
+    let base = up.head("master");
+    up.write("src/a.c", "int a;\nint b;\n");
+    up.commit(
+        "a: add b\n\nBecause b is needed.\n\nSigned-off-by: Ann <ann@example.org>",
+        ("Ann Author", "ann@example.org"),
+    );
+    up.write("README", "hello\nworld\n");
+    up.write("docs/new.txt", "new file\n");
+    up.commit("docs: say more", ("Jörg Ünicode", "joerg@example.org"));
+    up.write("src/a.c", "int a;\nint b;\nint c;\n");
+    up.commit("a: add c", ("Ann Author", "ann@example.org"));
+    let tip = support::git(&up.work, &["rev-parse", "HEAD"]);
+    let mbox = support::git(
+        &up.work,
+        &[
+            "format-patch",
+            "--stdout",
+            "--thread=shallow",
+            "--cover-letter",
+            "--base",
+            &base,
+            &format!("{base}..HEAD"),
+        ],
+    );
+    let (mails, errors) = pushgate::mail::parse_mbox(mbox.as_bytes());
+    assert!(errors.is_empty(), "{errors:?}");
+    let revisions = pushgate::mail::assemble(&mails);
+    assert_eq!(revisions.len(), 1);
+    let r = &revisions[0];
+    assert!(r.is_complete() && r.cover.is_some());
+    assert_eq!(r.base_commit.as_deref(), Some(base.as_str()));
+    let patches: Vec<&Mail> = r.patches.iter().flatten().map(|&i| &mails[i]).collect();
+
+    let repo = git2::Repository::open(&up.work).unwrap();
+    let committer = git2::Signature::now("pushgate", "pushgate@example.org").unwrap();
+    let made = apply_series(
+        &repo,
+        git2::Oid::from_str(&base).unwrap(),
+        &patches,
+        &committer,
+    )
+    .unwrap();
+    assert_eq!(made.len(), 3);
+    let originals: Vec<String> = support::git(
+        &up.work,
+        &["rev-list", "--reverse", &format!("{base}..{tip}")],
+    )
+    .lines()
+    .map(str::to_string)
+    .collect();
+    for (ours, theirs) in made.iter().zip(&originals) {
+        let ours = repo.find_commit(*ours).unwrap();
+        let theirs = repo
+            .find_commit(git2::Oid::from_str(theirs).unwrap())
+            .unwrap();
+        assert_eq!(ours.tree_id(), theirs.tree_id());
+        assert_eq!(ours.message(), theirs.message());
+        assert_eq!(ours.author().name(), theirs.author().name());
+        assert_eq!(ours.author().email(), theirs.author().email());
+        assert_eq!(ours.author().when(), theirs.author().when());
+        assert_eq!(ours.committer().name(), Some("pushgate"));
+    }
+    // git am on the same base agrees.
+    support::git(&up.work, &["checkout", "-q", "-b", "am", &base]);
+    let mbox_path = root.path().join("series.mbox");
+    // (git am stops at a cover letter; it is given the patches alone.)
+    let patches_only = support::git(
+        &up.work,
+        &["format-patch", "--stdout", &format!("{base}..{tip}")],
+    );
+    std::fs::write(&mbox_path, patches_only + "\n").unwrap();
+    support::git(&up.work, &["am", "-q", mbox_path.to_str().unwrap()]);
+    let am_tree = support::git(&up.work, &["rev-parse", "HEAD^{tree}"]);
+    assert_eq!(
+        repo.find_commit(made[2]).unwrap().tree_id().to_string(),
+        am_tree
+    );
+
+    // On a base where src/a.c moved on, patch 1 fails and says where.
+    support::git(&up.work, &["checkout", "-q", "-b", "moved", &base]);
+    up.write("src/a.c", "long a;\n");
+    let moved = up.commit("a: long", ("Mia Maintainer", "mia@example.org"));
+    let err = apply_series(
+        &repo,
+        git2::Oid::from_str(&moved).unwrap(),
+        &patches,
+        &committer,
+    )
+    .unwrap_err();
+    match &err {
+        ApplyError::DoesNotApply {
+            number,
+            file,
+            subject,
+            ..
+        } => {
+            assert_eq!(*number, 1);
+            assert_eq!(file.as_deref(), Some("src/a.c"));
+            assert_eq!(subject, "[PATCH 1/3] a: add b");
+        }
+        other => panic!("{other}"),
+    }
+    assert!(
+        err.to_string()
+            .starts_with("patch 1 ([PATCH 1/3] a: add b) does not apply to src/a.c"),
+        "{err}"
+    );
 }

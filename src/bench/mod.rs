@@ -3,10 +3,12 @@
 
 pub mod culprit;
 pub mod intake;
+pub mod mail;
 pub mod overhead;
 pub mod schedule;
 pub mod ssh;
 
+pub use mail::{mail, MailReport};
 pub use overhead::{overhead, BenchError, OverheadReport, Stats, BOUND_MS};
 pub use schedule::{schedule, ScheduleReport};
 pub use ssh::{ssh, SshReport};

@@ -46,28 +46,90 @@ pub enum IngestError {
     Join(String),
 }
 
-/// Messages of a public-inbox read per transaction: big enough to be fast, small enough that
-/// a restart redoes little.
+/// Messages of a public-inbox read at a time: big enough to be fast, small enough that a
+/// restart redoes little.
 const INBOX_BATCH: usize = 5_000;
 
-/// Parses `raws` and keeps the readable ones; `place` names a message in errors.
-async fn keep(
+/// Mails parsed at a time, one chunk ahead of the store.
+const PARSE_CHUNK: usize = 2_000;
+
+/// Mails to keep, each with the place that names it in errors.
+type Gathered = Vec<(String, Vec<u8>)>;
+
+#[derive(Default)]
+struct Parsed {
+    read: usize,
+    mails: Vec<(String, Vec<u8>)>,
+    unreadable: Vec<String>,
+}
+
+/// Gathers and parses mails on a blocking thread, a chunk ahead, while the async side stores
+/// the chunk before: on two cores parsing and SQLite's writing overlap. Each chunk is its own
+/// transaction; the cursor moves with the last one, so a crash re-reads (and the store drops)
+/// rather than skips.
+async fn keep<F>(
     store: &Store,
     list: &str,
     source: &str,
-    raws: &[&[u8]],
-    place: impl Fn(usize) -> String,
     cursor: Option<&Cursor>,
-) -> Result<Ingested, IngestError> {
-    let mut ids: Vec<(String, &[u8])> = Vec::with_capacity(raws.len());
-    let mut unreadable = Vec::new();
-    for (i, raw) in raws.iter().enumerate() {
-        match Mail::parse(raw) {
-            Ok(m) => ids.push((m.message_id, raw)),
-            Err(e) => unreadable.push(format!("{}: {e}", place(i))),
+    gather: F,
+) -> Result<Ingested, IngestError>
+where
+    F: FnOnce() -> Result<Gathered, IngestError> + Send + 'static,
+{
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Parsed, IngestError>>(2);
+    let producer = tokio::task::spawn_blocking(move || {
+        let gathered = match gather() {
+            Ok(g) => g,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(e));
+                return;
+            }
+        };
+        let mut rest = gathered.into_iter().peekable();
+        while rest.peek().is_some() {
+            let mut chunk = Parsed::default();
+            for (place, raw) in rest.by_ref().take(PARSE_CHUNK) {
+                chunk.read += 1;
+                match Mail::parse(&raw) {
+                    Ok(m) => chunk.mails.push((m.message_id, raw)),
+                    Err(e) => chunk.unreadable.push(format!("{place}: {e}")),
+                }
+            }
+            if tx.blocking_send(Ok(chunk)).is_err() {
+                return; // the store side failed and stopped listening
+            }
+        }
+    });
+    let mut total = Ingested::default();
+    let mut pending: Option<Parsed> = None;
+    while let Some(chunk) = rx.recv().await {
+        let chunk = chunk?;
+        // Store the chunk before this one; the last waits for the cursor.
+        if let Some(ready) = pending.replace(chunk) {
+            total.absorb(store_chunk(store, list, source, ready, None).await?);
         }
     }
-    let batch: Vec<ListMail<'_>> = ids
+    if let Some(last) = pending {
+        total.absorb(store_chunk(store, list, source, last, cursor).await?);
+    } else if let Some(c) = cursor {
+        store.add_list_mail(list, source, &[], Some(c)).await?;
+    }
+    producer
+        .await
+        .map_err(|e| IngestError::Join(e.to_string()))?;
+    Ok(total)
+}
+
+async fn store_chunk(
+    store: &Store,
+    list: &str,
+    source: &str,
+    chunk: Parsed,
+    cursor: Option<&Cursor>,
+) -> Result<Ingested, IngestError> {
+    let batch: Vec<ListMail<'_>> = chunk
+        .mails
         .iter()
         .map(|(id, raw)| ListMail {
             message_id: id,
@@ -76,9 +138,9 @@ async fn keep(
         .collect();
     let added = store.add_list_mail(list, source, &batch, cursor).await?;
     Ok(Ingested {
-        read: raws.len(),
+        read: chunk.read,
         added,
-        unreadable,
+        unreadable: chunk.unreadable,
     })
 }
 
@@ -87,18 +149,16 @@ pub async fn ingest_mbox(
     store: &Store,
     list: &str,
     name: &str,
-    data: &[u8],
+    data: Vec<u8>,
 ) -> Result<Ingested, IngestError> {
-    let messages = mbox::split(data);
-    let raws: Vec<&[u8]> = messages.iter().map(|m| m.as_ref()).collect();
-    keep(
-        store,
-        list,
-        "mbox",
-        &raws,
-        |i| format!("{name}: message {}", i + 1),
-        None,
-    )
+    let name = name.to_string();
+    keep(store, list, "mbox", None, move || {
+        Ok(mbox::split(&data)
+            .into_iter()
+            .enumerate()
+            .map(|(i, m)| (format!("{name}: message {}", i + 1), m.into_owned()))
+            .collect())
+    })
     .await
 }
 
@@ -108,27 +168,25 @@ pub async fn ingest_maildir(
     list: &str,
     dir: &Path,
 ) -> Result<Ingested, IngestError> {
-    let read_error = |source| IngestError::Read {
-        path: dir.display().to_string(),
-        source,
-    };
-    let mut files = Vec::new();
-    for message in mail_parser::mailbox::maildir::MessageIterator::new(dir).map_err(read_error)? {
-        let message = message.map_err(read_error)?;
-        files.push((
-            message.path().display().to_string(),
-            message.unwrap_contents(),
-        ));
-    }
-    let raws: Vec<&[u8]> = files.iter().map(|(_, raw)| raw.as_slice()).collect();
-    keep(
-        store,
-        list,
-        &format!("maildir:{}", dir.display()),
-        &raws,
-        |i| files[i].0.clone(),
-        None,
-    )
+    let dir = dir.to_path_buf();
+    let source = format!("maildir:{}", dir.display());
+    keep(store, list, &source, None, move || {
+        let read_error = |source| IngestError::Read {
+            path: dir.display().to_string(),
+            source,
+        };
+        let mut files = Vec::new();
+        for message in
+            mail_parser::mailbox::maildir::MessageIterator::new(&dir).map_err(read_error)?
+        {
+            let message = message.map_err(read_error)?;
+            files.push((
+                message.path().display().to_string(),
+                message.unwrap_contents(),
+            ));
+        }
+        Ok(files)
+    })
     .await
 }
 
@@ -152,21 +210,17 @@ pub async fn ingest_inbox(store: &Store, list: &str, dir: &Path) -> Result<Inges
             let Some(last) = batch.last().map(|m| m.commit.to_string()) else {
                 break;
             };
-            let raws: Vec<&[u8]> = batch.iter().map(|m| m.raw.as_slice()).collect();
+            let full = batch.len() == INBOX_BATCH;
             let cursor = Cursor {
                 source: key.clone(),
                 position: last,
             };
-            let done = keep(
-                store,
-                list,
-                &key,
-                &raws,
-                |i| format!("{key}: commit {}", batch[i].commit),
-                Some(&cursor),
-            )
-            .await?;
-            let full = batch.len() == INBOX_BATCH;
+            let place = key.clone();
+            let gathered: Gathered = batch
+                .into_iter()
+                .map(|m| (format!("{place}: commit {}", m.commit), m.raw))
+                .collect();
+            let done = keep(store, list, &key, Some(&cursor), move || Ok(gathered)).await?;
             total.absorb(done);
             if !full {
                 break;

@@ -179,9 +179,10 @@ pub fn assemble(mails: &[Mail]) -> Vec<Revision> {
         } else {
             // The oldest ancestor that belongs to the same revision is its root; followed
             // from ancestor to ancestor, since a mail may name only its parent.
+            // Not by sender: git format-patch writes each commit's author in From:, so a
+            // series with two authors has two senders in one thread.
             let belongs = |a: usize| {
-                same_author(a)
-                    && mails[a].subject.version == m.subject.version
+                mails[a].subject.version == m.subject.version
                     && match kinds[a] {
                         Kind::Patch { total: t, .. } => t == total,
                         Kind::Cover { total: t } => t.is_none_or(|t| t == total),
@@ -266,6 +267,7 @@ pub fn assemble(mails: &[Mail]) -> Vec<Revision> {
         }
         let root = cover.or_else(|| group.patches.values().next().copied());
         let Some(root) = root else { continue };
+        let sender = mails[root].sender.email.clone();
         let index = revisions.len();
         root_of_group.insert(key, index);
         revisions.push(Revision {
@@ -273,7 +275,7 @@ pub fn assemble(mails: &[Mail]) -> Vec<Revision> {
             root: mails[root].message_id.clone(),
             version: group.version,
             rfc: group.rfc,
-            sender: group.sender,
+            sender,
             total: group.total,
             cover,
             patches,

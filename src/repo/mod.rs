@@ -9,6 +9,7 @@ use std::sync::{Mutex, OnceLock};
 
 use git2::{Direction, Oid, Repository};
 
+pub mod apply;
 mod credentials;
 pub mod worktree;
 pub use credentials::Credentials;
