@@ -546,3 +546,124 @@ fn a_series_applies_as_git_am_applies_it() {
         "{err}"
     );
 }
+
+/// A series that does not apply is answered in its thread, through a real SMTP server: to the
+/// sender, Cc the list, In-Reply-To the cover letter, References the thread, `Re:` subject,
+/// naming the patch and the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_series_that_does_not_apply_is_answered_in_its_thread() {
+    use pushgate::repo::apply::{apply_series, ApplyError};
+    use pushgate::report::{
+        compose_series_reply, deliver_due, SeriesOutcome, SeriesReply, SmtpMailer,
+    };
+    let root = tempfile::tempdir().unwrap();
+    let up = support::Upstream::new(root.path(), &[("src/a.c", "int a;\n")]);
+    let base = up.head("master");
+    up.write("src/a.c", "int a;\nint b;\n");
+    up.commit("a: add b", ("Ann Author", "ann@example.org"));
+    // The cover letter is from the committer, as git send-email sends it.
+    let mbox = support::git_env(
+        &up.work,
+        &[
+            "format-patch",
+            "--stdout",
+            "--thread=shallow",
+            "--cover-letter",
+            "--to=xen-devel@lists.example.org",
+            &format!("{base}..HEAD"),
+        ],
+        &[
+            ("GIT_COMMITTER_NAME", "Ann Author"),
+            ("GIT_COMMITTER_EMAIL", "ann@example.org"),
+        ],
+    );
+    let (mails, _) = pushgate::mail::parse_mbox(mbox.as_bytes());
+    let revisions = pushgate::mail::assemble(&mails);
+    let r = &revisions[0];
+    let cover = &mails[r.cover.unwrap()];
+    let patches: Vec<&Mail> = r.patches.iter().flatten().map(|&i| &mails[i]).collect();
+
+    // Master moved on under the series.
+    up.write("src/a.c", "long a;\n");
+    let moved = up.commit("a: long", ("Mia Maintainer", "mia@example.org"));
+    let repo = git2::Repository::open(&up.work).unwrap();
+    let committer = git2::Signature::now("pushgate", "pushgate@example.org").unwrap();
+    let Err(ApplyError::DoesNotApply {
+        subject,
+        file,
+        reason,
+        ..
+    }) = apply_series(
+        &repo,
+        git2::Oid::from_str(&moved).unwrap(),
+        &patches,
+        &committer,
+    )
+    else {
+        panic!("the series applied on a base it does not fit");
+    };
+    let reply = compose_series_reply(&SeriesReply {
+        from: "pushgate <pushgate@example.org>",
+        list: "xen-devel@lists.example.org",
+        answering: cover,
+        base: &format!("master at {}", &moved[..12]),
+        outcome: SeriesOutcome::DoesNotApply {
+            patch: subject,
+            file,
+            reason,
+        },
+        link: None,
+    })
+    .unwrap();
+
+    let smtp = support::Smtp::start(support::free_port(), &root.path().join("maildir"));
+    let store = sqlite_store(root.path()).await;
+    store.enqueue_mail(None, &reply).await.unwrap();
+    let mailer = SmtpMailer::new(&smtp.url()).unwrap();
+    let sent = deliver_due(
+        &store,
+        &mailer,
+        "pushgate@example.org",
+        std::time::Duration::from_secs(1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(sent.sent.len(), 1);
+    let received = smtp.messages();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].to, ["ann@example.org"]);
+    assert_eq!(received[0].cc, ["xen-devel@lists.example.org"]);
+    // Read back as the list's archive would file it.
+    let raw = std::fs::read(
+        std::fs::read_dir(smtp.maildir.join("new"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path(),
+    )
+    .unwrap();
+    let answer = Mail::parse(&raw).unwrap();
+    assert_eq!(
+        answer.in_reply_to.as_deref(),
+        Some(cover.message_id.as_str())
+    );
+    assert_eq!(answer.references, std::slice::from_ref(&cover.message_id));
+    assert_eq!(answer.subject_line, format!("Re: {}", cover.subject_line));
+    assert!(
+        answer.message.contains("[PATCH 1/1] a: add b"),
+        "{}",
+        answer.message
+    );
+    assert!(
+        answer.message.contains("fails on src/a.c"),
+        "{}",
+        answer.message
+    );
+    // In the thread: assembled with the series, it is a reply, not a patch.
+    let mut with_answer = mails.clone();
+    with_answer.push(answer);
+    let again = pushgate::mail::assemble(&with_answer);
+    assert_eq!(again.len(), 1);
+    assert!(again[0].is_complete());
+}

@@ -44,6 +44,8 @@ pub struct Mail {
     pub timestamp: Option<i64>,
     /// The header subject: series position, version, reply marker.
     pub subject: Subject,
+    /// The Subject header as written (decoded), for a reply's `Re:`.
+    pub subject_line: String,
     /// The commit's subject line (`git mailinfo`'s Subject).
     pub commit_subject: String,
     /// The commit message body before stripspace, as `git mailinfo` writes its msg file.
@@ -116,6 +118,7 @@ impl Mail {
             date,
             timestamp,
             subject: Subject::parse(&header_subject),
+            subject_line: squeeze_space(&header_subject),
             commit_subject,
             message: split.message,
             patch: split.patch,

@@ -446,7 +446,7 @@ fn build(
 }
 
 /// Puts the body in and makes the outbox row, with the envelope's recipients.
-fn seal(
+pub(super) fn seal(
     builder: lettre::message::MessageBuilder,
     body: String,
     kind: &str,

@@ -3,6 +3,7 @@
 
 mod mail;
 mod outbox;
+mod series_reply;
 
 use std::sync::OnceLock;
 
@@ -12,6 +13,7 @@ pub use mail::{
     compose, compose_notice, compose_pause, finder_lines, FlightFacts, Notice, PauseFacts,
 };
 pub use outbox::{deliver_due, DeliveryReport, FolderMailer, MailError, Mailer, SmtpMailer};
+pub use series_reply::{compose_series_reply, SeriesOutcome, SeriesReply};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
