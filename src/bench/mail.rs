@@ -2,12 +2,11 @@
 //! long series applied with git2 beside `git am` on the same series and base.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Instant;
 
 use serde::Serialize;
 
-use super::overhead::{fail, BenchError, Stats};
+use super::overhead::{self, fail, BenchError, Stats};
 use crate::mail::{self, ingest, Mail};
 use crate::repo::apply::apply_series;
 use crate::store::Store;
@@ -253,24 +252,15 @@ fn apply_beside_git_am(
 ) -> Result<(Stats, Stats), BenchError> {
     let work = dir.join("repo");
     std::fs::create_dir_all(&work).map_err(fail)?;
-    let git = |args: &[&str]| -> Result<String, BenchError> {
-        let out = Command::new("git")
-            .args(args)
-            .current_dir(&work)
-            .env("GIT_AUTHOR_NAME", "Ann Author")
-            .env("GIT_AUTHOR_EMAIL", "ann@example.org")
-            .env("GIT_COMMITTER_NAME", "Ann Author")
-            .env("GIT_COMMITTER_EMAIL", "ann@example.org")
-            .output()
-            .map_err(|e| fail(format!("git: {e}")))?;
-        if !out.status.success() {
-            return Err(fail(format!(
-                "git {}: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr)
-            )));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    let git = |args: &[&str]| {
+        let mut all = vec![
+            "-c",
+            "user.name=Ann Author",
+            "-c",
+            "user.email=ann@example.org",
+        ];
+        all.extend_from_slice(args);
+        overhead::git(&work, &all)
     };
     git(&["init", "-q", "-b", "main"])?;
     let files = 20;

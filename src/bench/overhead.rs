@@ -140,7 +140,8 @@ fn timed(mut f: impl FnMut() -> Result<(), BenchError>) -> Result<f64, BenchErro
     Ok(t.elapsed().as_secs_f64() * 1000.0)
 }
 
-fn git(dir: &Path, args: &[&str]) -> Result<(), BenchError> {
+/// Runs the git CLI in `dir`; its trimmed standard output.
+pub(crate) fn git(dir: &Path, args: &[&str]) -> Result<String, BenchError> {
     let out = Command::new("git")
         .args(args)
         .current_dir(dir)
@@ -153,7 +154,7 @@ fn git(dir: &Path, args: &[&str]) -> Result<(), BenchError> {
             String::from_utf8_lossy(&out.stderr)
         )));
     }
-    Ok(())
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 /// Runs the overhead benchmark.
@@ -296,6 +297,7 @@ pub async fn overhead(iterations: usize) -> Result<OverheadReport, BenchError> {
                 &scratch,
                 &["worktree", "add", "-q", "--detach", &wt_s, &new.to_string()],
             )
+            .map(drop)
         })?);
         git(&scratch, &["worktree", "remove", "--force", &wt_s])?;
         push.push(timed(|| {
@@ -308,6 +310,7 @@ pub async fn overhead(iterations: usize) -> Result<OverheadReport, BenchError> {
                     &format!("{new}:refs/heads/master"),
                 ],
             )
+            .map(drop)
         })?);
         head = new;
     }

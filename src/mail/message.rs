@@ -281,8 +281,7 @@ fn is_format_patch_separator(line: &str) -> bool {
     let (hash, tail) = rest.split_at_checked(40).unwrap_or(("", ""));
     hash.len() == 40
         && hash.bytes().all(|b| b.is_ascii_hexdigit())
-        && tail.trim_end() == " Mon Sep 17 00:00:00 2001".trim_end()
-        && tail.starts_with(' ')
+        && tail.trim_end() == " Mon Sep 17 00:00:00 2001"
 }
 
 /// Mailinfo's patchbreak: where the message ends and the patch begins.
