@@ -50,8 +50,10 @@ pub struct Mail {
     pub commit_subject: String,
     /// The commit message body before stripspace, as `git mailinfo` writes its msg file.
     pub message: String,
-    /// From the first patch line to the end, as `git mailinfo` writes its patch file.
-    pub patch: String,
+    /// From the first patch line to the end, as `git mailinfo` writes its patch file: in the
+    /// mail's own charset, not converted.
+    #[serde(skip)]
+    pub patch: Vec<u8>,
     /// Every text line of the body outside the patch, for trailers and reviews.
     #[serde(skip)]
     pub body: String,
@@ -96,7 +98,8 @@ impl Mail {
         let timestamp = parsed.date().map(|d| d.to_timestamp());
 
         let body = body_text(&parsed);
-        let split = split_body(&body);
+        let split = split_body(&body.text);
+        let patch = patch_bytes(&body, &split);
 
         let patch_seen = !split.patch.is_empty();
         let pick = |inbody: &Option<String>, header: &str| -> String {
@@ -121,7 +124,7 @@ impl Mail {
             subject_line: squeeze_space(&header_subject),
             commit_subject,
             message: split.message,
-            patch: split.patch,
+            patch,
             body: split.text,
         })
     }
@@ -146,8 +149,8 @@ impl Mail {
     /// Whether the mail carries a change to apply.
     pub fn has_patch(&self) -> bool {
         self.patch
-            .lines()
-            .any(|l| l.starts_with("@@") || l.starts_with("GIT binary patch"))
+            .split(|&b| b == b'\n')
+            .any(|l| l.starts_with(b"@@") || l.starts_with(b"GIT binary patch"))
     }
 
     /// Review trailers (`Reviewed-by:`, `Acked-by:` ...) written in this mail, outside quotes.
@@ -157,7 +160,8 @@ impl Mail {
 
     /// `base-commit: SHA` (git format-patch --base), anywhere in the mail.
     pub fn base_commit(&self) -> Option<String> {
-        trailers::base_commit(&self.body).or_else(|| trailers::base_commit(&self.patch))
+        trailers::base_commit(&self.body)
+            .or_else(|| trailers::base_commit(&String::from_utf8_lossy(&self.patch)))
     }
 }
 
@@ -213,6 +217,42 @@ fn split_body(body: &str) -> SplitBody {
         flush_inbody(&mut out, &mut accum);
     }
     out
+}
+
+/// The patch as the sender's charset wrote it: the same lines of the unconverted bytes. A
+/// charset that is not ASCII-compatible (UTF-16) keeps no line count; the text is used then.
+fn patch_bytes(body: &Body, split: &SplitBody) -> Vec<u8> {
+    if split.patch.is_empty() {
+        return Vec::new();
+    }
+    let lines_before = body.text[..body.text.len() - split.patch.len()]
+        .matches('\n')
+        .count();
+    let mut seen = 0;
+    let mut start = None;
+    if lines_before == 0 {
+        start = Some(0);
+    } else {
+        for (i, &b) in body.bytes.iter().enumerate() {
+            if b == b'\n' {
+                seen += 1;
+                if seen == lines_before {
+                    start = Some(i + 1);
+                    break;
+                }
+            }
+        }
+    }
+    match start {
+        Some(at)
+            if body.bytes.get(at..).is_some_and(|p| {
+                p.starts_with(&split.patch.as_bytes()[..split.patch.len().min(3)])
+            }) =>
+        {
+            body.bytes[at..].to_vec()
+        }
+        _ => split.patch.clone().into_bytes(),
+    }
 }
 
 /// Whether `line` is (part of) an in-body header; mailinfo's check_inbody_header.
@@ -311,10 +351,21 @@ fn starts_patch(line: &str) -> bool {
     false
 }
 
-/// The text a maintainer reads: every plain-text part in order (inline or a patch attached as
-/// text), line ends made `\n`. HTML alternatives are left out, as git does.
-fn body_text(message: &mail_parser::Message<'_>) -> String {
-    let mut text = String::new();
+/// A body twice: as text (converted to UTF-8, for the message and headers) and as the bytes
+/// the sender's charset wrote (transfer encoding undone, charset kept), because a patch must
+/// apply to files in their own encoding, as git am applies it.
+struct Body {
+    text: String,
+    bytes: Vec<u8>,
+}
+
+/// Every plain-text part in order (inline or a patch attached as text), line ends made `\n`.
+/// HTML alternatives are left out, as git does.
+fn body_text(message: &mail_parser::Message<'_>) -> Body {
+    let mut body = Body {
+        text: String::new(),
+        bytes: Vec::new(),
+    };
     // A message/rfc822 part is one part here (mail-parser keeps its insides to itself), so
     // a forwarded mail's text never mixes in.
     for part in &message.parts {
@@ -326,16 +377,48 @@ fn body_text(message: &mail_parser::Message<'_>) -> String {
             _ => None,
         };
         let Some(chunk) = chunk else { continue };
-        if !text.is_empty() && !text.ends_with('\n') {
-            text.push('\n');
+        let raw = written_bytes(message, part).unwrap_or_else(|| chunk.as_bytes().to_vec());
+        if !body.text.is_empty() && !body.text.ends_with('\n') {
+            body.text.push('\n');
+            body.bytes.push(b'\n');
         }
-        if chunk.contains('\r') {
-            text.push_str(&chunk.replace("\r\n", "\n"));
-        } else {
-            text.push_str(&chunk);
+        body.text.push_str(&chunk.replace("\r\n", "\n"));
+        let mut last = 0u8;
+        for &b in &raw {
+            if last == b'\r' && b == b'\n' {
+                body.bytes.pop();
+            }
+            body.bytes.push(b);
+            last = b;
         }
     }
-    text
+    body
+}
+
+/// A part's bytes in its own charset, when that is not UTF-8 already (None: use the text).
+fn written_bytes(
+    message: &mail_parser::Message<'_>,
+    part: &mail_parser::MessagePart<'_>,
+) -> Option<Vec<u8>> {
+    use mail_parser::{Encoding, MimeHeaders};
+    let charset = part
+        .content_type()
+        .and_then(|ct| ct.attribute("charset"))
+        .unwrap_or("us-ascii")
+        .to_ascii_lowercase();
+    if matches!(charset.as_str(), "utf-8" | "utf8" | "us-ascii" | "ascii") {
+        return None;
+    }
+    let raw = message
+        .raw_message()
+        .get(part.offset_body as usize..part.offset_end as usize)?;
+    match part.encoding {
+        Encoding::QuotedPrintable => {
+            mail_parser::decoders::quoted_printable::quoted_printable_decode(raw)
+        }
+        Encoding::Base64 => mail_parser::decoders::base64::base64_decode(raw),
+        Encoding::None => Some(raw.to_vec()),
+    }
 }
 
 fn is_patch_attachment(part: &mail_parser::MessagePart<'_>) -> bool {
@@ -616,7 +699,7 @@ mod tests {
         assert_eq!(m.author.email, "j@example.org");
         assert_eq!(m.commit_subject, "x");
         assert!(m.subject.reply);
-        let with_patch = [&mail[..], b"---\ndiff --git a/f b/f\n"].concat();
+        let with_patch = [&mail[..], b"---\ndiff --git a/f b/f\n@@ -1 +1 @@\n"].concat();
         let m = Mail::parse(&with_patch).unwrap();
         assert_eq!(m.author.email, "a@example.com");
         assert_eq!(m.commit_subject, "y");
@@ -641,6 +724,19 @@ mod tests {
         let a = Mail::parse(raw).unwrap();
         assert!(a.message_id.ends_with("@pushgate.invalid"));
         assert_eq!(a.message_id, Mail::parse(raw).unwrap().message_id);
+    }
+
+    #[test]
+    fn a_patch_keeps_the_senders_charset_while_the_message_is_utf8() {
+        let raw = b"From: A <a@x>\nSubject: [PATCH] caf\xe9\nMIME-Version: 1.0\n\
+                    Content-Type: text/plain; charset=ISO-8859-1\n\
+                    Content-Transfer-Encoding: quoted-printable\n\n\
+                    Fix the caf=E9 sign.\n---\ndiff --git a/m b/m\n--- a/m\n+++ b/m\n\
+                    @@ -1 +1 @@\n-cafe\n+caf=E9\n";
+        let m = Mail::parse(raw).unwrap();
+        assert_eq!(m.message, "Fix the caf\u{e9} sign.\n");
+        assert!(m.patch.ends_with(b"+caf\xe9\n"), "{:?}", String::from_utf8_lossy(&m.patch));
+        assert!(m.has_patch());
     }
 
     #[test]

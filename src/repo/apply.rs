@@ -57,12 +57,11 @@ pub fn apply_series(
     for (i, mail) in patches.iter().enumerate() {
         let number = i + 1;
         let subject = mail.listing();
-        let diff =
-            Diff::from_buffer(mail.patch.as_bytes()).map_err(|e| ApplyError::Unreadable {
-                number,
-                subject: subject.clone(),
-                reason: e.message().to_string(),
-            })?;
+        let diff = Diff::from_buffer(&mail.patch).map_err(|e| ApplyError::Unreadable {
+            number,
+            subject: subject.clone(),
+            reason: e.message().to_string(),
+        })?;
         let tree = parent.tree()?;
         let mut index = match repo.apply_to_tree(&tree, &diff, None) {
             Ok(index) => index,
