@@ -735,7 +735,11 @@ mod tests {
                     @@ -1 +1 @@\n-cafe\n+caf=E9\n";
         let m = Mail::parse(raw).unwrap();
         assert_eq!(m.message, "Fix the caf\u{e9} sign.\n");
-        assert!(m.patch.ends_with(b"+caf\xe9\n"), "{:?}", String::from_utf8_lossy(&m.patch));
+        assert!(
+            m.patch.ends_with(b"+caf\xe9\n"),
+            "{:?}",
+            String::from_utf8_lossy(&m.patch)
+        );
         assert!(m.has_patch());
     }
 

@@ -11,6 +11,7 @@ pub mod message;
 pub mod series;
 pub mod subject;
 pub mod trailers;
+pub mod triage;
 
 pub use message::{Mail, Person};
 pub use series::{assemble, Revision, RevisionSummary};
