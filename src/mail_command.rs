@@ -8,6 +8,7 @@ use clap::Subcommand;
 
 use pushgate::config::Config;
 use pushgate::mail::ingest::{self, Ingested};
+use pushgate::mail::pass;
 use pushgate::mail::{self, Mail, RevisionSummary};
 use pushgate::store::Store;
 
@@ -20,6 +21,16 @@ pub enum MailCommand {
         #[arg(required = true)]
         mboxes: Vec<PathBuf>,
         /// Print a JSON array, one object per series revision.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One series pass for every policy with a `[mailing_list]`: apply each new complete
+    /// revision onto its base, answer in the thread when it does not apply, say what is
+    /// missing after the wait, drop replaced revisions. Prints what it did.
+    Check {
+        /// The service configuration (store, policies, mirrors, sender).
+        #[arg(long)]
+        config: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -53,6 +64,42 @@ pub async fn run(
 ) -> Result<()> {
     match command {
         MailCommand::Series { mboxes, json } => series(&mboxes, json),
+        MailCommand::Check { config, json } => {
+            let config = load_config(config.as_deref())?;
+            let (policies, _) = config.load_policies()?;
+            let store = Store::open(&config.database_url)
+                .await
+                .context("opening the store")?;
+            let settings = pass::PassSettings {
+                mirrors_dir: config.mirrors_dir(),
+                from: config.mail_from.clone(),
+            };
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            let mut all = Vec::new();
+            for policy in &policies {
+                let Some(list) = &policy.mailing_list else {
+                    continue;
+                };
+                let report = pass::series_pass(&store, policy, list, &settings, now)
+                    .await
+                    .with_context(|| format!("policy {}: list {}", policy.name, list.name))?;
+                for (root, said) in report.done {
+                    if !json {
+                        println!("{}: <{root}> {said}", list.name);
+                    }
+                    all.push(serde_json::json!({"list": list.name, "root": root, "done": said}));
+                }
+            }
+            store.close().await;
+            if json {
+                println!("{}", serde_json::to_string(&all)?);
+            } else if all.is_empty() {
+                println!("nothing new");
+            }
+            Ok(())
+        }
         MailCommand::Ingest {
             list,
             inbox,

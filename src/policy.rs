@@ -77,6 +77,19 @@ pub struct Policy {
     /// they never push.
     pub try_runs: bool,
     pub mail: MailPolicy,
+    /// Patch series mailed to this list are applied and tested against this policy's target.
+    pub mailing_list: Option<MailingList>,
+}
+
+/// A mailing list whose series a policy tests (they never push by themselves).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MailingList {
+    /// The list's name in the store, as `pushgate mail ingest --list` keeps it.
+    pub name: String,
+    /// Its posting address: replies go to the sender, Cc this.
+    pub address: String,
+    /// How long an incomplete series waits before the thread hears what is missing.
+    pub missing_after: Duration,
 }
 
 /// `owner/name` of a github.com URL (`https://github.com/o/n.git`, `git@github.com:o/n`).
@@ -134,6 +147,15 @@ struct File {
     try_runs: bool,
     #[serde(default)]
     mail: MailFile,
+    mailing_list: Option<Spanned<MailingListFile>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MailingListFile {
+    name: Spanned<String>,
+    address: Spanned<String>,
+    missing_after: Option<Spanned<String>>,
 }
 
 /// `github_report`: what pushgate posts on each tested commit.
@@ -430,7 +452,39 @@ impl Policy {
             }
             maintainers.push(login.to_ascii_lowercase());
         }
+        let mailing_list = match &file.mailing_list {
+            Some(m) => {
+                let m = m.get_ref();
+                let address = m.address.get_ref();
+                if !address.contains('@') || address.contains(char::is_whitespace) {
+                    return Err(src.error(
+                        m.address.span(),
+                        "mailing_list.address",
+                        format!("`{address}` is not a mail address"),
+                    ));
+                }
+                if m.name.get_ref().trim().is_empty() {
+                    return Err(src.error(
+                        m.name.span(),
+                        "mailing_list.name",
+                        "is empty".to_string(),
+                    ));
+                }
+                let missing_after = match &m.missing_after {
+                    Some(t) => parse_duration(t.get_ref())
+                        .map_err(|e| src.error(t.span(), "mailing_list.missing_after", e))?,
+                    None => Duration::from_secs(3600),
+                };
+                Some(MailingList {
+                    name: m.name.get_ref().clone(),
+                    address: address.clone(),
+                    missing_after,
+                })
+            }
+            None => None,
+        };
         Ok(Policy {
+            mailing_list,
             github,
             github_report: file.github_report,
             maintainers,
@@ -599,6 +653,16 @@ mod tests {
                 format!("{r}sequences = [\"smoke\"]\nretry_broken_after = \"x\"\n"),
                 3,
                 "retry_broken_after",
+            ),
+            (
+                format!("{r}sequences = [\"smoke\"]\n[mailing_list]\nname = \"l\"\naddress = \"nowhere\"\n"),
+                5,
+                "mailing_list.address",
+            ),
+            (
+                format!("{r}sequences = [\"smoke\"]\n[mailing_list]\nname = \"l\"\naddress = \"l@x\"\nmissing_after = \"soon\"\n"),
+                6,
+                "mailing_list.missing_after",
             ),
             (
                 format!("{r}sequences = [\"smoke\"]\n[mail]\nlist = \"not an address\"\n"),

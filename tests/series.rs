@@ -122,6 +122,28 @@ fn list_mail(to: &str, id: &str, subject: &str, reply_to: Option<&str>, body: &s
     raw.into_bytes()
 }
 
+/// `git format-patch --stdout --thread=shallow BASE..HEAD` with `extra` options, sent by
+/// `sender` (the cover letter is from the committer, as git send-email sends it).
+fn format_patch(
+    up: &support::Upstream,
+    extra: &[&str],
+    base: &str,
+    sender: (&str, &str),
+) -> String {
+    let range = format!("{base}..HEAD");
+    let mut args = vec!["format-patch", "--stdout", "--thread=shallow"];
+    args.extend_from_slice(extra);
+    args.push(&range);
+    support::git_env(
+        &up.work,
+        &args,
+        &[
+            ("GIT_COMMITTER_NAME", sender.0),
+            ("GIT_COMMITTER_EMAIL", sender.1),
+        ],
+    )
+}
+
 async fn sqlite_store(dir: &Path) -> pushgate::store::Store {
     let url = format!("sqlite://{}?mode=rwc", dir.join("pushgate.db").display());
     pushgate::store::Store::open(&url).await.unwrap()
@@ -452,17 +474,11 @@ fn a_series_applies_as_git_am_applies_it() {
     up.write("src/a.c", "int a;\nint b;\nint c;\n");
     up.commit("a: add c", ("Ann Author", "ann@example.org"));
     let tip = support::git(&up.work, &["rev-parse", "HEAD"]);
-    let mbox = support::git(
-        &up.work,
-        &[
-            "format-patch",
-            "--stdout",
-            "--thread=shallow",
-            "--cover-letter",
-            "--base",
-            &base,
-            &format!("{base}..HEAD"),
-        ],
+    let mbox = format_patch(
+        &up,
+        &["--cover-letter", "--base", &base],
+        &base,
+        ("Ann Author", "ann@example.org"),
     );
     let (mails, errors) = pushgate::mail::parse_mbox(mbox.as_bytes());
     assert!(errors.is_empty(), "{errors:?}");
@@ -563,21 +579,11 @@ async fn a_series_that_does_not_apply_is_answered_in_its_thread() {
     let base = up.head("master");
     up.write("src/a.c", "int a;\nint b;\n");
     up.commit("a: add b", ("Ann Author", "ann@example.org"));
-    // The cover letter is from the committer, as git send-email sends it.
-    let mbox = support::git_env(
-        &up.work,
-        &[
-            "format-patch",
-            "--stdout",
-            "--thread=shallow",
-            "--cover-letter",
-            "--to=xen-devel@lists.example.org",
-            &format!("{base}..HEAD"),
-        ],
-        &[
-            ("GIT_COMMITTER_NAME", "Ann Author"),
-            ("GIT_COMMITTER_EMAIL", "ann@example.org"),
-        ],
+    let mbox = format_patch(
+        &up,
+        &["--cover-letter", "--to=xen-devel@lists.example.org"],
+        &base,
+        ("Ann Author", "ann@example.org"),
     );
     let (mails, _) = pushgate::mail::parse_mbox(mbox.as_bytes());
     let revisions = pushgate::mail::assemble(&mails);
@@ -668,4 +674,159 @@ async fn a_series_that_does_not_apply_is_answered_in_its_thread() {
     let again = pushgate::mail::assemble(&with_answer);
     assert_eq!(again.len(), 1);
     assert!(again[0].is_complete());
+}
+
+/// The series pass over a policy's list: a series that applies is recorded with its commits,
+/// one that does not is answered in its thread, an incomplete one hears what is missing after
+/// the wait, and a second pass does nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_series_pass_applies_answers_and_waits() {
+    use pushgate::mail::ingest;
+    let root = tempfile::tempdir().unwrap();
+    let up = support::Upstream::new(
+        root.path(),
+        &[("README", "hello\n"), ("src/a.c", "int a;\n")],
+    );
+    let base = up.head("master");
+    // Ann's series changes README: it applies on master as it will be.
+    up.write("README", "hello\nworld\n");
+    up.commit("README: say more", ("Ann Author", "ann@example.org"));
+    up.write("README", "hello\nworld\nagain\n");
+    up.commit("README: and more", ("Ann Author", "ann@example.org"));
+    let ann = format_patch(
+        &up,
+        &["--cover-letter", "--base", &base],
+        &base,
+        ("Ann Author", "ann@example.org"),
+    );
+    // Bob's patch changes src/a.c, which master then changes under it.
+    support::git(&up.work, &["checkout", "-q", "-B", "bob", &base]);
+    up.write("src/a.c", "int a;\nint b;\n");
+    up.commit("a: add b", ("Bob Builder", "bob@example.org"));
+    let bob = format_patch(&up, &[], &base, ("Bob Builder", "bob@example.org"));
+    support::git(&up.work, &["checkout", "-q", "-B", "master", &base]);
+    up.write("src/a.c", "long a;\n");
+    up.commit("a: long", ("Mia Maintainer", "mia@example.org"));
+    support::git(
+        &up.work,
+        &["push", "-q", "-f", "origin", "HEAD:refs/heads/master"],
+    );
+    // Cleo's 1/2 came, 2/2 never did (and long ago).
+    let cleo = String::from_utf8(list_mail(
+        "xen-devel@lists.example.org",
+        "cleo1@x",
+        "[PATCH 1/2] one",
+        None,
+        DIFF,
+    ))
+    .unwrap()
+    .replace("Ann Author <ann@example.org>", "Cleo <cleo@example.org>");
+
+    let sandbox = support::Sandbox::new();
+    sandbox.sequence("test", "[[step]]\nname = \"t\"\ncommand = \"true\"\n");
+    sandbox.policy(
+        "project",
+        &format!(
+            "repository = \"{}\"\nsequences = [\"test\"]\n[mailing_list]\nname = \"xen-devel\"\n\
+             address = \"xen-devel@lists.example.org\"\nmissing_after = \"10m\"\n",
+            up.bare.display()
+        ),
+    );
+    let config = sandbox.config("[mail]\nfrom = \"pushgate <pushgate@example.org>\"\n");
+    let store = pushgate::store::Store::open(&config.database_url)
+        .await
+        .unwrap();
+    for (name, mbox) in [
+        ("ann", ann),
+        ("bob", bob),
+        (
+            "cleo",
+            format!("From nobody Mon Sep 17 00:00:00 2001\n{cleo}"),
+        ),
+    ] {
+        let got = ingest::ingest_mbox(&store, "xen-devel", name, mbox.into_bytes())
+            .await
+            .unwrap();
+        assert!(got.unreadable.is_empty(), "{got:?}");
+    }
+
+    let check = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pushgate"))
+            .args(["mail", "check", "--config"])
+            .arg(sandbox.path().join("pushgate.toml"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let said = check();
+    let line = |who: &str| {
+        said.lines()
+            .find(|l| l.contains(who))
+            .unwrap_or_else(|| panic!("nothing about {who}: {said}"))
+            .to_string()
+    };
+    assert!(
+        line("cover.").contains(&format!(
+            "applied on base-commit {}: 2 commit(s)",
+            &base[..12]
+        )),
+        "{said}"
+    );
+    assert!(line("@x>").contains("missing 2/2"), "{said}");
+    let bob_line = said
+        .lines()
+        .find(|l| l.contains("does not apply"))
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!(bob_line.contains("[PATCH] a: add b (src/a.c)"), "{said}");
+    assert_eq!(said.lines().count(), 3, "{said}");
+    assert_eq!(check().trim(), "nothing new");
+
+    // Two replies wait in the outbox, each in its thread.
+    let mail = store.due_mail(10).await.unwrap();
+    assert_eq!(mail.len(), 2, "{mail:#?}");
+    let to_bob = mail
+        .iter()
+        .find(|m| m.recipients.contains(&"bob@example.org".to_string()))
+        .unwrap();
+    let parsed = Mail::parse(to_bob.message.as_bytes()).unwrap();
+    assert_eq!(parsed.subject_line, "Re: [PATCH] a: add b");
+    assert!(
+        parsed.message.contains("does not apply on master at"),
+        "{}",
+        parsed.message
+    );
+    let to_cleo = mail
+        .iter()
+        .find(|m| m.recipients.contains(&"cleo@example.org".to_string()))
+        .unwrap();
+    let parsed = Mail::parse(to_cleo.message.as_bytes()).unwrap();
+    assert_eq!(parsed.in_reply_to.as_deref(), Some("cleo1@x"));
+    assert!(parsed.message.contains("missing 2/2"), "{}", parsed.message);
+    assert!(to_cleo
+        .recipients
+        .contains(&"xen-devel@lists.example.org".to_string()));
+
+    // The applied series' commits are in the mirror, on the sender's base.
+    let ann_root = said.lines().find(|l| l.contains("cover.")).unwrap();
+    let ann_root = &ann_root[ann_root.find('<').unwrap() + 1..ann_root.find('>').unwrap()];
+    let (applied_base, tip) = store
+        .series_commits("xen-devel", ann_root)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(applied_base, base);
+    let mirror = git2::Repository::open_bare(config.mirrors_dir().join("project.git")).unwrap();
+    let tip = mirror
+        .find_commit(git2::Oid::from_str(&tip).unwrap())
+        .unwrap();
+    assert_eq!(tip.summary(), Some("README: and more"));
+    assert_eq!(
+        tip.parent(0).unwrap().parent_id(0).unwrap().to_string(),
+        base
+    );
 }

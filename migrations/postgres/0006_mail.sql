@@ -20,3 +20,20 @@ CREATE TABLE mail_cursors (
     position TEXT NOT NULL,
     updated_at BIGINT NOT NULL
 );
+
+-- What was done with each series revision (by its root Message-ID): missing-reported, applied,
+-- does-not-apply, concluded, superseded. The series pass acts on a revision once per state.
+CREATE TABLE series_revisions (
+    id BIGSERIAL PRIMARY KEY,
+    list TEXT NOT NULL,
+    root TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    state TEXT NOT NULL,
+    -- the commit it was applied onto, and the last commit applying it made
+    base TEXT,
+    tip TEXT,
+    superseded_by TEXT,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    UNIQUE (list, root)
+);

@@ -8,6 +8,7 @@ pub mod inbox;
 pub mod ingest;
 pub mod mbox;
 pub mod message;
+pub mod pass;
 pub mod series;
 pub mod subject;
 pub mod trailers;

@@ -108,3 +108,81 @@ impl Store {
         get(&row, "n")
     }
 }
+
+/// What the series pass decided about one revision, recorded with the reply it sends.
+#[derive(Clone, Debug)]
+pub struct SeriesRecord<'a> {
+    pub list: &'a str,
+    pub root: &'a str,
+    pub version: u32,
+    /// missing-reported, applied, does-not-apply, concluded, superseded
+    pub state: &'a str,
+    pub base: Option<String>,
+    pub tip: Option<String>,
+    pub superseded_by: Option<&'a str>,
+}
+
+impl Store {
+    /// The recorded state of every revision of `list`, by root Message-ID.
+    pub async fn series_states(
+        &self,
+        list: &str,
+    ) -> Result<std::collections::HashMap<String, String>> {
+        let rows = sqlx::query("SELECT root, state FROM series_revisions WHERE list = $1")
+            .bind(list)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((get(r, "root")?, get(r, "state")?)))
+            .collect()
+    }
+
+    /// Records a revision's new state and queues `reply` in the same transaction, so the
+    /// thread hears once whatever happens between the two.
+    pub async fn record_series(
+        &self,
+        record: &SeriesRecord<'_>,
+        reply: Option<&super::NewMail>,
+    ) -> Result<()> {
+        let _turn = self.write_turn().await;
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO series_revisions
+                (list, root, version, state, base, tip, superseded_by, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
+             ON CONFLICT (list, root) DO UPDATE SET state = $4,
+                base = COALESCE($5, series_revisions.base), tip = COALESCE($6, series_revisions.tip),
+                superseded_by = COALESCE($7, series_revisions.superseded_by), updated_at = $8",
+        )
+        .bind(record.list)
+        .bind(record.root)
+        .bind(record.version as i64)
+        .bind(record.state)
+        .bind(record.base.as_deref())
+        .bind(record.tip.as_deref())
+        .bind(record.superseded_by)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(mail) = reply {
+            super::outbox::insert_mail(&mut tx, None, mail, now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A revision's applied commits: (base, tip), once applied.
+    pub async fn series_commits(&self, list: &str, root: &str) -> Result<Option<(String, String)>> {
+        let row = sqlx::query(
+            "SELECT base, tip FROM series_revisions WHERE list = $1 AND root = $2
+             AND base IS NOT NULL AND tip IS NOT NULL",
+        )
+        .bind(list)
+        .bind(root)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok((get(&r, "base")?, get(&r, "tip")?)))
+            .transpose()
+    }
+}

@@ -1,0 +1,270 @@
+//! The series pass: for a policy with a mailing list, what the list's series need next
+//! ([`triage`]), carried out: a complete revision is applied onto its base (its `base-commit:`
+//! when the repository has it, else the policy's target) and recorded with its commits; one
+//! that does not apply is answered in its thread; an incomplete one hears what is missing
+//! after the wait; a replaced one is dropped. Each outcome and its reply are stored in one
+//! transaction, so a thread hears once.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use git2::Oid;
+use serde::Serialize;
+
+use super::triage::{triage, Action, Handled};
+use super::{assemble, ingest, Mail, Revision};
+use crate::policy::{MailingList, Policy};
+use crate::repo::apply::{apply_series, ApplyError};
+use crate::repo::{short, Mirror};
+use crate::report::{compose_series_reply, SeriesOutcome, SeriesReply};
+use crate::store::{SeriesRecord, Store};
+
+/// Where the pass finds the repository and who it writes as.
+pub struct PassSettings {
+    pub mirrors_dir: PathBuf,
+    /// pushgate's sender address.
+    pub from: String,
+}
+
+/// What one pass did, revision by revision (root, what happened).
+#[derive(Debug, Default, Serialize)]
+pub struct PassReport {
+    pub done: Vec<(String, String)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PassError {
+    #[error(transparent)]
+    Ingest(#[from] ingest::IngestError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Repo(#[from] crate::repo::RepoError),
+    #[error(transparent)]
+    Report(#[from] crate::report::ReportError),
+    #[error("{0}")]
+    Other(String),
+}
+
+const STATES: [(&str, Handled); 5] = [
+    ("missing-reported", Handled::MissingReported),
+    ("applied", Handled::Applied),
+    ("does-not-apply", Handled::DoesNotApply),
+    ("concluded", Handled::Concluded),
+    ("superseded", Handled::Superseded),
+];
+
+/// One pass over `policy`'s list at `now` (seconds since the epoch).
+pub async fn series_pass(
+    store: &Store,
+    policy: &Policy,
+    list: &MailingList,
+    settings: &PassSettings,
+    now: i64,
+) -> Result<PassReport, PassError> {
+    let mails = ingest::load_list(store, &list.name).await?;
+    let revisions = assemble(&mails);
+    let handled: HashMap<String, Handled> = store
+        .series_states(&list.name)
+        .await?
+        .into_iter()
+        .filter_map(|(root, state)| {
+            STATES
+                .iter()
+                .find(|(name, _)| *name == state)
+                .map(|(_, h)| (root, *h))
+        })
+        .collect();
+    let wait = list.missing_after.as_secs() as i64;
+    let by_root: HashMap<&str, &Revision> =
+        revisions.iter().map(|r| (r.root.as_str(), r)).collect();
+    let mut report = PassReport::default();
+    for action in triage(&revisions, &handled, now, wait) {
+        let (root, said) = match action {
+            Action::Supersede { root, by, cancel } => {
+                let r = by_root[root.as_str()];
+                store
+                    .record_series(
+                        &SeriesRecord {
+                            list: &list.name,
+                            root: &root,
+                            version: r.version,
+                            state: "superseded",
+                            base: None,
+                            tip: None,
+                            superseded_by: Some(&by),
+                        },
+                        None,
+                    )
+                    .await?;
+                let said = if cancel {
+                    format!("superseded by <{by}> (its flight is cancelled with it)")
+                } else {
+                    format!("superseded by <{by}>")
+                };
+                (root, said)
+            }
+            Action::ReportMissing { root, missing } => {
+                let r = by_root[root.as_str()];
+                let reply = reply(
+                    list,
+                    settings,
+                    r,
+                    &mails,
+                    &policy.target,
+                    SeriesOutcome::Incomplete {
+                        missing: missing.clone(),
+                        total: r.total,
+                    },
+                )?;
+                store
+                    .record_series(
+                        &SeriesRecord {
+                            list: &list.name,
+                            root: &root,
+                            version: r.version,
+                            state: "missing-reported",
+                            base: None,
+                            tip: None,
+                            superseded_by: None,
+                        },
+                        reply.as_ref(),
+                    )
+                    .await?;
+                let names: Vec<String> =
+                    missing.iter().map(|n| format!("{n}/{}", r.total)).collect();
+                (root, format!("missing {}", names.join(", ")))
+            }
+            Action::Apply { root } => {
+                let r = by_root[root.as_str()];
+                apply(store, policy, list, settings, r, &mails).await?
+            }
+        };
+        report.done.push((root, said));
+    }
+    Ok(report)
+}
+
+/// Applies `r` onto its base in the policy's mirror and records the outcome.
+async fn apply(
+    store: &Store,
+    policy: &Policy,
+    list: &MailingList,
+    settings: &PassSettings,
+    r: &Revision,
+    mails: &[Mail],
+) -> Result<(String, String), PassError> {
+    let patches: Vec<Mail> = r
+        .patches
+        .iter()
+        .flatten()
+        .map(|&i| mails[i].clone())
+        .collect();
+    let (dir, name, url, target, base_commit, from) = (
+        settings.mirrors_dir.clone(),
+        policy.name.clone(),
+        policy.repository.clone(),
+        policy.target.clone(),
+        r.base_commit.clone(),
+        settings.from.clone(),
+    );
+    let applied = tokio::task::spawn_blocking(move || -> Result<_, PassError> {
+        let mirror = Mirror::open(&dir, &name, &url)?;
+        let head = *mirror
+            .fetch(&[&target])?
+            .get(&target)
+            .ok_or_else(|| PassError::Other(format!("{url} has no branch {target}")))?;
+        // The sender's base when the repository has it (fetched by id if need be), else the
+        // target's head.
+        let base = base_commit
+            .as_deref()
+            .and_then(|sha| mirror.resolve(sha).or_else(|_| mirror.fetch_rev(sha)).ok());
+        let (base, base_said) = match base {
+            Some(oid) => (oid, format!("base-commit {}", short(&oid.to_string()))),
+            None => (head, format!("{target} at {}", short(&head.to_string()))),
+        };
+        let repo = git2::Repository::open_bare(&mirror.path)
+            .map_err(|e| PassError::Other(format!("{}: {e}", mirror.path.display())))?;
+        let committer = git2::Signature::now("pushgate", committer_address(&from))
+            .map_err(|e| PassError::Other(e.to_string()))?;
+        let refs: Vec<&Mail> = patches.iter().collect();
+        Ok((
+            base,
+            base_said,
+            apply_series(&repo, base, &refs, &committer),
+        ))
+    })
+    .await
+    .map_err(|e| PassError::Other(e.to_string()))??;
+    let (base, base_said, outcome) = applied;
+    let mut record = SeriesRecord {
+        list: &list.name,
+        root: &r.root,
+        version: r.version,
+        state: "applied",
+        base: Some(base.to_string()),
+        tip: None,
+        superseded_by: None,
+    };
+    let (subject, file, reason) = match outcome {
+        Ok(commits) => {
+            record.tip = commits.last().map(Oid::to_string);
+            store.record_series(&record, None).await?;
+            return Ok((
+                r.root.clone(),
+                format!("applied on {base_said}: {} commit(s)", commits.len()),
+            ));
+        }
+        Err(ApplyError::DoesNotApply {
+            subject,
+            file,
+            reason,
+            ..
+        }) => (subject, file, reason),
+        Err(ApplyError::Unreadable {
+            subject, reason, ..
+        }) => (subject, None, format!("not a readable diff: {reason}")),
+        Err(e) => return Err(PassError::Other(e.to_string())),
+    };
+    let said = format!(
+        "does not apply on {base_said}: {subject}{}",
+        file.as_ref().map(|f| format!(" ({f})")).unwrap_or_default()
+    );
+    let outcome = SeriesOutcome::DoesNotApply {
+        patch: subject,
+        file,
+        reason,
+    };
+    let mail = reply(list, settings, r, mails, &base_said, outcome)?;
+    record.state = "does-not-apply";
+    store.record_series(&record, mail.as_ref()).await?;
+    Ok((r.root.clone(), said))
+}
+
+/// The reply to `r`'s thread, answering its cover letter or else its first patch.
+fn reply(
+    list: &MailingList,
+    settings: &PassSettings,
+    r: &Revision,
+    mails: &[Mail],
+    base: &str,
+    outcome: SeriesOutcome,
+) -> Result<Option<crate::store::NewMail>, PassError> {
+    let Some(answering) = r.mails().next().map(|i| &mails[i]) else {
+        return Ok(None);
+    };
+    Ok(Some(compose_series_reply(&SeriesReply {
+        from: &settings.from,
+        list: &list.address,
+        answering,
+        base,
+        outcome,
+        link: None,
+    })?))
+}
+
+fn committer_address(from: &str) -> &str {
+    from.rsplit_once('<')
+        .map_or(from, |(_, a)| a.trim_end_matches('>'))
+        .trim()
+}
