@@ -80,67 +80,45 @@ pub async fn series_pass(
         revisions.iter().map(|r| (r.root.as_str(), r)).collect();
     let mut report = PassReport::default();
     for action in triage(&revisions, &handled, now, wait) {
-        let (root, said) = match action {
-            Action::Supersede { root, by, cancel } => {
-                let r = by_root[root.as_str()];
+        let Some(r) = by_root.get(action.root()).copied() else {
+            continue;
+        };
+        let record = |state, superseded_by| SeriesRecord {
+            list: &list.name,
+            root: &r.root,
+            version: r.version,
+            state,
+            base: None,
+            tip: None,
+            superseded_by,
+        };
+        let said = match &action {
+            Action::Supersede { by, cancel, .. } => {
                 store
-                    .record_series(
-                        &SeriesRecord {
-                            list: &list.name,
-                            root: &root,
-                            version: r.version,
-                            state: "superseded",
-                            base: None,
-                            tip: None,
-                            superseded_by: Some(&by),
-                        },
-                        None,
-                    )
+                    .record_series(&record("superseded", Some(by.as_str())), None)
                     .await?;
-                let said = if cancel {
-                    format!("superseded by <{by}> (its flight is cancelled with it)")
+                if *cancel {
+                    format!("superseded by <{by}> (it had been applied)")
                 } else {
                     format!("superseded by <{by}>")
-                };
-                (root, said)
+                }
             }
-            Action::ReportMissing { root, missing } => {
-                let r = by_root[root.as_str()];
-                let reply = reply(
-                    list,
-                    settings,
-                    r,
-                    &mails,
-                    &policy.target,
-                    SeriesOutcome::Incomplete {
-                        missing: missing.clone(),
-                        total: r.total,
-                    },
-                )?;
+            Action::ReportMissing { missing, .. } => {
+                let outcome = SeriesOutcome::Incomplete {
+                    missing: missing.clone(),
+                    total: r.total,
+                };
+                let reply = reply(list, settings, r, &mails, &policy.target, outcome)?;
                 store
-                    .record_series(
-                        &SeriesRecord {
-                            list: &list.name,
-                            root: &root,
-                            version: r.version,
-                            state: "missing-reported",
-                            base: None,
-                            tip: None,
-                            superseded_by: None,
-                        },
-                        reply.as_ref(),
-                    )
+                    .record_series(&record("missing-reported", None), reply.as_ref())
                     .await?;
                 let names: Vec<String> =
                     missing.iter().map(|n| format!("{n}/{}", r.total)).collect();
-                (root, format!("missing {}", names.join(", ")))
+                format!("missing {}", names.join(", "))
             }
-            Action::Apply { root } => {
-                let r = by_root[root.as_str()];
-                apply(store, policy, list, settings, r, &mails).await?
-            }
+            Action::Apply { .. } => apply(store, policy, list, settings, r, &mails).await?,
         };
-        report.done.push((root, said));
+        report.done.push((r.root.clone(), said));
     }
     Ok(report)
 }
@@ -153,7 +131,7 @@ async fn apply(
     settings: &PassSettings,
     r: &Revision,
     mails: &[Mail],
-) -> Result<(String, String), PassError> {
+) -> Result<String, PassError> {
     let patches: Vec<Mail> = r
         .patches
         .iter()
@@ -210,9 +188,9 @@ async fn apply(
         Ok(commits) => {
             record.tip = commits.last().map(Oid::to_string);
             store.record_series(&record, None).await?;
-            return Ok((
-                r.root.clone(),
-                format!("applied on {base_said}: {} commit(s)", commits.len()),
+            return Ok(format!(
+                "applied on {base_said}: {} commit(s)",
+                commits.len()
             ));
         }
         Err(ApplyError::DoesNotApply {
@@ -238,7 +216,7 @@ async fn apply(
     let mail = reply(list, settings, r, mails, &base_said, outcome)?;
     record.state = "does-not-apply";
     store.record_series(&record, mail.as_ref()).await?;
-    Ok((r.root.clone(), said))
+    Ok(said)
 }
 
 /// The reply to `r`'s thread, answering its cover letter or else its first patch.

@@ -37,6 +37,17 @@ pub enum Action {
     },
 }
 
+impl Action {
+    /// The root Message-ID of the revision it is about.
+    pub fn root(&self) -> &str {
+        match self {
+            Action::Apply { root }
+            | Action::ReportMissing { root, .. }
+            | Action::Supersede { root, .. } => root,
+        }
+    }
+}
+
 /// The actions for `revisions`, given what was `handled` and the time (`now` and the wait,
 /// in the same unit as the revisions' dates: seconds).
 pub fn triage(
