@@ -222,6 +222,9 @@ fn split_body(body: &str) -> SplitBody {
 /// The patch as the sender's charset wrote it: the same lines of the unconverted bytes. A
 /// charset that is not ASCII-compatible (UTF-16) keeps no line count; the text is used then.
 fn patch_bytes(body: &Body, split: &SplitBody) -> Vec<u8> {
+    let Some(bytes) = &body.bytes else {
+        return split.patch.clone().into_bytes();
+    };
     if split.patch.is_empty() {
         return Vec::new();
     }
@@ -233,7 +236,7 @@ fn patch_bytes(body: &Body, split: &SplitBody) -> Vec<u8> {
     if lines_before == 0 {
         start = Some(0);
     } else {
-        for (i, &b) in body.bytes.iter().enumerate() {
+        for (i, &b) in bytes.iter().enumerate() {
             if b == b'\n' {
                 seen += 1;
                 if seen == lines_before {
@@ -245,11 +248,11 @@ fn patch_bytes(body: &Body, split: &SplitBody) -> Vec<u8> {
     }
     match start {
         Some(at)
-            if body.bytes.get(at..).is_some_and(|p| {
+            if bytes.get(at..).is_some_and(|p| {
                 p.starts_with(&split.patch.as_bytes()[..split.patch.len().min(3)])
             }) =>
         {
-            body.bytes[at..].to_vec()
+            bytes[at..].to_vec()
         }
         _ => split.patch.clone().into_bytes(),
     }
@@ -356,18 +359,16 @@ fn starts_patch(line: &str) -> bool {
 /// apply to files in their own encoding, as git am applies it.
 struct Body {
     text: String,
-    bytes: Vec<u8>,
+    /// None when every part was in UTF-8 already: the bytes are the text's then.
+    bytes: Option<Vec<u8>>,
 }
 
 /// Every plain-text part in order (inline or a patch attached as text), line ends made `\n`.
 /// HTML alternatives are left out, as git does.
 fn body_text(message: &mail_parser::Message<'_>) -> Body {
-    let mut body = Body {
-        text: String::new(),
-        bytes: Vec::new(),
-    };
     // A message/rfc822 part is one part here (mail-parser keeps its insides to itself), so
     // a forwarded mail's text never mixes in.
+    let mut parts: Vec<(Cow<'_, str>, Option<Vec<u8>>)> = Vec::new();
     for part in &message.parts {
         let chunk: Option<Cow<'_, str>> = match &part.body {
             PartType::Text(t) => Some(Cow::Borrowed(t.as_ref())),
@@ -376,20 +377,39 @@ fn body_text(message: &mail_parser::Message<'_>) -> Body {
             }
             _ => None,
         };
-        let Some(chunk) = chunk else { continue };
-        let raw = written_bytes(message, part).unwrap_or_else(|| chunk.as_bytes().to_vec());
+        if let Some(chunk) = chunk {
+            let raw = written_bytes(message, part);
+            parts.push((chunk, raw));
+        }
+    }
+    let own_charset = parts.iter().any(|(_, raw)| raw.is_some());
+    let mut body = Body {
+        text: String::new(),
+        bytes: own_charset.then(Vec::new),
+    };
+    for (chunk, raw) in &parts {
         if !body.text.is_empty() && !body.text.ends_with('\n') {
             body.text.push('\n');
-            body.bytes.push(b'\n');
-        }
-        body.text.push_str(&chunk.replace("\r\n", "\n"));
-        let mut last = 0u8;
-        for &b in &raw {
-            if last == b'\r' && b == b'\n' {
-                body.bytes.pop();
+            if let Some(bytes) = &mut body.bytes {
+                bytes.push(b'\n');
             }
-            body.bytes.push(b);
-            last = b;
+        }
+        if chunk.contains('\r') {
+            body.text.push_str(&chunk.replace("\r\n", "\n"));
+        } else {
+            body.text.push_str(chunk);
+        }
+        if let Some(bytes) = &mut body.bytes {
+            let raw = raw.as_deref().unwrap_or(chunk.as_bytes());
+            for line in raw.split_inclusive(|&b| b == b'\n') {
+                match line.strip_suffix(b"\r\n") {
+                    Some(l) => {
+                        bytes.extend_from_slice(l);
+                        bytes.push(b'\n');
+                    }
+                    None => bytes.extend_from_slice(line),
+                }
+            }
         }
     }
     body
