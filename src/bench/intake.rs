@@ -176,13 +176,7 @@ fn payload(tip: usize) -> Vec<u8> {
 }
 
 fn sign(body: &[u8]) -> String {
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, SECRET.as_bytes());
-    let hex: String = ring::hmac::sign(&key, body)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256={hex}")
+    crate::github::webhook::signature(SECRET.as_bytes(), body)
 }
 
 /// The load process: `count` deliveries to `addr` over `connections` keep-alive connections.

@@ -537,12 +537,7 @@ fn ids(value: &HeaderValue<'_>) -> Vec<String> {
 
 /// An id for a mail that has none: the same bytes give the same id.
 fn synthetic_id(raw: &[u8]) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, raw);
-    let hex: String = digest.as_ref()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("{hex}@pushgate.invalid")
+    format!("{}@pushgate.invalid", super::short_digest(raw, 16))
 }
 
 /// The author in a From line, by mailinfo's handle_from: the word around the `@` (maybe in

@@ -94,7 +94,7 @@ pub fn compose_series_reply(r: &SeriesReply<'_>) -> Result<NewMail, ReportError>
     }
     let message_id = format!(
         "<pushgate.series.{}.{}@{}>",
-        short_hash(&r.answering.message_id),
+        crate::mail::short_digest(r.answering.message_id.as_bytes(), 8),
         r.outcome.kind(),
         from.email.domain()
     );
@@ -194,15 +194,6 @@ fn body(r: &SeriesReply<'_>) -> String {
     }
     out.push_str("\n-- \npushgate\n");
     out
-}
-
-/// A short stable name for a Message-ID, for ours.
-fn short_hash(id: &str) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, id.as_bytes());
-    digest.as_ref()[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 #[cfg(test)]

@@ -628,11 +628,5 @@ impl Drop for GitHttp {
 
 /// `X-Hub-Signature-256` of `body` with `secret`, as GitHub signs a delivery.
 pub fn github_signature(secret: &str, body: &[u8]) -> String {
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
-    let hex: String = ring::hmac::sign(&key, body)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256={hex}")
+    pushgate::github::webhook::signature(secret.as_bytes(), body)
 }
