@@ -331,6 +331,10 @@ impl Config {
     pub fn logs_dir(&self) -> PathBuf {
         self.state_dir.join("logs")
     }
+    /// Where remote public-inbox archives are mirrored.
+    pub fn inboxes_dir(&self) -> PathBuf {
+        self.state_dir.join("inboxes")
+    }
 }
 
 #[cfg(test)]

@@ -7,10 +7,12 @@ use anyhow::{Context, Result};
 use clap::Subcommand;
 
 use pushgate::config::Config;
+use pushgate::gate::LogProgress;
 use pushgate::mail::ingest::{self, Ingested};
-use pushgate::mail::pass;
 use pushgate::mail::{self, Mail, RevisionSummary};
+use pushgate::service::Service;
 use pushgate::store::Store;
+use std::sync::Arc;
 
 #[derive(Subcommand)]
 pub enum MailCommand {
@@ -24,9 +26,11 @@ pub enum MailCommand {
         #[arg(long)]
         json: bool,
     },
-    /// One series pass for every policy with a `[mailing_list]`: apply each new complete
-    /// revision onto its base, answer in the thread when it does not apply, say what is
-    /// missing after the wait, drop replaced revisions. Prints what it did.
+    /// One pass over every policy's `[mailing_list]`, for cron: read its configured source,
+    /// apply each new complete revision onto its base and run its flight to the end (the
+    /// culprit finder names the patch that broke a test), answer in the thread, say what is
+    /// missing after the wait, drop replaced revisions (cancelling their flights), then send
+    /// the mail. Prints what it did. Not while `serve` runs on the same store.
     Check {
         /// The service configuration (store, policies, mirrors, sender).
         #[arg(long)]
@@ -66,37 +70,28 @@ pub async fn run(
         MailCommand::Series { mboxes, json } => series(&mboxes, json),
         MailCommand::Check { config, json } => {
             let config = load_config(config.as_deref())?;
-            let (policies, _) = config.load_policies()?;
-            let store = Store::open(&config.database_url)
-                .await
-                .context("opening the store")?;
-            let settings = pass::PassSettings {
-                mirrors_dir: config.mirrors_dir(),
-                from: config.mail_from.clone(),
-            };
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64);
-            let mut all = Vec::new();
-            for policy in &policies {
-                let Some(list) = &policy.mailing_list else {
-                    continue;
-                };
-                let report = pass::series_pass(&store, policy, list, &settings, now)
-                    .await
-                    .with_context(|| format!("policy {}: list {}", policy.name, list.name))?;
-                for (root, said) in report.done {
-                    if !json {
-                        println!("{}: <{root}> {said}", list.name);
-                    }
-                    all.push(serde_json::json!({"list": list.name, "root": root, "done": said}));
+            let service = Service::open(config, Arc::new(LogProgress)).await?;
+            let lines = service.series_once().await?;
+            let mail = service.deliver_mail().await?;
+            service.store().close().await;
+            if json {
+                let all: Vec<_> = lines
+                    .iter()
+                    .map(|(policy, done)| serde_json::json!({"policy": policy, "done": done}))
+                    .collect();
+                println!("{}", serde_json::to_string(&all)?);
+            } else if lines.is_empty() {
+                println!("nothing new");
+            } else {
+                for (policy, done) in &lines {
+                    println!("{policy}: {done}");
                 }
             }
-            store.close().await;
-            if json {
-                println!("{}", serde_json::to_string(&all)?);
-            } else if all.is_empty() {
-                println!("nothing new");
+            if mail.failed > 0 {
+                eprintln!(
+                    "{} mail could not be sent yet; it stays in the outbox",
+                    mail.failed
+                );
             }
             Ok(())
         }
@@ -114,12 +109,8 @@ pub async fn run(
                 .context("opening the store")?;
             let mut done = Ingested::default();
             if let Some(inbox) = &inbox {
-                let got = if inbox.starts_with("http://") || inbox.starts_with("https://") {
-                    let cache = config.state_dir.join("inboxes").join(cache_name(inbox));
-                    ingest::ingest_remote_inbox(&store, &list, inbox, &cache).await
-                } else {
-                    ingest::ingest_inbox(&store, &list, std::path::Path::new(inbox)).await
-                };
+                let got =
+                    ingest::ingest_any_inbox(&store, &list, inbox, &config.inboxes_dir()).await;
                 done.absorb(got.with_context(|| format!("reading the inbox {inbox}"))?);
             }
             if let Some(dir) = &maildir {
@@ -157,23 +148,6 @@ pub async fn run(
             Ok(())
         }
     }
-}
-
-/// A directory name for a remote inbox's mirror.
-fn cache_name(url: &str) -> String {
-    url.split("://")
-        .nth(1)
-        .unwrap_or(url)
-        .trim_end_matches('/')
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 fn read_input(path: &PathBuf) -> Result<Vec<u8>> {

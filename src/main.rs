@@ -346,6 +346,17 @@ async fn main() -> Result<()> {
                         }
                     }
                 }
+                match service.series_once().await {
+                    Ok(lines) => {
+                        for (policy, line) in lines {
+                            println!("{policy}: {line}");
+                        }
+                    }
+                    Err(e) => {
+                        failed = true;
+                        println!("error: {e}");
+                    }
+                }
                 let mail = service.deliver_mail().await?;
                 if mail.failed > 0 {
                     eprintln!(

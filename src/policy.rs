@@ -90,6 +90,18 @@ pub struct MailingList {
     pub address: String,
     /// How long an incomplete series waits before the thread hears what is missing.
     pub missing_after: Duration,
+    /// Where the service reads the list from on each pass (besides `pushgate mail ingest`).
+    pub source: Option<ListSource>,
+    /// Say nothing in the thread when a series passes (failures are always answered).
+    pub quiet_on_success: bool,
+}
+
+/// Where a list's mail is read from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ListSource {
+    /// A public-inbox archive: a directory, or an http(s) URL of public-inbox-httpd or lore.
+    Inbox(String),
+    Maildir(std::path::PathBuf),
 }
 
 /// `owner/name` of a github.com URL (`https://github.com/o/n.git`, `git@github.com:o/n`).
@@ -156,6 +168,10 @@ struct MailingListFile {
     name: Spanned<String>,
     address: Spanned<String>,
     missing_after: Option<Spanned<String>>,
+    inbox: Option<Spanned<String>>,
+    maildir: Option<Spanned<String>>,
+    #[serde(default)]
+    quiet_on_success: bool,
 }
 
 /// `github_report`: what pushgate posts on each tested commit.
@@ -475,10 +491,33 @@ impl Policy {
                         .map_err(|e| src.error(t.span(), "mailing_list.missing_after", e))?,
                     None => Duration::from_secs(3600),
                 };
+                let source = match (&m.inbox, &m.maildir) {
+                    (Some(_), Some(maildir)) => {
+                        return Err(src.error(
+                            maildir.span(),
+                            "mailing_list.maildir",
+                            "give `inbox` or `maildir`, not both".to_string(),
+                        ))
+                    }
+                    (Some(inbox), None) if inbox.get_ref().trim().is_empty() => {
+                        return Err(src.error(
+                            inbox.span(),
+                            "mailing_list.inbox",
+                            "is empty".to_string(),
+                        ))
+                    }
+                    (Some(inbox), None) => Some(ListSource::Inbox(inbox.get_ref().clone())),
+                    (None, Some(maildir)) => Some(ListSource::Maildir(std::path::PathBuf::from(
+                        maildir.get_ref(),
+                    ))),
+                    (None, None) => None,
+                };
                 Some(MailingList {
                     name: m.name.get_ref().clone(),
                     address: address.clone(),
                     missing_after,
+                    source,
+                    quiet_on_success: m.quiet_on_success,
                 })
             }
             None => None,

@@ -46,6 +46,8 @@ pub enum ServiceError {
     Gate(#[from] GateError),
     #[error("[github]: {0}")]
     Forge(String),
+    #[error("list {list}: {message}")]
+    List { list: String, message: String },
     #[error("cannot listen on {address}: {message}")]
     Listen { address: String, message: String },
 }
@@ -179,6 +181,48 @@ impl Service {
         Ok(out)
     }
 
+    /// What the series pass needs from the configuration.
+    fn pass_settings(&self) -> crate::mail::pass::PassSettings {
+        crate::mail::pass::PassSettings {
+            mirrors_dir: self.config.mirrors_dir(),
+            inboxes_dir: self.config.inboxes_dir(),
+            from: self.config.mail_from.clone(),
+        }
+    }
+
+    /// One series pass for a policy with a mailing list: reads its source, applies what is
+    /// complete (starting its flight), answers what does not apply or is missing, drops what
+    /// was replaced. Returns what it did, per revision root.
+    pub async fn list_pass(&self, policy: &Policy) -> Result<Vec<(String, String)>, ServiceError> {
+        let Some(list) = &policy.mailing_list else {
+            return Ok(Vec::new());
+        };
+        let now = crate::store::now_ms() / 1000;
+        let report =
+            crate::mail::pass::series_pass(self.store(), policy, list, &self.pass_settings(), now)
+                .await
+                .map_err(|e| ServiceError::List {
+                    list: list.name.clone(),
+                    message: e.to_string(),
+                })?;
+        Ok(report.done)
+    }
+
+    /// Every policy's list pass, then every series flight driven to its end, in order (for
+    /// `gate --once` and `pushgate mail check`).
+    pub async fn series_once(&self) -> Result<Vec<(String, String)>, ServiceError> {
+        let mut out = Vec::new();
+        for policy in self.policies.iter().filter(|p| p.mailing_list.is_some()) {
+            for (root, said) in self.list_pass(policy).await? {
+                out.push((policy.name.clone(), format!("<{root}> {said}")));
+            }
+            for outcome in self.gate.series_pass(policy).await? {
+                out.push((policy.name.clone(), describe(&outcome)));
+            }
+        }
+        Ok(out)
+    }
+
     /// Sends whatever mail is due now.
     pub async fn deliver_mail(&self) -> Result<DeliveryReport, ServiceError> {
         Ok(deliver_due(
@@ -304,6 +348,11 @@ impl Service {
                 }
             });
         }
+        for policy in self.policies.clone() {
+            if policy.mailing_list.is_some() {
+                tasks.spawn(self.clone().watch_list(policy, mail_wake.clone()));
+            }
+        }
         let this = self.clone();
         tasks.spawn(async move {
             loop {
@@ -374,6 +423,56 @@ impl Service {
 }
 
 impl Service {
+    /// A policy's list, for as long as the service runs: a list pass every poll interval, and
+    /// each series flight driven in a task of its own, so that a newer revision arriving
+    /// meanwhile is seen and cancels the flight it replaces.
+    async fn watch_list(self: Arc<Self>, policy: Policy, mail_wake: Arc<Notify>) {
+        let mut driving: std::collections::HashMap<i64, tokio::task::JoinHandle<()>> =
+            std::collections::HashMap::new();
+        loop {
+            match self.list_pass(&policy).await {
+                Ok(done) => {
+                    for (root, said) in done {
+                        tracing::info!(policy = %policy.name, %root, %said, "series");
+                    }
+                }
+                Err(e) => tracing::error!(policy = %policy.name, error = %e, "list pass failed"),
+            }
+            driving.retain(|_, task| !task.is_finished());
+            let flights = match self.store().upsert_branch(&policy).await {
+                Ok(branch) => self.store().running_series_flights(branch).await,
+                Err(e) => Err(e),
+            };
+            match flights {
+                Ok(flights) => {
+                    for flight in flights {
+                        if driving.contains_key(&flight.id) {
+                            continue;
+                        }
+                        let (this, policy, wake) =
+                            (self.clone(), policy.clone(), mail_wake.clone());
+                        let id = flight.id;
+                        driving.insert(
+                            id,
+                            tokio::spawn(async move {
+                                match this.gate.series_flight(&policy, flight).await {
+                                    Ok(outcome) => tracing::info!(policy = %policy.name, flight = id, outcome = %describe(&outcome), "series flight ended"),
+                                    Err(e) => tracing::error!(policy = %policy.name, flight = id, error = %e, "series flight failed"),
+                                }
+                                wake.notify_one();
+                            }),
+                        );
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(policy = %policy.name, error = %e, "cannot read series flights")
+                }
+            }
+            mail_wake.notify_one();
+            tokio::time::sleep(self.config.poll_interval).await;
+        }
+    }
+
     /// What the web side serves from.
     pub fn app_state(&self, wakers: Wakers) -> AppState {
         AppState {
@@ -465,4 +564,17 @@ async fn reap_all(lab: &Lab) -> usize {
         }
     }
     removed
+}
+
+/// One line for what a flight came to.
+pub fn describe(outcome: &BranchOutcome) -> String {
+    match outcome {
+        BranchOutcome::Idle { message } | BranchOutcome::Error { message } => message.clone(),
+        BranchOutcome::Decided {
+            flight,
+            verdict,
+            reason,
+            ..
+        } => format!("flight {flight}: {verdict}: {reason}"),
+    }
 }

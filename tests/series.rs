@@ -783,43 +783,66 @@ async fn the_series_pass_applies_answers_and_waits() {
         .find(|l| l.contains("does not apply"))
         .unwrap_or_else(|| panic!("{said}"));
     assert!(bob_line.contains("[PATCH] a: add b (src/a.c)"), "{said}");
-    assert_eq!(said.lines().count(), 3, "{said}");
+    // Ann's series was tested at once: the sequence passes on it.
+    assert!(line("project: flight").contains(": pass: "), "{said}");
+    assert_eq!(said.lines().count(), 4, "{said}");
     assert_eq!(check().trim(), "nothing new");
 
-    // Two replies wait in the outbox, each in its thread.
-    let mail = store.due_mail(10).await.unwrap();
-    assert_eq!(mail.len(), 2, "{mail:#?}");
-    let to_bob = mail
+    // Three replies were sent, each in its thread.
+    let mail: Vec<(Vec<u8>, Mail)> = sandbox
+        .outbox()
         .iter()
-        .find(|m| m.recipients.contains(&"bob@example.org".to_string()))
-        .unwrap();
-    let parsed = Mail::parse(to_bob.message.as_bytes()).unwrap();
+        .map(|p| {
+            let raw = std::fs::read(p).unwrap();
+            let parsed = Mail::parse(&raw).unwrap();
+            (raw, parsed)
+        })
+        .collect();
+    assert_eq!(mail.len(), 3, "{:#?}", sandbox.outbox());
+    let to = |who: &str| {
+        &mail
+            .iter()
+            .find(|(raw, _)| {
+                String::from_utf8_lossy(raw)
+                    .lines()
+                    .any(|l| l.starts_with("To:") && l.contains(who))
+            })
+            .unwrap_or_else(|| panic!("no mail to {who}"))
+            .1
+    };
+    let parsed = to("bob@example.org");
     assert_eq!(parsed.subject_line, "Re: [PATCH] a: add b");
     assert!(
         parsed.message.contains("does not apply on master at"),
         "{}",
         parsed.message
     );
-    let to_cleo = mail
-        .iter()
-        .find(|m| m.recipients.contains(&"cleo@example.org".to_string()))
-        .unwrap();
-    let parsed = Mail::parse(to_cleo.message.as_bytes()).unwrap();
+    let parsed = to("cleo@example.org");
     assert_eq!(parsed.in_reply_to.as_deref(), Some("cleo1@x"));
     assert!(parsed.message.contains("missing 2/2"), "{}", parsed.message);
-    assert!(to_cleo
-        .recipients
-        .contains(&"xen-devel@lists.example.org".to_string()));
+    let parsed = to("ann@example.org");
+    assert!(
+        parsed.subject_line.starts_with("Re: [PATCH 0/2]"),
+        "{}",
+        parsed.subject_line
+    );
+    assert!(
+        parsed.message.contains("passed test") && parsed.message.contains("Tested-by: pushgate"),
+        "{}",
+        parsed.message
+    );
 
     // The applied series' commits are in the mirror, on the sender's base.
     let ann_root = said.lines().find(|l| l.contains("cover.")).unwrap();
     let ann_root = &ann_root[ann_root.find('<').unwrap() + 1..ann_root.find('>').unwrap()];
-    let (applied_base, tip) = store
-        .series_commits("xen-devel", ann_root)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(applied_base, base);
+    let series = store.series_list(Some("xen-devel")).await.unwrap();
+    let ann = series.iter().find(|s| s.root == ann_root).unwrap();
+    assert_eq!(ann.base.as_deref(), Some(base.as_str()));
+    assert_eq!(
+        (ann.state.as_str(), ann.verdict.as_deref()),
+        ("concluded", Some("pass"))
+    );
+    let tip = ann.tip.clone().unwrap();
     let mirror = git2::Repository::open_bare(config.mirrors_dir().join("project.git")).unwrap();
     let tip = mirror
         .find_commit(git2::Oid::from_str(&tip).unwrap())

@@ -203,6 +203,7 @@ mod tests {
             created_at: 0,
             finished_at: None,
             finder_log: Vec::new(),
+            series_id: None,
         }
     }
 

@@ -20,7 +20,7 @@ use crate::policy::{GithubReport, Mode, Policy};
 use crate::repo::{short, Credentials, Mirror, RepoError};
 use crate::report::{self, FlightFacts, ReportError};
 use crate::runner::{self, PauseContext, RunPlan};
-use crate::sequence::Sequences;
+use crate::sequence::{PauseOn, Sequences};
 use crate::store::{Conclusion, FlightRow, RunRow, RunState, StepRow, Store, StoreError};
 
 /// Re-plans allowed in one pass before the gate waits for the next one.
@@ -84,6 +84,14 @@ struct Heads {
 enum Driven {
     Done(BranchOutcome),
     Replan,
+}
+
+/// What a flight tests: staging, with its heads as last read, or a mailed series (which
+/// stands until a newer revision replaces it, and never pushes).
+#[derive(Clone, Copy)]
+enum Tested {
+    Staging(Heads),
+    Series,
 }
 
 async fn blocking<T: Send + 'static>(
@@ -224,10 +232,10 @@ impl Gate {
         why: &str,
     ) -> Result<(), GateError> {
         let reports = match self.report_target(policy) {
-            Some(target) => {
+            Some(target) if flight.series_id.is_none() => {
                 forge::reports::cancelled(&target, flight, why, &self.settings.public_url)
             }
-            None => Vec::new(),
+            _ => Vec::new(),
         };
         self.store.cancel_flight(flight, why, &reports).await?;
         self.emit(Event::Cancelled {
@@ -310,7 +318,10 @@ impl Gate {
                     Err(outcome) => return Ok(outcome),
                 },
             };
-            match self.drive(policy, &mirror, flight, heads).await? {
+            match self
+                .drive(policy, &mirror, flight, Tested::Staging(heads))
+                .await?
+            {
                 Driven::Done(outcome) => return Ok(outcome),
                 Driven::Replan => continue,
             }
@@ -534,28 +545,89 @@ impl Gate {
         Ok(Ok(None))
     }
 
+    /// Drives every running flight of `policy`'s mailed series to its conclusion (or its
+    /// cancellation, when a newer revision replaced the series). Returns what each came to.
+    pub async fn series_pass(&self, policy: &Policy) -> Result<Vec<BranchOutcome>, GateError> {
+        let branch = self.store.upsert_branch(policy).await?;
+        let mut out = Vec::new();
+        for flight in self.store.running_series_flights(branch).await? {
+            out.push(self.series_flight(policy, flight).await?);
+        }
+        Ok(out)
+    }
+
+    /// Drives one series flight to its end.
+    pub async fn series_flight(
+        &self,
+        policy: &Policy,
+        flight: FlightRow,
+    ) -> Result<BranchOutcome, GateError> {
+        let span = tracing::info_span!("series", policy = %policy.name, flight = flight.id);
+        async {
+            let (dir, name, url) = (
+                self.settings.mirrors_dir.clone(),
+                policy.name.clone(),
+                policy.repository.clone(),
+            );
+            // The series' commits are in the mirror already: no fetch, no credentials.
+            let mirror = match blocking(move || Mirror::open(&dir, &name, &url)).await {
+                Ok(m) => m,
+                Err(e) => {
+                    return Ok(BranchOutcome::Error {
+                        message: e.to_string(),
+                    })
+                }
+            };
+            match self.drive(policy, &mirror, flight, Tested::Series).await? {
+                Driven::Done(outcome) => Ok(outcome),
+                Driven::Replan => Err(GateError::Internal(
+                    "a series flight cannot be re-planned".into(),
+                )),
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Why a series flight no longer stands: its revision was replaced by a newer one.
+    async fn series_stale(&self, flight: &FlightRow) -> Result<Option<String>, GateError> {
+        let Some(id) = flight.series_id else {
+            return Ok(None);
+        };
+        Ok(match self.store.series(id).await? {
+            None => Some(format!("series {id} is no longer recorded")),
+            Some(s) if s.state == "superseded" => Some(format!(
+                "superseded by <{}>",
+                s.superseded_by.as_deref().unwrap_or("a newer revision")
+            )),
+            Some(_) => None,
+        })
+    }
+
     async fn drive(
         &self,
         policy: &Policy,
         mirror: &Mirror,
         flight: FlightRow,
-        mut heads: Heads,
+        mut tested: Tested,
     ) -> Result<Driven, GateError> {
         let span = tracing::info_span!("flight", id = flight.id);
         async move {
-            self.store
-                .set_branch_status(
-                    flight.branch_id,
-                    "testing",
-                    &format!(
-                        "flight {}: testing {} commit{} up to {}",
-                        flight.id,
-                        flight.commits.len(),
-                        if flight.commits.len() == 1 { "" } else { "s" },
-                        short(&flight.tip)
-                    ),
-                )
-                .await?;
+            if let Tested::Staging(_) = tested {
+                self.store
+                    .set_branch_status(
+                        flight.branch_id,
+                        "testing",
+                        &format!(
+                            "flight {}: testing {} commit{} up to {}",
+                            flight.id,
+                            flight.commits.len(),
+                            if flight.commits.len() == 1 { "" } else { "s" },
+                            short(&flight.tip)
+                        ),
+                    )
+                    .await?;
+            }
             let ever_passed: BTreeSet<String> = self
                 .store
                 .ever_passed_steps(flight.branch_id, flight.id)
@@ -581,31 +653,43 @@ impl Gate {
             };
             let mut fresh = true;
             loop {
-                if !fresh {
-                    heads = match self.fetch(mirror, policy).await {
-                        Ok(h) => h,
-                        Err(e) => {
-                            return Ok(Driven::Done(
-                                self.branch_error(flight.branch_id, policy, e.to_string())
-                                    .await?,
-                            ))
+                let stale = match &mut tested {
+                    Tested::Series => self.series_stale(&flight).await?,
+                    Tested::Staging(heads) => {
+                        if !fresh {
+                            *heads = match self.fetch(mirror, policy).await {
+                                Ok(h) => h,
+                                Err(e) => {
+                                    return Ok(Driven::Done(
+                                        self.branch_error(flight.branch_id, policy, e.to_string())
+                                            .await?,
+                                    ))
+                                }
+                            };
                         }
-                    };
-                }
-                fresh = false;
-                let stale = match self.stale(mirror, policy, &flight, heads).await? {
-                    Ok(stale) => stale,
-                    Err(e) => {
-                        let message =
-                            format!("cannot compare staging with flight {}: {e}", flight.id);
-                        return Ok(Driven::Done(
-                            self.branch_error(flight.branch_id, policy, message).await?,
-                        ));
+                        match self.stale(mirror, policy, &flight, *heads).await? {
+                            Ok(stale) => stale,
+                            Err(e) => {
+                                let message = format!(
+                                    "cannot compare staging with flight {}: {e}",
+                                    flight.id
+                                );
+                                return Ok(Driven::Done(
+                                    self.branch_error(flight.branch_id, policy, message).await?,
+                                ));
+                            }
+                        }
                     }
                 };
+                fresh = false;
                 if let Some(why) = stale {
                     self.cancel(policy, &flight, &why).await?;
-                    return Ok(Driven::Replan);
+                    return Ok(match tested {
+                        Tested::Staging(_) => Driven::Replan,
+                        Tested::Series => Driven::Done(BranchOutcome::Idle {
+                            message: format!("flight {} cancelled: {why}", flight.id),
+                        }),
+                    });
                 }
                 let runs = self.store.runs(flight.id).await?;
                 let steps = self.store.flight_steps(flight.id).await?;
@@ -648,6 +732,11 @@ impl Gate {
                     }
                     Next::Conclude(decision) => {
                         let log = finder_log(&facts);
+                        if let Tested::Series = tested {
+                            return self
+                                .conclude_series(policy, &flight, decision, &runs, &steps, &log)
+                                .await;
+                        }
                         return self
                             .conclude(policy, mirror, &flight, decision, &runs, &steps, &log)
                             .await;
@@ -707,6 +796,7 @@ impl Gate {
             if let Some(c) = commit.filter(|_| policy.mail.authors) {
                 to.push(format!("{} <{}>", c.author_name, c.author_email));
             }
+            let never = PauseOn::Never;
             let (state, detail) = match runner::needs_of(sequence, &policy.needs) {
                 Err(why) => (RunState::Broken, why),
                 Ok(needs) => {
@@ -723,14 +813,21 @@ impl Gate {
                             .join(format!("run-{run_id}")),
                         lease: LeaseRequest {
                             run_id,
+                            // Untrusted series wait behind the gate and its bisections.
                             priority: match role {
+                                _ if flight.series_id.is_some() => Priority::Periodic,
                                 Role::Bisect => Priority::Bisection,
                                 _ => Priority::Gate,
                             },
                             needs,
                             prefer: prefer.map(str::to_string),
                         },
-                        pause_on: &policy.pause_on_fail,
+                        // A series never holds a host for a maintainer to look at.
+                        pause_on: if flight.series_id.is_some() {
+                            &never
+                        } else {
+                            &policy.pause_on_fail
+                        },
                         pause: PauseContext {
                             to,
                             sha: &sha,
@@ -890,6 +987,143 @@ impl Gate {
             culprit: conclusion.culprit,
             reason: conclusion.reason,
         }))
+    }
+
+    /// Ends a series flight: no push, whatever the verdict; the thread hears which patch broke
+    /// which step (or that all passed, unless the list is quiet on success).
+    async fn conclude_series(
+        &self,
+        policy: &Policy,
+        flight: &FlightRow,
+        decision: Decision,
+        runs: &[RunRow],
+        run_steps: &[StepRow],
+        finder_log: &[FinderStep],
+    ) -> Result<Driven, GateError> {
+        let series_id = flight
+            .series_id
+            .ok_or_else(|| GateError::Internal(format!("flight {} tests no series", flight.id)))?;
+        let series = self.store.series(series_id).await?.ok_or_else(|| {
+            GateError::Internal(format!(
+                "series {series_id} of flight {} is gone",
+                flight.id
+            ))
+        })?;
+        let conclusion = Conclusion {
+            verdict: decision.verdict,
+            culprit: decision.culprit.map(|i| flight.sha(i).to_string()),
+            pushed_to: None,
+            reason: decision.reason.clone(),
+            finder_log: report::finder_lines(flight, finder_log),
+        };
+        let reply = self
+            .series_reply(policy, flight, &series, &decision, runs, run_steps)
+            .await?;
+        self.store
+            .finish_series_flight(flight, &conclusion, reply.as_ref())
+            .await?;
+        self.emit(Event::Concluded {
+            policy: &policy.name,
+            flight: flight.id,
+            verdict: conclusion.verdict,
+            reason: &conclusion.reason,
+        });
+        Ok(Driven::Done(BranchOutcome::Decided {
+            flight: flight.id,
+            verdict: conclusion.verdict,
+            pushed_to: None,
+            culprit: conclusion.culprit,
+            reason: conclusion.reason,
+        }))
+    }
+
+    /// The answer to a tested series' thread, or `None` when nothing is to be said (quiet on
+    /// success, or the list or its mail is no longer known).
+    async fn series_reply(
+        &self,
+        policy: &Policy,
+        flight: &FlightRow,
+        series: &crate::store::SeriesRow,
+        decision: &Decision,
+        runs: &[RunRow],
+        run_steps: &[StepRow],
+    ) -> Result<Option<crate::store::NewMail>, GateError> {
+        let Some(list) = &policy.mailing_list else {
+            return Ok(None);
+        };
+        if decision.verdict == Verdict::Pass && list.quiet_on_success {
+            return Ok(None);
+        }
+        let mail = |id: String| async move {
+            let raw = self.store.list_mail_raw(&series.list, &id).await?;
+            Ok::<_, GateError>(raw.and_then(|raw| crate::mail::Mail::parse(&raw).ok()))
+        };
+        let Some(answering) = mail(series.answering.clone().unwrap_or_default()).await? else {
+            tracing::warn!(series = series.id, "the mail to answer is gone; no reply");
+            return Ok(None);
+        };
+        let outcome = match decision.verdict {
+            Verdict::Pass => report::SeriesOutcome::Passed {
+                sequences: policy.sequences.clone(),
+            },
+            Verdict::Regression => {
+                let at = decision.culprit.unwrap_or(flight.commits.len());
+                let step = report::failing_step_at(
+                    runs,
+                    run_steps,
+                    &decision.steps,
+                    at,
+                    &self.settings.public_url,
+                );
+                // Patch i of the series made commit i of the flight.
+                let culprit = match decision.culprit {
+                    Some(i) => {
+                        let subject = match series.patches.get(i - 1) {
+                            Some(id) => mail(id.clone()).await?.map(|m| m.subject_line),
+                            None => None,
+                        };
+                        Some(subject.unwrap_or_else(|| {
+                            flight.commit(i).map_or(String::new(), |c| c.title.clone())
+                        }))
+                    }
+                    None => None,
+                };
+                report::SeriesOutcome::Failed {
+                    culprit,
+                    step: step.as_ref().map_or_else(
+                        || {
+                            decision
+                                .steps
+                                .iter()
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        },
+                        |s| format!("{}/{} ({})", s.sequence, s.name, s.status),
+                    ),
+                    log_excerpt: step.map(|s| s.log_tail).unwrap_or_default(),
+                }
+            }
+            other => report::SeriesOutcome::NotJudged {
+                verdict: other.to_string(),
+                reason: decision.reason.clone(),
+            },
+        };
+        let base = series
+            .base_said
+            .clone()
+            .unwrap_or_else(|| short(&flight.base).to_string());
+        Ok(Some(report::compose_series_reply(&report::SeriesReply {
+            from: &self.settings.mail_from,
+            list: &list.address,
+            answering: &answering,
+            base: &base,
+            outcome,
+            link: Some(format!(
+                "{}/flights/{}",
+                self.settings.public_url, flight.id
+            )),
+        })?))
     }
 
     /// Moves the target to `sha` if that is a fast-forward from where it is now. Returns the

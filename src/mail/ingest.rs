@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::inbox::{self, Epoch, InboxError};
 use super::{mbox, Mail};
+use crate::policy::ListSource;
 use crate::store::{Cursor, ListMail, Store, StoreError};
 
 /// What an ingest did.
@@ -252,6 +253,51 @@ pub async fn ingest_remote_inbox(
         .await
         .map_err(|e| IngestError::Join(e.to_string()))??;
     ingest_inbox(store, list, &dir).await
+}
+
+/// Reads a public-inbox archive given as a directory or as an http(s) URL (mirrored under
+/// `inboxes_dir`).
+pub async fn ingest_any_inbox(
+    store: &Store,
+    list: &str,
+    inbox: &str,
+    inboxes_dir: &Path,
+) -> Result<Ingested, IngestError> {
+    if inbox.starts_with("http://") || inbox.starts_with("https://") {
+        ingest_remote_inbox(store, list, inbox, &inboxes_dir.join(cache_name(inbox))).await
+    } else {
+        ingest_inbox(store, list, Path::new(inbox)).await
+    }
+}
+
+/// Reads what a policy's configured source holds that the store does not.
+pub async fn ingest_source(
+    store: &Store,
+    list: &str,
+    source: &ListSource,
+    inboxes_dir: &Path,
+) -> Result<Ingested, IngestError> {
+    match source {
+        ListSource::Inbox(inbox) => ingest_any_inbox(store, list, inbox, inboxes_dir).await,
+        ListSource::Maildir(dir) => ingest_maildir(store, list, dir).await,
+    }
+}
+
+/// A directory name for a remote inbox's mirror.
+fn cache_name(url: &str) -> String {
+    url.split("://")
+        .nth(1)
+        .unwrap_or(url)
+        .trim_end_matches('/')
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// Parses every mail kept for `list`, for assembly; mails that no longer parse are skipped.

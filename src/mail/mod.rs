@@ -9,6 +9,7 @@ pub mod ingest;
 pub mod mbox;
 pub mod message;
 pub mod pass;
+pub mod queue;
 pub mod series;
 pub mod subject;
 pub mod trailers;

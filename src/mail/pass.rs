@@ -8,7 +8,6 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use git2::Oid;
 use serde::Serialize;
 
 use super::triage::{triage, Action, Handled};
@@ -17,11 +16,13 @@ use crate::policy::{MailingList, Policy};
 use crate::repo::apply::{apply_series, ApplyError};
 use crate::repo::{short, Mirror};
 use crate::report::{compose_series_reply, SeriesOutcome, SeriesReply};
-use crate::store::{SeriesRecord, Store};
+use crate::store::{AppliedSeries, SeriesRecord, Store};
 
 /// Where the pass finds the repository and who it writes as.
 pub struct PassSettings {
     pub mirrors_dir: PathBuf,
+    /// Where remote public-inbox archives are mirrored.
+    pub inboxes_dir: PathBuf,
     /// pushgate's sender address.
     pub from: String,
 }
@@ -29,6 +30,8 @@ pub struct PassSettings {
 /// What one pass did, revision by revision (root, what happened).
 #[derive(Debug, Default, Serialize)]
 pub struct PassReport {
+    /// What the list's configured source gave, when it has one.
+    pub ingested: Option<ingest::Ingested>,
     pub done: Vec<(String, String)>,
 }
 
@@ -62,6 +65,14 @@ pub async fn series_pass(
     settings: &PassSettings,
     now: i64,
 ) -> Result<PassReport, PassError> {
+    let mut report = PassReport::default();
+    if let Some(source) = &list.source {
+        let got = ingest::ingest_source(store, &list.name, source, &settings.inboxes_dir).await?;
+        for e in &got.unreadable {
+            tracing::warn!(list = %list.name, error = %e, "unreadable mail left out");
+        }
+        report.ingested = Some(got);
+    }
     let mails = ingest::load_list(store, &list.name).await?;
     let revisions = assemble(&mails);
     let handled: HashMap<String, Handled> = store
@@ -78,7 +89,6 @@ pub async fn series_pass(
     let wait = list.missing_after.as_secs() as i64;
     let by_root: HashMap<&str, &Revision> =
         revisions.iter().map(|r| (r.root.as_str(), r)).collect();
-    let mut report = PassReport::default();
     for action in triage(&revisions, &handled, now, wait) {
         let Some(r) = by_root.get(action.root()).copied() else {
             continue;
@@ -98,7 +108,7 @@ pub async fn series_pass(
                     .record_series(&record("superseded", Some(by.as_str())), None)
                     .await?;
                 if *cancel {
-                    format!("superseded by <{by}> (it had been applied)")
+                    format!("superseded by <{by}>; its flight is cancelled")
                 } else {
                     format!("superseded by <{by}>")
                 }
@@ -123,7 +133,8 @@ pub async fn series_pass(
     Ok(report)
 }
 
-/// Applies `r` onto its base in the policy's mirror and records the outcome.
+/// Applies `r` onto its base in the policy's mirror and records the outcome: applied, with
+/// the flight that tests it, or the reply saying which patch does not apply.
 async fn apply(
     store: &Store,
     policy: &Policy,
@@ -138,13 +149,14 @@ async fn apply(
         .flatten()
         .map(|&i| mails[i].clone())
         .collect();
-    let (dir, name, url, target, base_commit, from) = (
+    let (dir, name, url, target, base_commit, from, root) = (
         settings.mirrors_dir.clone(),
         policy.name.clone(),
         policy.repository.clone(),
         policy.target.clone(),
         r.base_commit.clone(),
         settings.from.clone(),
+        r.root.clone(),
     );
     let applied = tokio::task::spawn_blocking(move || -> Result<_, PassError> {
         let mirror = Mirror::open(&dir, &name, &url)?;
@@ -166,11 +178,18 @@ async fn apply(
         let committer = git2::Signature::now("pushgate", committer_address(&from))
             .map_err(|e| PassError::Other(e.to_string()))?;
         let refs: Vec<&Mail> = patches.iter().collect();
-        Ok((
-            base,
-            base_said,
-            apply_series(&repo, base, &refs, &committer),
-        ))
+        let outcome = match apply_series(&repo, base, &refs, &committer) {
+            Ok(commits) => {
+                let tip = commits.last().copied().unwrap_or(base);
+                // A ref keeps the commits from git's gc while they are tested and queued.
+                let name = series_ref(&root);
+                repo.reference(&name, tip, true, "pushgate: series applied")
+                    .map_err(|e| PassError::Other(format!("{name}: {e}")))?;
+                Ok((tip, mirror.first_parent_range(base, tip)?))
+            }
+            Err(e) => Err(e),
+        };
+        Ok((base, base_said, outcome))
     })
     .await
     .map_err(|e| PassError::Other(e.to_string()))??;
@@ -185,12 +204,36 @@ async fn apply(
         superseded_by: None,
     };
     let (subject, file, reason) = match outcome {
-        Ok(commits) => {
-            record.tip = commits.last().map(Oid::to_string);
-            store.record_series(&record, None).await?;
+        Ok((tip, commits)) => {
+            record.tip = Some(tip.to_string());
+            if commits.is_empty() {
+                record.state = "concluded";
+                store.record_series(&record, None).await?;
+                return Ok(format!(
+                    "applied on {base_said}: no commit, nothing to test"
+                ));
+            }
+            let answering = r.mails().next().map(|i| mails[i].message_id.clone());
+            let patch_ids: Vec<String> = r
+                .patches
+                .iter()
+                .flatten()
+                .map(|&i| mails[i].message_id.clone())
+                .collect();
+            let applied = AppliedSeries {
+                policy: &policy.name,
+                base_said: &base_said,
+                answering: answering.as_deref().unwrap_or(&r.root),
+                patches: &patch_ids,
+            };
+            let branch = store.upsert_branch(policy).await?;
+            let flight = store
+                .start_series_flight(branch, &record, &applied, &commits)
+                .await?;
             return Ok(format!(
-                "applied on {base_said}: {} commit(s)",
-                commits.len()
+                "applied on {base_said}: {} commit(s); flight {}",
+                commits.len(),
+                flight.id
             ));
         }
         Err(ApplyError::DoesNotApply {
@@ -217,6 +260,14 @@ async fn apply(
     record.state = "does-not-apply";
     store.record_series(&record, mail.as_ref()).await?;
     Ok(said)
+}
+
+/// The ref that holds a revision's applied commits in the policy's mirror.
+pub fn series_ref(root: &str) -> String {
+    format!(
+        "refs/pushgate/series/{}",
+        crate::mail::short_digest(root.as_bytes(), 10)
+    )
 }
 
 /// The reply to `r`'s thread, answering its cover letter or else its first patch.

@@ -51,14 +51,15 @@ struct RangeCommit<'a> {
     title: &'a str,
 }
 
+/// The step a report shows as the failure, with the end of its log.
 #[derive(Serialize)]
-struct FailingStep {
-    sequence: String,
-    name: String,
-    status: String,
-    exit_code: Option<i64>,
-    log_tail: Vec<String>,
-    url: String,
+pub struct FailingStep {
+    pub sequence: String,
+    pub name: String,
+    pub status: String,
+    pub exit_code: Option<i64>,
+    pub log_tail: Vec<String>,
+    pub url: String,
 }
 
 #[derive(Serialize)]
@@ -304,19 +305,29 @@ fn test_lines(f: &FlightFacts) -> Vec<String> {
 
 /// The first step of the culprit's failing run that is one of the decision's steps.
 fn failing_step(f: &FlightFacts) -> Option<FailingStep> {
-    let index = f.culprit_index?;
-    f.runs
-        .iter()
+    failing_step_at(f.runs, f.run_steps, f.steps, f.culprit_index?, f.public_url)
+}
+
+/// The first failed or timed-out step, among `steps` (`sequence/step`), of the runs of the
+/// commit at `index`.
+pub fn failing_step_at(
+    runs: &[RunRow],
+    run_steps: &[StepRow],
+    steps: &BTreeSet<String>,
+    index: usize,
+    public_url: &str,
+) -> Option<FailingStep> {
+    runs.iter()
         .filter(|r| r.commit_index == index)
         .flat_map(|r| {
-            f.run_steps
+            run_steps
                 .iter()
                 .filter(move |s| s.run_id == r.id)
                 .map(move |s| (r, s))
         })
         .find(|(r, s)| {
             matches!(s.status.as_str(), "fail" | "timeout")
-                && f.steps.contains(&format!("{}/{}", r.sequence, s.name))
+                && steps.contains(&format!("{}/{}", r.sequence, s.name))
         })
         .map(|(r, s)| FailingStep {
             sequence: r.sequence.clone(),
@@ -332,7 +343,7 @@ fn failing_step(f: &FlightFacts) -> Option<FailingStep> {
                 .as_deref()
                 .map(|p| log_tail(Path::new(p), LOG_TAIL_LINES))
                 .unwrap_or_default(),
-            url: format!("{}/logs/{}", f.public_url, s.id),
+            url: format!("{public_url}/logs/{}", s.id),
         })
 }
 

@@ -10,7 +10,8 @@ use std::sync::OnceLock;
 use minijinja::Environment;
 
 pub use mail::{
-    compose, compose_notice, compose_pause, finder_lines, FlightFacts, Notice, PauseFacts,
+    compose, compose_notice, compose_pause, failing_step_at, finder_lines, FailingStep,
+    FlightFacts, Notice, PauseFacts,
 };
 pub use outbox::{deliver_due, DeliveryReport, FolderMailer, MailError, Mailer, SmtpMailer};
 pub use series_reply::{compose_series_reply, SeriesOutcome, SeriesReply};

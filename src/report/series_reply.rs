@@ -30,6 +30,9 @@ pub enum SeriesOutcome {
     },
     /// Patches still missing after the wait.
     Incomplete { missing: Vec<u32>, total: u32 },
+    /// Tested, but the result does not judge the series (it fails on the base as well, or
+    /// the results were too flaky, or the test itself broke); says why.
+    NotJudged { verdict: String, reason: String },
 }
 
 /// What the reply needs.
@@ -54,6 +57,7 @@ impl SeriesOutcome {
             SeriesOutcome::Passed { .. } => "pass",
             SeriesOutcome::Failed { .. } => "fail",
             SeriesOutcome::Incomplete { .. } => "missing",
+            SeriesOutcome::NotJudged { .. } => "unjudged",
         }
     }
 }
@@ -186,6 +190,13 @@ fn body(r: &SeriesReply<'_>) -> String {
                 "this series is missing {} and was not tested. Please resend the missing \
                  patches in this thread.\n",
                 names.join(", ")
+            ));
+        }
+        SeriesOutcome::NotJudged { verdict, reason } => {
+            out.push_str(&format!(
+                "this series applied on {} and was tested, but the result does not judge \
+                 it ({verdict}):\n\n  {reason}\n",
+                r.base
             ));
         }
     }

@@ -44,6 +44,8 @@ pub struct FlightRow {
     pub finished_at: Option<i64>,
     /// The culprit finder's log, one line per result (empty when it did not search).
     pub finder_log: Vec<String>,
+    /// The mailed series revision it tests, when it tests one instead of staging.
+    pub series_id: Option<i64>,
 }
 
 impl FlightRow {
@@ -78,6 +80,7 @@ impl FlightRow {
                     .map_err(|e| StoreError::Corrupt(format!("flight finder_log: {e}")))?,
                 None => Vec::new(),
             },
+            series_id: get(row, "series_id")?,
         })
     }
 
@@ -207,7 +210,8 @@ impl Store {
     /// The branch's running flight, if any (there is at most one).
     pub async fn active_flight(&self, branch_id: i64) -> Result<Option<FlightRow>> {
         sqlx::query(
-            "SELECT * FROM flights WHERE branch_id = $1 AND state = 'running' ORDER BY id DESC LIMIT 1",
+            "SELECT * FROM flights WHERE branch_id = $1 AND state = 'running' AND series_id IS NULL
+             ORDER BY id DESC LIMIT 1",
         )
         .bind(branch_id)
         .fetch_optional(&self.pool)
@@ -225,7 +229,7 @@ impl Store {
     ) -> Result<Option<FlightRow>> {
         sqlx::query(
             "SELECT * FROM flights WHERE branch_id = $1 AND tip = $2 AND state = 'done'
-             ORDER BY id DESC LIMIT 1",
+             AND series_id IS NULL ORDER BY id DESC LIMIT 1",
         )
         .bind(branch_id)
         .bind(tip)
@@ -237,14 +241,17 @@ impl Store {
     }
 
     pub async fn recent_flights(&self, branch_id: i64, limit: i64) -> Result<Vec<FlightRow>> {
-        sqlx::query("SELECT * FROM flights WHERE branch_id = $1 ORDER BY id DESC LIMIT $2")
-            .bind(branch_id)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(FlightRow::from_row)
-            .collect()
+        sqlx::query(
+            "SELECT * FROM flights WHERE branch_id = $1 AND series_id IS NULL
+             ORDER BY id DESC LIMIT $2",
+        )
+        .bind(branch_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(FlightRow::from_row)
+        .collect()
     }
 
     /// Stops a flight whose range no longer stands (staging rewritten, target moved aside).
@@ -286,30 +293,10 @@ impl Store {
     ) -> Result<()> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        let updated = sqlx::query(
-            "UPDATE flights SET state = 'done', verdict = $1, culprit = $2, pushed_to = $3,
-             reason = $4, finished_at = $5, finder_log = $6 WHERE id = $7 AND state = 'running'",
-        )
-        .bind(conclusion.verdict.as_str())
-        .bind(&conclusion.culprit)
-        .bind(&conclusion.pushed_to)
-        .bind(&conclusion.reason)
-        .bind(now)
-        .bind(
-            (!conclusion.finder_log.is_empty())
-                .then(|| serde_json::to_string(&conclusion.finder_log).unwrap_or_default()),
-        )
-        .bind(flight.id)
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() == 0 {
+        if !settle_flight(&mut tx, flight, conclusion, now).await? {
             // Someone else finished or cancelled it: their word stands, and no mail goes twice.
             return Ok(());
         }
-        sqlx::query("UPDATE candidates SET state = 'decided' WHERE id = $1")
-            .bind(flight.candidate_id)
-            .execute(&mut *tx)
-            .await?;
         for mail in mails {
             insert_mail(&mut tx, Some(flight.id), mail, now).await?;
         }
@@ -321,6 +308,102 @@ impl Store {
             .bind(flight.branch_id)
             .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Starts the flight of a series revision that was just applied, and records the revision
+    /// as applied, in one transaction: a crash leaves it unapplied (applied again next pass)
+    /// or applied with its flight.
+    pub async fn start_series_flight(
+        &self,
+        branch_id: i64,
+        record: &super::SeriesRecord<'_>,
+        applied: &super::AppliedSeries<'_>,
+        commits: &[CommitInfo],
+    ) -> Result<FlightRow> {
+        let (Some(base), Some(tip)) = (record.base.as_deref(), record.tip.as_deref()) else {
+            return Err(StoreError::Corrupt(
+                "a series flight needs the applied base and tip".into(),
+            ));
+        };
+        let _turn = self.write_turn().await;
+        let now = now_ms();
+        let commits = serde_json::to_string(commits)
+            .map_err(|e| StoreError::Corrupt(format!("commits: {e}")))?;
+        let mut tx = self.pool.begin().await?;
+        let series_id = super::mail::upsert_series(&mut tx, record, Some(applied), now).await?;
+        // A candidate of its own, never `queued`: staging's deliveries cannot take it.
+        let candidate: i64 = get(
+            &sqlx::query(
+                "INSERT INTO candidates (branch_id, base, tip, state, created_at)
+                 VALUES ($1, $2, $3, 'series', $4) RETURNING id",
+            )
+            .bind(branch_id)
+            .bind(base)
+            .bind(tip)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?,
+            "id",
+        )?;
+        let row = sqlx::query(
+            "INSERT INTO flights
+                (branch_id, candidate_id, base, tip, commits, state, reason, created_at, series_id)
+             VALUES ($1, $2, $3, $4, $5, 'running', '', $6, $7) RETURNING *",
+        )
+        .bind(branch_id)
+        .bind(candidate)
+        .bind(base)
+        .bind(tip)
+        .bind(&commits)
+        .bind(now)
+        .bind(series_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let flight = FlightRow::from_row(&row)?;
+        tx.commit().await?;
+        Ok(flight)
+    }
+
+    /// The running flights of mailed series on a branch, oldest first.
+    pub async fn running_series_flights(&self, branch_id: i64) -> Result<Vec<FlightRow>> {
+        sqlx::query(
+            "SELECT * FROM flights WHERE branch_id = $1 AND state = 'running'
+             AND series_id IS NOT NULL ORDER BY id",
+        )
+        .bind(branch_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(FlightRow::from_row)
+        .collect()
+    }
+
+    /// Ends a series flight: its conclusion, the revision's `concluded` state and the reply
+    /// to its thread, at once. Branch status is left alone: a series is not staging.
+    pub async fn finish_series_flight(
+        &self,
+        flight: &FlightRow,
+        conclusion: &Conclusion,
+        reply: Option<&NewMail>,
+    ) -> Result<()> {
+        let _turn = self.write_turn().await;
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        if !settle_flight(&mut tx, flight, conclusion, now).await? {
+            return Ok(());
+        }
+        sqlx::query(
+            "UPDATE series_revisions SET state = 'concluded', updated_at = $1 WHERE id = $2",
+        )
+        .bind(now)
+        .bind(flight.series_id)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(mail) = reply {
+            insert_mail(&mut tx, Some(flight.id), mail, now).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -367,4 +450,38 @@ impl Store {
             .map(PushRow::from_row)
             .collect()
     }
+}
+
+/// Marks a running flight done with its conclusion and its candidate decided. False when the
+/// flight was no longer running (finished or cancelled by someone else).
+async fn settle_flight(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    flight: &FlightRow,
+    conclusion: &Conclusion,
+    now: i64,
+) -> Result<bool> {
+    let updated = sqlx::query(
+        "UPDATE flights SET state = 'done', verdict = $1, culprit = $2, pushed_to = $3,
+         reason = $4, finished_at = $5, finder_log = $6 WHERE id = $7 AND state = 'running'",
+    )
+    .bind(conclusion.verdict.as_str())
+    .bind(&conclusion.culprit)
+    .bind(&conclusion.pushed_to)
+    .bind(&conclusion.reason)
+    .bind(now)
+    .bind(
+        (!conclusion.finder_log.is_empty())
+            .then(|| serde_json::to_string(&conclusion.finder_log).unwrap_or_default()),
+    )
+    .bind(flight.id)
+    .execute(&mut **tx)
+    .await?;
+    if updated.rows_affected() == 0 {
+        return Ok(false);
+    }
+    sqlx::query("UPDATE candidates SET state = 'decided' WHERE id = $1")
+        .bind(flight.candidate_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(true)
 }

@@ -1,6 +1,6 @@
 //! Mail read from mailing lists, and how far each source has been read.
 
-use super::{get, now_ms, Result, Store};
+use super::{get, now_ms, Result, Store, StoreError};
 
 /// One mail to keep: its list-wide identity and its bytes.
 #[derive(Clone, Debug)]
@@ -122,6 +122,121 @@ pub struct SeriesRecord<'a> {
     pub superseded_by: Option<&'a str>,
 }
 
+/// What is kept of an applied revision for its reply and for `pushgate series queue`.
+#[derive(Clone, Debug)]
+pub struct AppliedSeries<'a> {
+    pub policy: &'a str,
+    /// The base as the thread is told it: `master at 1a2b3c4d`, `base-commit 1a2b3c4d`.
+    pub base_said: &'a str,
+    /// The Message-ID the reply answers (the cover letter, else patch 1).
+    pub answering: &'a str,
+    /// The patches' Message-IDs, in order.
+    pub patches: &'a [String],
+}
+
+/// A revision as stored.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SeriesRow {
+    pub id: i64,
+    pub list: String,
+    pub root: String,
+    pub version: i64,
+    pub state: String,
+    pub base: Option<String>,
+    pub tip: Option<String>,
+    pub superseded_by: Option<String>,
+    pub policy: Option<String>,
+    pub base_said: Option<String>,
+    pub answering: Option<String>,
+    pub patches: Vec<String>,
+    /// Where `pushgate series queue` put it (`staging at 1a2b3c4d`).
+    pub queued: Option<String>,
+    /// Its newest flight, with that flight's state and verdict.
+    pub flight: Option<i64>,
+    pub flight_state: Option<String>,
+    pub verdict: Option<String>,
+    pub culprit: Option<String>,
+    pub updated_at: i64,
+}
+
+const SERIES_SELECT: &str = "SELECT s.*, f.id AS flight, f.state AS flight_state,
+        f.verdict AS verdict, f.culprit AS culprit
+     FROM series_revisions s LEFT JOIN flights f
+        ON f.id = (SELECT MAX(id) FROM flights WHERE series_id = s.id)";
+
+impl SeriesRow {
+    fn from_row(row: &sqlx::any::AnyRow) -> Result<SeriesRow> {
+        let patches: Option<String> = get(row, "patches")?;
+        Ok(SeriesRow {
+            id: get(row, "id")?,
+            list: get(row, "list")?,
+            root: get(row, "root")?,
+            version: get(row, "version")?,
+            state: get(row, "state")?,
+            base: get(row, "base")?,
+            tip: get(row, "tip")?,
+            superseded_by: get(row, "superseded_by")?,
+            policy: get(row, "policy")?,
+            base_said: get(row, "base_said")?,
+            answering: get(row, "answering")?,
+            patches: match patches {
+                Some(text) => serde_json::from_str(&text)
+                    .map_err(|e| StoreError::Corrupt(format!("series patches: {e}")))?,
+                None => Vec::new(),
+            },
+            queued: get(row, "queued")?,
+            flight: get(row, "flight")?,
+            flight_state: get(row, "flight_state")?,
+            verdict: get(row, "verdict")?,
+            culprit: get(row, "culprit")?,
+            updated_at: get(row, "updated_at")?,
+        })
+    }
+}
+
+/// Inserts or moves a revision to `record.state` (with what applying it left, when it was
+/// applied); returns its id.
+pub(super) async fn upsert_series(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    record: &SeriesRecord<'_>,
+    applied: Option<&AppliedSeries<'_>>,
+    now: i64,
+) -> Result<i64> {
+    let patches = applied
+        .map(|a| serde_json::to_string(a.patches))
+        .transpose()
+        .map_err(|e| StoreError::Corrupt(format!("series patches: {e}")))?;
+    let row = sqlx::query(
+        "INSERT INTO series_revisions
+            (list, root, version, state, base, tip, superseded_by, created_at, updated_at,
+             policy, base_said, answering, patches)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11, $12)
+         ON CONFLICT (list, root) DO UPDATE SET state = $4, version = $3,
+            base = COALESCE($5, series_revisions.base), tip = COALESCE($6, series_revisions.tip),
+            superseded_by = COALESCE($7, series_revisions.superseded_by), updated_at = $8,
+            policy = COALESCE($9, series_revisions.policy),
+            base_said = COALESCE($10, series_revisions.base_said),
+            answering = COALESCE($11, series_revisions.answering),
+            patches = COALESCE($12, series_revisions.patches)
+         RETURNING id",
+    )
+    .bind(record.list)
+    .bind(record.root)
+    .bind(record.version as i64)
+    .bind(record.state)
+    .bind(record.base.as_deref())
+    .bind(record.tip.as_deref())
+    .bind(record.superseded_by)
+    .bind(now)
+    .bind(applied.map(|a| a.policy))
+    .bind(applied.map(|a| a.base_said))
+    .bind(applied.map(|a| a.answering))
+    .bind(patches)
+    .fetch_one(&mut **tx)
+    .await?;
+    get(&row, "id")
+}
+
 impl Store {
     /// The recorded state of every revision of `list`, by root Message-ID.
     pub async fn series_states(
@@ -147,24 +262,7 @@ impl Store {
         let _turn = self.write_turn().await;
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO series_revisions
-                (list, root, version, state, base, tip, superseded_by, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
-             ON CONFLICT (list, root) DO UPDATE SET state = $4,
-                base = COALESCE($5, series_revisions.base), tip = COALESCE($6, series_revisions.tip),
-                superseded_by = COALESCE($7, series_revisions.superseded_by), updated_at = $8",
-        )
-        .bind(record.list)
-        .bind(record.root)
-        .bind(record.version as i64)
-        .bind(record.state)
-        .bind(record.base.as_deref())
-        .bind(record.tip.as_deref())
-        .bind(record.superseded_by)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        upsert_series(&mut tx, record, None, now).await?;
         if let Some(mail) = reply {
             super::outbox::insert_mail(&mut tx, None, mail, now).await?;
         }
@@ -172,17 +270,56 @@ impl Store {
         Ok(())
     }
 
-    /// A revision's applied commits: (base, tip), once applied.
-    pub async fn series_commits(&self, list: &str, root: &str) -> Result<Option<(String, String)>> {
-        let row = sqlx::query(
-            "SELECT base, tip FROM series_revisions WHERE list = $1 AND root = $2
-             AND base IS NOT NULL AND tip IS NOT NULL",
-        )
-        .bind(list)
-        .bind(root)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| Ok((get(&r, "base")?, get(&r, "tip")?)))
+    /// One revision by id.
+    pub async fn series(&self, id: i64) -> Result<Option<SeriesRow>> {
+        sqlx::query(&format!("{SERIES_SELECT} WHERE s.id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(SeriesRow::from_row)
             .transpose()
+    }
+
+    /// Every revision (of one list, when given), newest first.
+    pub async fn series_list(&self, list: Option<&str>) -> Result<Vec<SeriesRow>> {
+        let rows = match list {
+            Some(list) => {
+                sqlx::query(&format!(
+                    "{SERIES_SELECT} WHERE s.list = $1 ORDER BY s.id DESC"
+                ))
+                .bind(list)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(&format!("{SERIES_SELECT} ORDER BY s.id DESC"))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.iter().map(SeriesRow::from_row).collect()
+    }
+
+    /// Notes where `pushgate series queue` put a revision.
+    pub async fn set_series_queued(&self, id: i64, queued: &str) -> Result<()> {
+        let _turn = self.write_turn().await;
+        sqlx::query("UPDATE series_revisions SET queued = $1, updated_at = $2 WHERE id = $3")
+            .bind(queued)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The raw bytes of one kept mail.
+    pub async fn list_mail_raw(&self, list: &str, message_id: &str) -> Result<Option<Vec<u8>>> {
+        let row = sqlx::query("SELECT raw FROM mail_messages WHERE list = $1 AND message_id = $2")
+            .bind(list)
+            .bind(message_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| get(&r, "raw")).transpose()
     }
 }

@@ -25,7 +25,7 @@ pub use flights::{Conclusion, FlightRow, FlightState, PushRow};
 pub use forge::{NewReport, OverrideRow, PushedCandidate, Recorded, ReportKind, ReportRow};
 pub use jobs::{JobRow, JobState, NewJob};
 pub use leases::{BorrowRefusal, HealthRow, LeaseRow};
-pub use mail::{Cursor, ListMail, SeriesRecord};
+pub use mail::{AppliedSeries, Cursor, ListMail, SeriesRecord, SeriesRow};
 pub use outbox::{MailRow, NewMail};
 pub use results::{PauseRow, SubResultRow};
 pub use runs::{NewRun, RunOwner, RunRow, RunState, StepRow};

@@ -232,7 +232,8 @@ impl Store {
     ) -> Result<(Vec<RunRow>, Vec<StepRow>)> {
         let runs = sqlx::query(
             "SELECT runs.* FROM runs JOIN flights ON flights.id = runs.flight_id
-             WHERE flights.branch_id = $1 AND flights.id < $2 ORDER BY runs.id",
+             WHERE flights.branch_id = $1 AND flights.id < $2 AND flights.series_id IS NULL
+             ORDER BY runs.id",
         )
         .bind(branch_id)
         .bind(before_flight)
@@ -244,7 +245,7 @@ impl Store {
         let steps = sqlx::query(
             "SELECT steps.* FROM steps JOIN runs ON runs.id = steps.run_id
              JOIN flights ON flights.id = runs.flight_id
-             WHERE flights.branch_id = $1 AND flights.id < $2
+             WHERE flights.branch_id = $1 AND flights.id < $2 AND flights.series_id IS NULL
              ORDER BY steps.run_id, steps.position",
         )
         .bind(branch_id)
@@ -352,7 +353,8 @@ impl Store {
         sqlx::query(
             "SELECT DISTINCT runs.sequence, steps.name FROM steps
              JOIN runs ON runs.id = steps.run_id JOIN flights ON flights.id = runs.flight_id
-             WHERE flights.branch_id = $1 AND flights.id < $2 AND steps.status = 'pass'
+             WHERE flights.branch_id = $1 AND flights.id < $2 AND flights.series_id IS NULL
+             AND steps.status = 'pass'
              UNION
              SELECT DISTINCT runs.sequence, steps.name FROM steps
              JOIN runs ON runs.id = steps.run_id JOIN jobs ON jobs.id = runs.job_id
