@@ -15,8 +15,10 @@ use pushgate::service::Service;
 
 mod jobs_command;
 mod mail_command;
+mod series_command;
 use jobs_command::{HostsCommand, JobsCommand};
 use mail_command::MailCommand;
+use series_command::SeriesCommand;
 
 #[derive(Parser)]
 #[command(
@@ -110,6 +112,11 @@ enum Command {
     Mail {
         #[command(subcommand)]
         what: MailCommand,
+    },
+    /// Mailed series as tested: list them, queue one that passed onto staging.
+    Series {
+        #[command(subcommand)]
+        what: SeriesCommand,
     },
     /// Measure pushgate's own overhead.
     Bench {
@@ -304,6 +311,10 @@ async fn main() -> Result<()> {
         Command::Mail { what } => {
             init_logs("warn");
             mail_command::run(what, load_config).await?;
+        }
+        Command::Series { what } => {
+            init_logs("warn");
+            series_command::run(what, load_config).await?;
         }
         Command::Jobs { what, server } => {
             init_logs("warn");

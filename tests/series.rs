@@ -853,3 +853,269 @@ async fn the_series_pass_applies_answers_and_waits() {
         base
     );
 }
+
+/// Ann's five patches on `base`; the third adds BROKEN (the test sequence fails on it) unless
+/// `fixed`. Returns their shas.
+fn ann_series(up: &support::Upstream, base: &str, fixed: bool) -> Vec<String> {
+    support::git(&up.work, &["checkout", "-q", "-B", "ann", base]);
+    let ann = ("Ann Author", "ann@example.org");
+    (1..=5)
+        .map(|i| {
+            let name = ["one", "two", "three", "four", "five"][i - 1];
+            up.write(&format!("{name}.txt"), &format!("{name}\n"));
+            if i == 3 && !fixed {
+                up.write("BROKEN", "yes\n");
+            }
+            up.commit(&format!("p{i}: add {name}"), ann)
+        })
+        .collect()
+}
+
+/// The Message-ID of the mail in `mbox` whose subject contains `subject`.
+fn id_of(mbox: &str, subject: &str) -> String {
+    pushgate::mail::mbox::split(mbox.as_bytes())
+        .iter()
+        .map(|raw| Mail::parse(raw).unwrap())
+        .find(|m| m.subject_line.contains(subject))
+        .unwrap_or_else(|| panic!("no `{subject}` in {mbox}"))
+        .message_id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mailed_series_is_tested_judged_in_its_thread_and_queued_by_a_maintainer() {
+    use pushgate::gate::{BranchOutcome, Verdict};
+    use pushgate::mail::ingest;
+    let root = tempfile::tempdir().unwrap();
+    let up = support::Upstream::new(root.path(), &[("README", "hello\n")]);
+    let base = up.head("master");
+    let ann = ("Ann Author", "ann@example.org");
+    // git format-patch names mails by time: each version gets ids of its own.
+    let posted = |extra: &[&str], version: &str| {
+        format_patch(&up, extra, &base, ann).replace(
+            ".git.ann@example.org",
+            &format!(".{version}.git.ann@example.org"),
+        )
+    };
+    let broken = ann_series(&up, &base, false);
+    let v1 = posted(&["--cover-letter", "--base", &base], "v1");
+    let v1_cover = id_of(&v1, "0/5");
+    let in_reply = format!("--in-reply-to=<{v1_cover}>");
+    // (v2 answers v1's cover letter, whose id is v1's already.)
+    let v2 = posted(&["--cover-letter", "--base", &base, "-v2", &in_reply], "v2")
+        .replace(".v1.v2.git.", ".v1.git.");
+    let v2_cover = id_of(&v2, "0/5");
+    let v2_third = id_of(&v2, "3/5");
+    // b4's partial reroll: only 3/5 again, fixed, in reply to v2's 3/5.
+    support::git(&up.work, &["checkout", "-q", "-B", "fix", &broken[1]]);
+    support::git(&up.work, &["cherry-pick", "-n", &broken[2]]);
+    support::git(&up.work, &["rm", "-q", "-f", "BROKEN"]);
+    up.commit("p3: add three", ann);
+    let v3 = support::git_env(
+        &up.work,
+        &[
+            "format-patch",
+            "--stdout",
+            "-1",
+            "--subject-prefix=PATCH v3",
+            &format!("--in-reply-to=<{v2_third}>"),
+        ],
+        &[("GIT_COMMITTER_EMAIL", "ann@example.org")],
+    )
+    .replace("[PATCH v3] p3", "[PATCH v3 3/5] p3");
+
+    let sandbox = support::Sandbox::new();
+    sandbox.sequence("test", support::TEST_SEQUENCE);
+    sandbox.policy(
+        "project",
+        &format!(
+            "repository = \"{}\"\nsequences = [\"test\"]\nretries = 1\n[mailing_list]\n\
+             name = \"xen-devel\"\naddress = \"xen-devel@lists.example.org\"\n",
+            up.bare.display()
+        ),
+    );
+    let config = sandbox.config("[mail]\nfrom = \"pushgate <pushgate@example.org>\"\n");
+    let service = support::open_service(config).await;
+    let policy = service.policies[0].clone();
+    let store = service.store().clone();
+    let ingest = |mbox: String| {
+        let store = store.clone();
+        async move {
+            let got = ingest::ingest_mbox(&store, "xen-devel", "post", mbox.into_bytes())
+                .await
+                .unwrap();
+            assert!(got.unreadable.is_empty(), "{got:?}");
+        }
+    };
+    let said = |done: Vec<(String, String)>| {
+        done.into_iter()
+            .map(|(root, said)| format!("<{root}> {said}\n"))
+            .collect::<String>()
+    };
+
+    // v1 is applied and its flight planned; v2 arrives before it ran, and replaces it.
+    ingest(v1).await;
+    let done = said(service.list_pass(&policy).await.unwrap());
+    assert!(
+        done.contains(&format!("<{v1_cover}> applied on base-commit")),
+        "{done}"
+    );
+    ingest(v2).await;
+    let done = said(service.list_pass(&policy).await.unwrap());
+    assert!(
+        done.contains(&format!(
+            "<{v1_cover}> superseded by <{v2_cover}>; its flight is cancelled"
+        )),
+        "{done}"
+    );
+    assert!(done.contains(&format!("<{v2_cover}> applied on")), "{done}");
+    let outcomes = service.gate.series_pass(&policy).await.unwrap();
+    assert_eq!(outcomes.len(), 2, "{outcomes:#?}");
+    assert!(
+        matches!(&outcomes[0], BranchOutcome::Idle { message } if message.contains("cancelled: superseded by")),
+        "{outcomes:#?}"
+    );
+    // v2's flight finds the patch that broke the test, inside the series.
+    let BranchOutcome::Decided {
+        verdict,
+        culprit,
+        pushed_to,
+        ..
+    } = &outcomes[1]
+    else {
+        panic!("{outcomes:#?}")
+    };
+    assert_eq!((*verdict, pushed_to), (Verdict::Regression, &None));
+    let series = store.series_list(Some("xen-devel")).await.unwrap();
+    let row = |root: &str| series.iter().find(|s| s.root == root).unwrap().clone();
+    let v2_row = row(&v2_cover);
+    let mirror =
+        git2::Repository::open_bare(service.config.mirrors_dir().join("project.git")).unwrap();
+    let tip = mirror
+        .find_commit(git2::Oid::from_str(v2_row.tip.as_deref().unwrap()).unwrap())
+        .unwrap();
+    let third = tip.parent(0).unwrap().parent(0).unwrap();
+    assert_eq!(culprit.as_deref(), Some(third.id().to_string().as_str()));
+    assert_eq!(third.summary(), Some("p3: add three"));
+    assert_eq!(third.author().email(), Some("ann@example.org"));
+    assert_eq!(row(&v1_cover).flight_state.as_deref(), Some("cancelled"));
+    // Nothing reached staging or master.
+    assert_eq!(up.head("staging"), base);
+    assert_eq!(up.head("master"), base);
+
+    // The thread hears which patch broke which step, with the end of its log.
+    service.deliver_mail().await.unwrap();
+    let outbox = sandbox.outbox();
+    assert_eq!(outbox.len(), 1, "{outbox:?}");
+    let reply = Mail::parse(&std::fs::read(&outbox[0]).unwrap()).unwrap();
+    assert_eq!(reply.in_reply_to.as_deref(), Some(v2_cover.as_str()));
+    assert!(
+        reply.references.contains(&v1_cover),
+        "{:?}",
+        reply.references
+    );
+    assert!(
+        reply.subject_line.starts_with("Re: [PATCH v2 0/5]"),
+        "{}",
+        reply.subject_line
+    );
+    for expected in [
+        "[PATCH v2 3/5] p3: add three",
+        "but test/test failed.",
+        "BROKEN is here",
+    ] {
+        assert!(
+            reply.message.contains(expected),
+            "no `{expected}` in:\n{}",
+            reply.message
+        );
+    }
+
+    // A maintainer cannot queue what failed: nothing changes.
+    let queue = |id: i64| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_pushgate"))
+            .args(["series", "queue", &id.to_string(), "--config"])
+            .arg(sandbox.path().join("pushgate.toml"))
+            .output()
+            .unwrap()
+    };
+    let refused = queue(v2_row.id);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr)
+            .contains("has not passed (its flight decided regression)"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert_eq!(up.head("staging"), base);
+
+    // The partial reroll replaces 3/5 only; the new revision passes.
+    ingest(v3).await;
+    let done = said(service.list_pass(&policy).await.unwrap());
+    assert!(done.contains("applied on base-commit"), "{done}");
+    let outcomes = service.gate.series_pass(&policy).await.unwrap();
+    assert!(
+        matches!(
+            outcomes.as_slice(),
+            [BranchOutcome::Decided {
+                verdict: Verdict::Pass,
+                ..
+            }]
+        ),
+        "{outcomes:#?}"
+    );
+    service.deliver_mail().await.unwrap();
+    let passed = sandbox
+        .outbox()
+        .iter()
+        .map(|p| Mail::parse(&std::fs::read(p).unwrap()).unwrap())
+        .find(|m| m.message.contains("passed test"))
+        .expect("a reply saying the series passed");
+    assert!(passed
+        .message
+        .contains("Tested-by: pushgate <pushgate@example.org>"));
+
+    // Queued by a maintainer, the series lands on staging, and the gate takes it to master.
+    let v3_row = store
+        .series_list(Some("xen-devel"))
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.verdict.as_deref() == Some("pass"))
+        .unwrap();
+    let queued = queue(v3_row.id);
+    assert!(
+        queued.status.success(),
+        "{}",
+        String::from_utf8_lossy(&queued.stderr)
+    );
+    let staging = up.head("staging");
+    assert_ne!(staging, base);
+    let subjects = support::git(
+        &up.bare,
+        &["log", "--format=%s <%ae>", &format!("{base}..staging")],
+    );
+    assert_eq!(
+        subjects.lines().collect::<Vec<_>>(),
+        [
+            "p5: add five <ann@example.org>",
+            "p4: add four <ann@example.org>",
+            "p3: add three <ann@example.org>",
+            "p2: add two <ann@example.org>",
+            "p1: add one <ann@example.org>",
+        ]
+    );
+    assert!(!queue(v3_row.id).status.success(), "queued twice");
+    for (_, outcome) in service.gate_once().await.unwrap() {
+        assert!(
+            matches!(
+                outcome,
+                BranchOutcome::Decided {
+                    verdict: Verdict::Pass,
+                    ..
+                }
+            ),
+            "{outcome:?}"
+        );
+    }
+    assert_eq!(up.head("master"), staging);
+}

@@ -1098,8 +1098,9 @@ impl Gate {
                                 .cloned()
                                 .collect::<Vec<_>>()
                                 .join(", ")
+                                + " failed"
                         },
-                        |s| format!("{}/{} ({})", s.sequence, s.name, s.status),
+                        |s| format!("{}/{} {}", s.sequence, s.name, s.status),
                     ),
                     log_excerpt: step.map(|s| s.log_tail).unwrap_or_default(),
                 }

@@ -25,6 +25,7 @@ pub enum SeriesOutcome {
     /// A sequence failed; the culprit patch when the finder named one.
     Failed {
         culprit: Option<String>,
+        /// What went wrong, as a sentence's end: `smoke/boot failed`, `smoke/boot timed out`.
         step: String,
         log_excerpt: Vec<String>,
     },
@@ -165,7 +166,7 @@ fn body(r: &SeriesReply<'_>) -> String {
             log_excerpt,
         } => {
             out.push_str(&format!(
-                "this series applied on {} but {step} failed.\n\n",
+                "this series applied on {} but {step}.\n\n",
                 r.base
             ));
             match culprit {
@@ -287,5 +288,57 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.to_string().contains("not an address"), "{err}");
+    }
+
+    fn body_of(outcome: SeriesOutcome) -> String {
+        let answering = cover();
+        let mail = compose_series_reply(&SeriesReply {
+            from: "pushgate <pushgate@example.org>",
+            list: "xen-devel@lists.example.org",
+            answering: &answering,
+            base: "base-commit 1a2b3c4d",
+            outcome,
+            link: None,
+        })
+        .unwrap();
+        Mail::parse(mail.message.as_bytes()).unwrap().message
+    }
+
+    #[test]
+    fn a_failure_names_the_patch_the_step_and_the_log() {
+        let body = body_of(SeriesOutcome::Failed {
+            culprit: Some("[PATCH v2 3/3] x86: three".into()),
+            step: "smoke/boot timed out".into(),
+            log_excerpt: vec!["(XEN) panic".into()],
+        });
+        assert!(
+            body.contains("applied on base-commit 1a2b3c4d but smoke/boot timed out.\n"),
+            "{body}"
+        );
+        assert!(
+            body.contains("fails it:\n\n  [PATCH v2 3/3] x86: three\n"),
+            "{body}"
+        );
+        assert!(body.contains("  (XEN) panic\n"), "{body}");
+        let body = body_of(SeriesOutcome::Failed {
+            culprit: None,
+            step: "smoke/boot failed".into(),
+            log_excerpt: Vec::new(),
+        });
+        assert!(body.contains("No single patch could be named."), "{body}");
+        assert!(!body.contains("end of the log"), "{body}");
+    }
+
+    #[test]
+    fn an_unjudged_result_says_why() {
+        let body = body_of(SeriesOutcome::NotJudged {
+            verdict: "like-baseline".into(),
+            reason: "smoke/boot fails on the base as well".into(),
+        });
+        assert!(body.contains("does not judge it (like-baseline)"), "{body}");
+        assert!(
+            body.contains("  smoke/boot fails on the base as well"),
+            "{body}"
+        );
     }
 }
