@@ -883,6 +883,17 @@ fn id_of(mbox: &str, subject: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mailed_series_is_tested_judged_in_its_thread_and_queued_by_a_maintainer() {
+    tested_judged_and_queued(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mailed_series_is_tested_judged_and_queued_on_postgresql() {
+    let pg = support::Postgres::new();
+    tested_judged_and_queued(Some(&pg.url)).await;
+}
+
+/// The whole life of a mailed series, on SQLite or on the PostgreSQL at `database`.
+async fn tested_judged_and_queued(database: Option<&str>) {
     use pushgate::gate::{BranchOutcome, Verdict};
     use pushgate::mail::ingest;
     let root = tempfile::tempdir().unwrap();
@@ -933,7 +944,12 @@ async fn a_mailed_series_is_tested_judged_in_its_thread_and_queued_by_a_maintain
             up.bare.display()
         ),
     );
-    let config = sandbox.config("[mail]\nfrom = \"pushgate <pushgate@example.org>\"\n");
+    let database = database
+        .map(|url| format!("database_url = \"{url}\"\n"))
+        .unwrap_or_default();
+    let config = sandbox.config(&format!(
+        "{database}[mail]\nfrom = \"pushgate <pushgate@example.org>\"\n"
+    ));
     let service = support::open_service(config).await;
     let policy = service.policies[0].clone();
     let store = service.store().clone();
@@ -1118,4 +1134,132 @@ async fn a_mailed_series_is_tested_judged_in_its_thread_and_queued_by_a_maintain
         );
     }
     assert_eq!(up.head("master"), staging);
+}
+
+/// Writes each mail of `mbox` into the Maildir `dir`, as a delivery agent would.
+fn deliver_to_maildir(dir: &Path, name: &str, mbox: &str) {
+    for sub in ["new", "cur", "tmp"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
+    for (i, raw) in pushgate::mail::mbox::split(mbox.as_bytes())
+        .iter()
+        .enumerate()
+    {
+        std::fs::write(dir.join("new").join(format!("{name}.{i}")), raw).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_watches_the_list_and_answers_in_the_thread() {
+    let root = tempfile::tempdir().unwrap();
+    let up = support::Upstream::new(root.path(), &[("README", "hello\n")]);
+    let base = up.head("master");
+    ann_series(&up, &base, false);
+    let ann = format_patch(
+        &up,
+        &["--cover-letter", "--base", &base],
+        &base,
+        ("Ann Author", "ann@example.org"),
+    );
+    // Bob's one patch is fine.
+    support::git(&up.work, &["checkout", "-q", "-B", "bob", &base]);
+    up.write("bob.txt", "bob\n");
+    up.commit("bob: add a file", ("Bob Builder", "bob@example.org"));
+    let bob = format_patch(&up, &[], &base, ("Bob Builder", "bob@example.org"));
+
+    let inbound = root.path().join("list-maildir");
+    let mut smtp = support::Smtp::start(support::free_port(), &root.path().join("sent"));
+    let sandbox = support::Sandbox::new();
+    sandbox.sequence("test", support::TEST_SEQUENCE);
+    sandbox.policy(
+        "project",
+        &format!(
+            "repository = \"{}\"\nsequences = [\"test\"]\nretries = 1\n[mailing_list]\n\
+             name = \"xen-devel\"\naddress = \"xen-devel@lists.example.org\"\n\
+             maildir = \"{}\"\nquiet_on_success = true\n",
+            up.bare.display(),
+            inbound.display()
+        ),
+    );
+    let port = support::free_port();
+    let config = sandbox.path().join("pushgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = \"state\"\nlisten = \"127.0.0.1:{port}\"\npoll_interval = \"1s\"\n\
+             [mail]\nfrom = \"pushgate <pushgate@example.org>\"\nsmtp = \"{}\"\n",
+            smtp.url()
+        ),
+    )
+    .unwrap();
+    /// Stops the service by its PID however the test ends.
+    struct Serving(std::process::Child);
+    impl Drop for Serving {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let serve = Serving(
+        std::process::Command::new(env!("CARGO_BIN_EXE_pushgate"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .current_dir(sandbox.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    support::wait_for_port(port, "pushgate serve");
+
+    deliver_to_maildir(&inbound, "ann", &ann);
+    let reply = support::eventually(120, "the reply to Ann's series", || {
+        smtp.messages()
+            .into_iter()
+            .find(|m| m.to.contains(&"ann@example.org".to_string()))
+    });
+    assert!(
+        reply.subject.starts_with("Re: [PATCH 0/5]"),
+        "{}",
+        reply.subject
+    );
+    assert_eq!(reply.cc, ["xen-devel@lists.example.org"]);
+    assert!(
+        reply.text.contains("[PATCH 3/5] p3: add three"),
+        "{}",
+        reply.text
+    );
+
+    deliver_to_maildir(&inbound, "bob", &bob);
+    let list = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pushgate"))
+            .args(["series", "list", "--json", "--config"])
+            .arg(&config)
+            .current_dir(sandbox.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout).unwrap()
+    };
+    let flight = support::eventually(120, "Bob's series to pass", || {
+        list()
+            .into_iter()
+            .find(|s| s["root"].as_str().unwrap().contains("bob@") && s["verdict"] == "pass")
+            .map(|s| s["flight"].as_i64().unwrap())
+    });
+    drop(serve);
+    // Quiet on success: the flight concluded with no mail of its own.
+    let store = pushgate::store::Store::open(&format!(
+        "sqlite://{}",
+        sandbox.path().join("state/pushgate.db").display()
+    ))
+    .await
+    .unwrap();
+    assert!(store.mail_of_flight(flight).await.unwrap().is_empty());
+    assert_eq!(list().len(), 2);
+    smtp.stop();
 }
