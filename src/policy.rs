@@ -704,6 +704,16 @@ mod tests {
                 "mailing_list.missing_after",
             ),
             (
+                format!("{r}sequences = [\"smoke\"]\n[mailing_list]\nname = \"l\"\naddress = \"l@x\"\ninbox = \"/i\"\nmaildir = \"/m\"\n"),
+                7,
+                "mailing_list.maildir",
+            ),
+            (
+                format!("{r}sequences = [\"smoke\"]\n[mailing_list]\nname = \"l\"\naddress = \"l@x\"\ninbox = \" \"\n"),
+                6,
+                "mailing_list.inbox",
+            ),
+            (
                 format!("{r}sequences = [\"smoke\"]\n[mail]\nlist = \"not an address\"\n"),
                 4,
                 "mail.list",

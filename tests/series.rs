@@ -1251,6 +1251,15 @@ async fn serve_watches_the_list_and_answers_in_the_thread() {
             .find(|s| s["root"].as_str().unwrap().contains("bob@") && s["verdict"] == "pass")
             .map(|s| s["flight"].as_i64().unwrap())
     });
+    // Its page is the gate's flight page, linked from the replies.
+    let (status, page) = support::http(
+        "GET",
+        format!("127.0.0.1:{port}").parse().unwrap(),
+        &format!("/flights/{flight}"),
+        "",
+    );
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("bob: add a file"), "{page}");
     drop(serve);
     // Quiet on success: the flight concluded with no mail of its own.
     let store = pushgate::store::Store::open(&format!(
