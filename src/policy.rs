@@ -94,6 +94,9 @@ pub struct MailingList {
     pub source: Option<ListSource>,
     /// Say nothing in the thread when a series passes (failures are always answered).
     pub quiet_on_success: bool,
+    /// Let series run on the local provisioner, on pushgate's own machine (a demo, or a lab
+    /// where every poster is trusted). Off: series run on test hosts only.
+    pub local_hosts: bool,
 }
 
 /// Where a list's mail is read from.
@@ -172,6 +175,8 @@ struct MailingListFile {
     maildir: Option<Spanned<String>>,
     #[serde(default)]
     quiet_on_success: bool,
+    #[serde(default)]
+    local_hosts: bool,
 }
 
 /// `github_report`: what pushgate posts on each tested commit.
@@ -518,6 +523,7 @@ impl Policy {
                     missing_after,
                     source,
                     quiet_on_success: m.quiet_on_success,
+                    local_hosts: m.local_hosts,
                 })
             }
             None => None,

@@ -106,6 +106,14 @@ pub fn needs_of(sequence: &Sequence, policy_needs: &Needs) -> Result<Needs, Stri
     Ok(own.and(policy_needs))
 }
 
+/// What a run of a mailed series asks of its host: the sequence's and the policy's needs, and
+/// a test host rather than pushgate's own machine unless the list allows `local_hosts`.
+pub fn series_needs(sequence: &Sequence, policy: &crate::policy::Policy) -> Result<Needs, String> {
+    let mut needs = needs_of(sequence, &policy.needs)?;
+    needs.untrusted = !policy.mailing_list.as_ref().is_some_and(|l| l.local_hosts);
+    Ok(needs)
+}
+
 /// Records steps as the executor reports them.
 pub struct StoreRecorder<'a> {
     pub store: &'a Store,

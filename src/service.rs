@@ -548,6 +548,20 @@ fn check_lab(
                     inventory.file.display()
                 )));
             }
+            if policy.mailing_list.is_none() {
+                continue;
+            }
+            let needs = crate::runner::series_needs(seq, policy)
+                .map_err(|m| ServiceError::Lab(format!("policy {}: {m}", policy.name)))?;
+            if !crate::hosts::scheduler::satisfiable(&inventory.hosts, &needs) {
+                return Err(ServiceError::Lab(format!(
+                    "policy {}: series from its mailing list run `{name}` on a host with \
+                     {needs}, and {} has none; add a test host, or set \
+                     `[mailing_list] local_hosts = true` to run them on this machine",
+                    policy.name,
+                    inventory.file.display()
+                )));
+            }
         }
     }
     Ok(())

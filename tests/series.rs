@@ -728,7 +728,8 @@ async fn the_series_pass_applies_answers_and_waits() {
         "project",
         &format!(
             "repository = \"{}\"\nsequences = [\"test\"]\n[mailing_list]\nname = \"xen-devel\"\n\
-             address = \"xen-devel@lists.example.org\"\nmissing_after = \"10m\"\n",
+             address = \"xen-devel@lists.example.org\"\nmissing_after = \"10m\"\n\
+             local_hosts = true\n",
             up.bare.display()
         ),
     );
@@ -940,7 +941,8 @@ async fn tested_judged_and_queued(database: Option<&str>) {
         "project",
         &format!(
             "repository = \"{}\"\nsequences = [\"test\"]\nretries = 1\n[mailing_list]\n\
-             name = \"xen-devel\"\naddress = \"xen-devel@lists.example.org\"\n",
+             name = \"xen-devel\"\naddress = \"xen-devel@lists.example.org\"\n\
+             local_hosts = true\n",
             up.bare.display()
         ),
     );
@@ -1176,7 +1178,7 @@ async fn serve_watches_the_list_and_answers_in_the_thread() {
         &format!(
             "repository = \"{}\"\nsequences = [\"test\"]\nretries = 1\n[mailing_list]\n\
              name = \"xen-devel\"\naddress = \"xen-devel@lists.example.org\"\n\
-             maildir = \"{}\"\nquiet_on_success = true\n",
+             local_hosts = true\nmaildir = \"{}\"\nquiet_on_success = true\n",
             up.bare.display(),
             inbound.display()
         ),
@@ -1271,4 +1273,41 @@ async fn serve_watches_the_list_and_answers_in_the_thread() {
     assert!(store.mail_of_flight(flight).await.unwrap().is_empty());
     assert_eq!(list().len(), 2);
     smtp.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn series_never_run_on_this_machine_unless_the_list_allows_it() {
+    let root = tempfile::tempdir().unwrap();
+    let up = support::Upstream::new(root.path(), &[("README", "hello\n")]);
+    let sandbox = support::Sandbox::new();
+    sandbox.sequence("test", support::TEST_SEQUENCE);
+    let policy = |extra: &str| {
+        sandbox.policy(
+            "project",
+            &format!(
+                "repository = \"{}\"\nsequences = [\"test\"]\n[mailing_list]\n\
+                 name = \"l\"\naddress = \"l@example.org\"\n{extra}",
+                up.bare.display()
+            ),
+        )
+    };
+    // The lab is this machine alone (no hosts.toml): untrusted series have nowhere to run.
+    policy("");
+    let config = sandbox.config("");
+    let Err(e) =
+        pushgate::service::Service::open(config, std::sync::Arc::new(pushgate::gate::LogProgress))
+            .await
+    else {
+        panic!("a list whose series can only run on this machine was accepted")
+    };
+    let e = e.to_string();
+    assert!(
+        e.contains(
+            "series from its mailing list run `test` on a host with a test host (not local)"
+        ) && e.contains("local_hosts = true"),
+        "{e}"
+    );
+    policy("local_hosts = true\n");
+    let config = sandbox.config("");
+    support::open_service(config).await;
 }

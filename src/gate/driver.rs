@@ -797,7 +797,12 @@ impl Gate {
                 to.push(format!("{} <{}>", c.author_name, c.author_email));
             }
             let never = PauseOn::Never;
-            let (state, detail) = match runner::needs_of(sequence, &policy.needs) {
+            let needs = if flight.series_id.is_some() {
+                runner::series_needs(sequence, policy)
+            } else {
+                runner::needs_of(sequence, &policy.needs)
+            };
+            let (state, detail) = match needs {
                 Err(why) => (RunState::Broken, why),
                 Ok(needs) => {
                     let plan = RunPlan {

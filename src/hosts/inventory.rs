@@ -624,6 +624,9 @@ pub struct Needs {
     pub cpu: Option<String>,
     pub memory_gb: Option<u64>,
     pub tags: BTreeSet<String>,
+    /// The run is untrusted code (a mailed series): a test host only, never pushgate's own
+    /// machine (the local provisioner), where it could read the store and the credentials.
+    pub untrusted: bool,
 }
 
 impl Needs {
@@ -666,6 +669,7 @@ impl Needs {
         self.cpu = other.cpu.clone().or(self.cpu);
         self.memory_gb = other.memory_gb.max(self.memory_gb);
         self.tags.extend(other.tags.iter().cloned());
+        self.untrusted |= other.untrusted;
         self
     }
 
@@ -682,6 +686,7 @@ impl Needs {
                 .memory_gb
                 .is_none_or(|m| p.memory_gb.is_some_and(|have| have >= m))
             && self.tags.is_subset(&p.tags)
+            && !(self.untrusted && matches!(host.provisioner, ProvisionerSpec::Local))
     }
 }
 
@@ -707,6 +712,9 @@ impl std::fmt::Display for Needs {
                 self.tags.iter().cloned().collect::<Vec<_>>().join(",")
             ));
         }
+        if self.untrusted {
+            parts.push("a test host (not local)".to_string());
+        }
         if parts.is_empty() {
             write!(f, "any host")
         } else {
@@ -718,6 +726,24 @@ impl std::fmt::Display for Needs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn untrusted_runs_never_match_the_local_machine() {
+        let local = Inventory::local_only().hosts.remove(0);
+        let lab = lab(XEN).unwrap();
+        let untrusted = Needs {
+            untrusted: true,
+            ..Needs::default()
+        };
+        assert!(Needs::default().matches(&local));
+        assert!(!untrusted.matches(&local));
+        assert!(
+            lab.hosts.iter().all(|h| untrusted.matches(h)),
+            "xen and ssh hosts"
+        );
+        assert!(Needs::default().and(&untrusted).untrusted);
+        assert_eq!(untrusted.to_string(), "a test host (not local)");
+    }
 
     fn lab(text: &str) -> Result<Inventory, FileError> {
         let dir = tempfile::tempdir().unwrap();

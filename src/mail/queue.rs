@@ -79,7 +79,9 @@ pub fn check_queueable<'p>(
             queued: queued.clone(),
         });
     }
-    if row.state != "concluded" || row.verdict.as_deref() != Some("pass") {
+    // `flaky`: the tip's failures were flakes and no patch is bad, as the gate would push.
+    let passed = matches!(row.verdict.as_deref(), Some("pass" | "flaky"));
+    if row.state != "concluded" || !passed {
         let state = match &row.verdict {
             Some(v) if row.state == "concluded" => format!("its flight decided {v}"),
             _ => format!("it is {}", row.state),
@@ -213,6 +215,7 @@ mod tests {
         )
         .unwrap()];
         assert!(check_queueable(&row("concluded", Some("pass"), None), &policies).is_ok());
+        assert!(check_queueable(&row("concluded", Some("flaky"), None), &policies).is_ok());
         let refused = |r: SeriesRow, policies: &[Policy]| {
             check_queueable(&r, policies).unwrap_err().to_string()
         };
