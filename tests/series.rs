@@ -1311,3 +1311,68 @@ async fn series_never_run_on_this_machine_unless_the_list_allows_it() {
     let config = sandbox.config("");
     support::open_service(config).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_series_runs_on_a_test_host_over_ssh_and_never_here() {
+    use pushgate::gate::{BranchOutcome, Verdict};
+    let root = tempfile::tempdir().unwrap();
+    let up = support::Upstream::new(root.path(), &[("README", "hello\n")]);
+    let base = up.head("master");
+    ann_series(&up, &base, false);
+    let ann = format_patch(
+        &up,
+        &["--cover-letter", "--base", &base],
+        &base,
+        ("Ann Author", "ann@example.org"),
+    );
+    let sshd = support::sshd::Sshd::start();
+    let t = sshd.target();
+    let sandbox = support::Sandbox::new();
+    // This machine and one test host: the gate may use both, a series only the test host.
+    std::fs::write(
+        sandbox.path().join("hosts.toml"),
+        format!(
+            "[[host]]\nname = \"here\"\nprovisioner = \"local\"\nslots = 4\n\
+             [[host]]\nname = \"box\"\naddress = \"127.0.0.1\"\nport = {}\nuser = \"{}\"\n\
+             key = \"{}\"\nknown_hosts = \"{}\"\nwork_dir = \"{}\"\nslots = 2\n",
+            t.port,
+            t.user,
+            t.key.display(),
+            t.known_hosts.display(),
+            t.work_dir
+        ),
+    )
+    .unwrap();
+    sandbox.sequence("test", support::TEST_SEQUENCE);
+    sandbox.policy(
+        "project",
+        &format!(
+            "repository = \"{}\"\nsequences = [\"test\"]\nretries = 1\n[mailing_list]\n\
+             name = \"xen-devel\"\naddress = \"xen-devel@lists.example.org\"\n",
+            up.bare.display()
+        ),
+    );
+    let service = support::open_service(sandbox.config("")).await;
+    let policy = service.policies[0].clone();
+    pushgate::mail::ingest::ingest_mbox(service.store(), "xen-devel", "ann", ann.into_bytes())
+        .await
+        .unwrap();
+    service.list_pass(&policy).await.unwrap();
+    let outcomes = service.gate.series_pass(&policy).await.unwrap();
+    let [BranchOutcome::Decided {
+        flight,
+        verdict: Verdict::Regression,
+        culprit: Some(_),
+        ..
+    }] = outcomes.as_slice()
+    else {
+        panic!("{outcomes:#?}")
+    };
+    let runs = service.store().runs(*flight).await.unwrap();
+    assert!(runs.len() >= 3, "tip, base and the search: {runs:#?}");
+    assert!(
+        runs.iter().all(|r| r.host == "box"),
+        "{:?}",
+        runs.iter().map(|r| &r.host).collect::<Vec<_>>()
+    );
+}
