@@ -4,6 +4,7 @@ mod decision;
 mod driver;
 mod events;
 mod observations;
+mod series;
 
 pub use decision::{
     decide, finder_log, Decision, Facts, FinderStep, Next, Observation, Outcome, Role, Verdict,
