@@ -920,19 +920,29 @@ impl Gate {
         self.store
             .finish_flight(flight, &conclusion, &mails, &reports, branch_state)
             .await?;
+        Ok(self.concluded(policy, flight, conclusion))
+    }
+
+    /// Says a recorded conclusion and hands it back as the flight's outcome.
+    pub(super) fn concluded(
+        &self,
+        policy: &Policy,
+        flight: &FlightRow,
+        conclusion: Conclusion,
+    ) -> Driven {
         self.emit(Event::Concluded {
             policy: &policy.name,
             flight: flight.id,
             verdict: conclusion.verdict,
             reason: &conclusion.reason,
         });
-        Ok(Driven::Done(BranchOutcome::Decided {
+        Driven::Done(BranchOutcome::Decided {
             flight: flight.id,
             verdict: conclusion.verdict,
             pushed_to: conclusion.pushed_to,
             culprit: conclusion.culprit,
             reason: conclusion.reason,
-        }))
+        })
     }
 
     /// Moves the target to `sha` if that is a fast-forward from where it is now. Returns the

@@ -6,7 +6,6 @@
 use tracing::Instrument;
 
 use super::driver::{blocking, Driven, Tested};
-use super::events::Event;
 use super::{BranchOutcome, Decision, FinderStep, Gate, GateError, Verdict};
 use crate::policy::Policy;
 use crate::repo::{short, Mirror};
@@ -109,19 +108,7 @@ impl Gate {
         self.store
             .finish_series_flight(flight, &conclusion, reply.as_ref())
             .await?;
-        self.emit(Event::Concluded {
-            policy: &policy.name,
-            flight: flight.id,
-            verdict: conclusion.verdict,
-            reason: &conclusion.reason,
-        });
-        Ok(Driven::Done(BranchOutcome::Decided {
-            flight: flight.id,
-            verdict: conclusion.verdict,
-            pushed_to: None,
-            culprit: conclusion.culprit,
-            reason: conclusion.reason,
-        }))
+        Ok(self.concluded(policy, flight, conclusion))
     }
 
     /// The answer to a tested series' thread, or `None` when nothing is to be said (quiet on
