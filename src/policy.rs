@@ -90,6 +90,9 @@ pub struct MailingList {
     pub address: String,
     /// How long an incomplete series waits before the thread hears what is missing.
     pub missing_after: Duration,
+    /// Series whose newest mail is older than this are never taken up (an archive read for
+    /// the first time holds years of them).
+    pub max_age: Duration,
     /// Where the service reads the list from on each pass (besides `pushgate mail ingest`).
     pub source: Option<ListSource>,
     /// Say nothing in the thread when a series passes (failures are always answered).
@@ -171,6 +174,7 @@ struct MailingListFile {
     name: Spanned<String>,
     address: Spanned<String>,
     missing_after: Option<Spanned<String>>,
+    max_age: Option<Spanned<String>>,
     inbox: Option<Spanned<String>>,
     maildir: Option<Spanned<String>>,
     #[serde(default)]
@@ -496,6 +500,11 @@ impl Policy {
                         .map_err(|e| src.error(t.span(), "mailing_list.missing_after", e))?,
                     None => Duration::from_secs(3600),
                 };
+                let max_age = match &m.max_age {
+                    Some(t) => parse_duration(t.get_ref())
+                        .map_err(|e| src.error(t.span(), "mailing_list.max_age", e))?,
+                    None => Duration::from_secs(14 * 86_400),
+                };
                 let source = match (&m.inbox, &m.maildir) {
                     (Some(_), Some(maildir)) => {
                         return Err(src.error(
@@ -521,6 +530,7 @@ impl Policy {
                     name: m.name.get_ref().clone(),
                     address: address.clone(),
                     missing_after,
+                    max_age,
                     source,
                     quiet_on_success: m.quiet_on_success,
                     local_hosts: m.local_hosts,

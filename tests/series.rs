@@ -729,7 +729,7 @@ async fn the_series_pass_applies_answers_and_waits() {
         &format!(
             "repository = \"{}\"\nsequences = [\"test\"]\n[mailing_list]\nname = \"xen-devel\"\n\
              address = \"xen-devel@lists.example.org\"\nmissing_after = \"10m\"\n\
-             local_hosts = true\n",
+             local_hosts = true\nmax_age = \"36500d\"\n",
             up.bare.display()
         ),
     );

@@ -89,7 +89,8 @@ pub async fn series_pass(
     let wait = list.missing_after.as_secs() as i64;
     let by_root: HashMap<&str, &Revision> =
         revisions.iter().map(|r| (r.root.as_str(), r)).collect();
-    for action in triage(&revisions, &handled, now, wait) {
+    let max_age = list.max_age.as_secs() as i64;
+    for action in triage(&revisions, &handled, now, wait, max_age) {
         let Some(r) = by_root.get(action.root()).copied() else {
             continue;
         };

@@ -48,17 +48,24 @@ impl Action {
     }
 }
 
-/// The actions for `revisions`, given what was `handled` and the time (`now` and the wait,
-/// in the same unit as the revisions' dates: seconds).
+/// The actions for `revisions`, given what was `handled` and the time (`now`, the wait for
+/// missing patches and the oldest a revision may be, in the revisions' unit: seconds).
+///
+/// A revision older than `max_age` that was never handled is left alone: a list's archive
+/// read for the first time holds years of series, whose threads must not hear from a bot.
 pub fn triage(
     revisions: &[Revision],
     handled: &HashMap<String, Handled>,
     now: i64,
     wait: i64,
+    max_age: i64,
 ) -> Vec<Action> {
     let mut actions = Vec::new();
     for r in revisions {
         let state = handled.get(&r.root).copied();
+        if state.is_none() && r.latest.is_some_and(|latest| now - latest > max_age) {
+            continue;
+        }
         if let Some(by) = &r.superseded_by {
             if state != Some(Handled::Superseded) {
                 actions.push(Action::Supersede {
@@ -121,6 +128,25 @@ mod tests {
         }
     }
 
+    const AGE: i64 = 14 * 86_400;
+
+    #[test]
+    fn an_old_revision_never_handled_is_left_alone() {
+        let old = [revision("a", &[true, false], 100, None)];
+        assert!(triage(&old, &handled(&[]), 100 + AGE + 1, 3600, AGE).is_empty());
+        let complete = [revision("a", &[true, true], 100, None)];
+        assert!(triage(&complete, &handled(&[]), 100 + AGE + 1, 3600, AGE).is_empty());
+        let v = [revision("v1", &[true], 100, Some("v2"))];
+        assert!(triage(&v, &handled(&[]), 100 + AGE + 1, 3600, AGE).is_empty());
+        // Once handled, it is followed to its end however old it gets.
+        let told = handled(&[("v1", Handled::Applied)]);
+        assert_eq!(triage(&v, &told, 100 + AGE + 1, 3600, AGE).len(), 1);
+        assert_eq!(
+            triage(&complete, &handled(&[]), 100 + AGE, 3600, AGE),
+            [Action::Apply { root: "a".into() }]
+        );
+    }
+
     fn handled(pairs: &[(&str, Handled)]) -> HashMap<String, Handled> {
         pairs.iter().map(|(r, h)| (r.to_string(), *h)).collect()
     }
@@ -129,30 +155,30 @@ mod tests {
     fn a_complete_revision_is_applied_once() {
         let r = [revision("a", &[true, true], 100, None)];
         assert_eq!(
-            triage(&r, &handled(&[]), 100, 3600),
+            triage(&r, &handled(&[]), 100, 3600, AGE),
             [Action::Apply { root: "a".into() }]
         );
         for done in [Handled::Applied, Handled::DoesNotApply, Handled::Concluded] {
-            assert!(triage(&r, &handled(&[("a", done)]), 100, 3600).is_empty());
+            assert!(triage(&r, &handled(&[("a", done)]), 100, 3600, AGE).is_empty());
         }
     }
 
     #[test]
     fn missing_is_said_once_after_the_wait_then_the_rest_is_applied() {
         let r = [revision("a", &[true, false, true], 100, None)];
-        assert!(triage(&r, &handled(&[]), 100 + 3599, 3600).is_empty());
+        assert!(triage(&r, &handled(&[]), 100 + 3599, 3600, AGE).is_empty());
         assert_eq!(
-            triage(&r, &handled(&[]), 100 + 3600, 3600),
+            triage(&r, &handled(&[]), 100 + 3600, 3600, AGE),
             [Action::ReportMissing {
                 root: "a".into(),
                 missing: vec![2]
             }]
         );
         let told = handled(&[("a", Handled::MissingReported)]);
-        assert!(triage(&r, &told, 100 + 99_999, 3600).is_empty());
+        assert!(triage(&r, &told, 100 + 99_999, 3600, AGE).is_empty());
         let r = [revision("a", &[true, true, true], 200, None)];
         assert_eq!(
-            triage(&r, &told, 300, 3600),
+            triage(&r, &told, 300, 3600, AGE),
             [Action::Apply { root: "a".into() }]
         );
     }
@@ -164,7 +190,7 @@ mod tests {
             revision("v2", &[true, true], 200, None),
         ];
         assert_eq!(
-            triage(&r, &handled(&[("v1", Handled::Applied)]), 300, 3600),
+            triage(&r, &handled(&[("v1", Handled::Applied)]), 300, 3600, AGE),
             [
                 Action::Supersede {
                     root: "v1".into(),
@@ -176,13 +202,20 @@ mod tests {
         );
         // Never applied: dropped without a cancel; and only once.
         assert_eq!(
-            triage(&r[..1], &handled(&[]), 300, 3600),
+            triage(&r[..1], &handled(&[]), 300, 3600, AGE),
             [Action::Supersede {
                 root: "v1".into(),
                 by: "v2".into(),
                 cancel: false
             }]
         );
-        assert!(triage(&r[..1], &handled(&[("v1", Handled::Superseded)]), 300, 3600).is_empty());
+        assert!(triage(
+            &r[..1],
+            &handled(&[("v1", Handled::Superseded)]),
+            300,
+            3600,
+            AGE
+        )
+        .is_empty());
     }
 }
