@@ -192,10 +192,14 @@ impl Service {
 
     /// One series pass for a policy with a mailing list: reads its source, applies what is
     /// complete (starting its flight), answers what does not apply or is missing, drops what
-    /// was replaced. Returns what it did, per revision root.
-    pub async fn list_pass(&self, policy: &Policy) -> Result<Vec<(String, String)>, ServiceError> {
+    /// was replaced. Returns what it did, per revision root. A source that cannot be read is
+    /// said in the report, after the stored mail was gone through.
+    pub async fn list_pass(
+        &self,
+        policy: &Policy,
+    ) -> Result<crate::mail::pass::PassReport, ServiceError> {
         let Some(list) = &policy.mailing_list else {
-            return Ok(Vec::new());
+            return Ok(Default::default());
         };
         let now = crate::store::now_ms() / 1000;
         let report =
@@ -205,7 +209,7 @@ impl Service {
                     list: list.name.clone(),
                     message: e.to_string(),
                 })?;
-        Ok(report.done)
+        Ok(report)
     }
 
     /// Every policy's list pass, then every series flight driven to its end, in order (for
@@ -213,7 +217,14 @@ impl Service {
     pub async fn series_once(&self) -> Result<Vec<(String, String)>, ServiceError> {
         let mut out = Vec::new();
         for policy in self.policies.iter().filter(|p| p.mailing_list.is_some()) {
-            for (root, said) in self.list_pass(policy).await? {
+            let report = self.list_pass(policy).await?;
+            if let Some(e) = report.source_error {
+                out.push((
+                    policy.name.clone(),
+                    format!("cannot read the list now: {e}"),
+                ));
+            }
+            for (root, said) in report.done {
                 out.push((policy.name.clone(), format!("<{root}> {said}")));
             }
             for outcome in self.gate.series_pass(policy).await? {
@@ -431,8 +442,8 @@ impl Service {
             std::collections::HashMap::new();
         loop {
             match self.list_pass(&policy).await {
-                Ok(done) => {
-                    for (root, said) in done {
+                Ok(report) => {
+                    for (root, said) in report.done {
                         tracing::info!(policy = %policy.name, %root, %said, "series");
                     }
                 }

@@ -972,13 +972,13 @@ async fn tested_judged_and_queued(database: Option<&str>) {
 
     // v1 is applied and its flight planned; v2 arrives before it ran, and replaces it.
     ingest(v1).await;
-    let done = said(service.list_pass(&policy).await.unwrap());
+    let done = said(service.list_pass(&policy).await.unwrap().done);
     assert!(
         done.contains(&format!("<{v1_cover}> applied on base-commit")),
         "{done}"
     );
     ingest(v2).await;
-    let done = said(service.list_pass(&policy).await.unwrap());
+    let done = said(service.list_pass(&policy).await.unwrap().done);
     assert!(
         done.contains(&format!(
             "<{v1_cover}> superseded by <{v2_cover}>; its flight is cancelled"
@@ -1068,7 +1068,7 @@ async fn tested_judged_and_queued(database: Option<&str>) {
 
     // The partial reroll replaces 3/5 only; the new revision passes.
     ingest(v3).await;
-    let done = said(service.list_pass(&policy).await.unwrap());
+    let done = said(service.list_pass(&policy).await.unwrap().done);
     assert!(done.contains("applied on base-commit"), "{done}");
     let outcomes = service.gate.series_pass(&policy).await.unwrap();
     assert!(
@@ -1375,4 +1375,52 @@ async fn a_series_runs_on_a_test_host_over_ssh_and_never_here() {
         "{:?}",
         runs.iter().map(|r| &r.host).collect::<Vec<_>>()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_that_cannot_be_read_does_not_hold_up_stored_mail() {
+    let root = tempfile::tempdir().unwrap();
+    let up = support::Upstream::new(root.path(), &[("README", "hello\n")]);
+    let base = up.head("master");
+    up.write("bob.txt", "bob\n");
+    up.commit("bob: add a file", ("Bob Builder", "bob@example.org"));
+    let bob = format_patch(&up, &[], &base, ("Bob Builder", "bob@example.org"));
+    let sandbox = support::Sandbox::new();
+    sandbox.sequence("test", support::TEST_SEQUENCE);
+    let gone = root.path().join("no-such-inbox");
+    sandbox.policy(
+        "project",
+        &format!(
+            "repository = \"{}\"\nsequences = [\"test\"]\n[mailing_list]\nname = \"l\"\n\
+             address = \"l@example.org\"\nlocal_hosts = true\ninbox = \"{}\"\n",
+            up.bare.display(),
+            gone.display()
+        ),
+    );
+    let config = sandbox.config("");
+    let store = pushgate::store::Store::open(&config.database_url)
+        .await
+        .unwrap();
+    pushgate::mail::ingest::ingest_mbox(&store, "l", "bob", bob.into_bytes())
+        .await
+        .unwrap();
+    store.close().await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pushgate"))
+        .args(["mail", "check", "--config"])
+        .arg(sandbox.path().join("pushgate.toml"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("project: cannot read the list now:"),
+        "{said}"
+    );
+    assert!(said.contains(&gone.display().to_string()), "{said}");
+    assert!(said.contains("applied on master at"), "{said}");
+    assert!(said.contains(": pass: "), "{said}");
 }

@@ -32,6 +32,8 @@ pub struct PassSettings {
 pub struct PassReport {
     /// What the list's configured source gave, when it has one.
     pub ingested: Option<ingest::Ingested>,
+    /// Why the source could not be read this time (the stored mail was still gone through).
+    pub source_error: Option<String>,
     pub done: Vec<(String, String)>,
 }
 
@@ -67,11 +69,19 @@ pub async fn series_pass(
 ) -> Result<PassReport, PassError> {
     let mut report = PassReport::default();
     if let Some(source) = &list.source {
-        let got = ingest::ingest_source(store, &list.name, source, &settings.inboxes_dir).await?;
-        for e in &got.unreadable {
-            tracing::warn!(list = %list.name, error = %e, "unreadable mail left out");
+        // A source that cannot be read now (lore down) does not hold up what is stored.
+        match ingest::ingest_source(store, &list.name, source, &settings.inboxes_dir).await {
+            Ok(got) => {
+                for e in &got.unreadable {
+                    tracing::warn!(list = %list.name, error = %e, "unreadable mail left out");
+                }
+                report.ingested = Some(got);
+            }
+            Err(e) => {
+                tracing::warn!(list = %list.name, error = %e, "cannot read the list's source");
+                report.source_error = Some(e.to_string());
+            }
         }
-        report.ingested = Some(got);
     }
     let mails = ingest::load_list(store, &list.name).await?;
     let revisions = assemble(&mails);
