@@ -438,46 +438,51 @@ impl Service {
     /// each series flight driven in a task of its own, so that a newer revision arriving
     /// meanwhile is seen and cancels the flight it replaces.
     async fn watch_list(self: Arc<Self>, policy: Policy, mail_wake: Arc<Notify>) {
-        let mut driving: std::collections::HashMap<i64, tokio::task::JoinHandle<()>> =
-            std::collections::HashMap::new();
+        // Owned here: when the service stops and this task is dropped, so are the flights'.
+        let mut driving: JoinSet<i64> = JoinSet::new();
+        let mut running = std::collections::HashSet::new();
         loop {
             match self.list_pass(&policy).await {
                 Ok(report) => {
+                    if let Some(e) = report.source_error {
+                        tracing::warn!(policy = %policy.name, error = %e, "cannot read the list now");
+                    }
                     for (root, said) in report.done {
                         tracing::info!(policy = %policy.name, %root, %said, "series");
                     }
                 }
                 Err(e) => tracing::error!(policy = %policy.name, error = %e, "list pass failed"),
             }
-            driving.retain(|_, task| !task.is_finished());
+            while let Some(done) = driving.try_join_next() {
+                if let Ok(id) = done {
+                    running.remove(&id);
+                }
+            }
             let flights = match self.store().upsert_branch(&policy).await {
                 Ok(branch) => self.store().running_series_flights(branch).await,
                 Err(e) => Err(e),
             };
-            match flights {
-                Ok(flights) => {
-                    for flight in flights {
-                        if driving.contains_key(&flight.id) {
-                            continue;
-                        }
-                        let (this, policy, wake) =
-                            (self.clone(), policy.clone(), mail_wake.clone());
-                        let id = flight.id;
-                        driving.insert(
-                            id,
-                            tokio::spawn(async move {
-                                match this.gate.series_flight(&policy, flight).await {
-                                    Ok(outcome) => tracing::info!(policy = %policy.name, flight = id, outcome = %describe(&outcome), "series flight ended"),
-                                    Err(e) => tracing::error!(policy = %policy.name, flight = id, error = %e, "series flight failed"),
-                                }
-                                wake.notify_one();
-                            }),
-                        );
-                    }
-                }
+            let flights = match flights {
+                Ok(flights) => flights,
                 Err(e) => {
-                    tracing::error!(policy = %policy.name, error = %e, "cannot read series flights")
+                    tracing::error!(policy = %policy.name, error = %e, "cannot read series flights");
+                    Vec::new()
                 }
+            };
+            for flight in flights {
+                if !running.insert(flight.id) {
+                    continue;
+                }
+                let (this, policy, wake) = (self.clone(), policy.clone(), mail_wake.clone());
+                driving.spawn(async move {
+                    let id = flight.id;
+                    match this.gate.series_flight(&policy, flight).await {
+                        Ok(outcome) => tracing::info!(policy = %policy.name, flight = id, outcome = %describe(&outcome), "series flight ended"),
+                        Err(e) => tracing::error!(policy = %policy.name, flight = id, error = %e, "series flight failed"),
+                    }
+                    wake.notify_one();
+                    id
+                });
             }
             mail_wake.notify_one();
             tokio::time::sleep(self.config.poll_interval).await;
