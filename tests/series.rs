@@ -872,6 +872,21 @@ fn ann_series(up: &support::Upstream, base: &str, fixed: bool) -> Vec<String> {
         .collect()
 }
 
+/// A project on `root` and Ann's broken five-patch series as she mails it, with a cover
+/// letter and its base: (upstream, base, mbox).
+fn ann_posted(root: &Path) -> (support::Upstream, String, String) {
+    let up = support::Upstream::new(root, &[("README", "hello\n")]);
+    let base = up.head("master");
+    ann_series(&up, &base, false);
+    let ann = format_patch(
+        &up,
+        &["--cover-letter", "--base", &base],
+        &base,
+        ("Ann Author", "ann@example.org"),
+    );
+    (up, base, ann)
+}
+
 /// The Message-ID of the mail in `mbox` whose subject contains `subject`.
 fn id_of(mbox: &str, subject: &str) -> String {
     pushgate::mail::mbox::split(mbox.as_bytes())
@@ -1154,15 +1169,7 @@ fn deliver_to_maildir(dir: &Path, name: &str, mbox: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_watches_the_list_and_answers_in_the_thread() {
     let root = tempfile::tempdir().unwrap();
-    let up = support::Upstream::new(root.path(), &[("README", "hello\n")]);
-    let base = up.head("master");
-    ann_series(&up, &base, false);
-    let ann = format_patch(
-        &up,
-        &["--cover-letter", "--base", &base],
-        &base,
-        ("Ann Author", "ann@example.org"),
-    );
+    let (up, base, ann) = ann_posted(root.path());
     // Bob's one patch is fine.
     support::git(&up.work, &["checkout", "-q", "-B", "bob", &base]);
     up.write("bob.txt", "bob\n");
@@ -1316,15 +1323,7 @@ async fn series_never_run_on_this_machine_unless_the_list_allows_it() {
 async fn a_series_runs_on_a_test_host_over_ssh_and_never_here() {
     use pushgate::gate::{BranchOutcome, Verdict};
     let root = tempfile::tempdir().unwrap();
-    let up = support::Upstream::new(root.path(), &[("README", "hello\n")]);
-    let base = up.head("master");
-    ann_series(&up, &base, false);
-    let ann = format_patch(
-        &up,
-        &["--cover-letter", "--base", &base],
-        &base,
-        ("Ann Author", "ann@example.org"),
-    );
+    let (up, _, ann) = ann_posted(root.path());
     let sshd = support::sshd::Sshd::start();
     let t = sshd.target();
     let sandbox = support::Sandbox::new();

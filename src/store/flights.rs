@@ -157,19 +157,7 @@ impl Store {
         .await?;
         let candidate: i64 = match queued {
             Some(row) => get(&row, "id")?,
-            None => get(
-                &sqlx::query(
-                    "INSERT INTO candidates (branch_id, base, tip, state, created_at)
-                     VALUES ($1, $2, $3, 'testing', $4) RETURNING id",
-                )
-                .bind(branch_id)
-                .bind(base)
-                .bind(tip)
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await?,
-                "id",
-            )?,
+            None => insert_candidate(&mut tx, branch_id, base, tip, "testing", now).await?,
         };
         sqlx::query(
             "UPDATE candidates SET state = 'superseded'
@@ -334,19 +322,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let series_id = super::mail::upsert_series(&mut tx, record, Some(applied), now).await?;
         // A candidate of its own, never `queued`: staging's deliveries cannot take it.
-        let candidate: i64 = get(
-            &sqlx::query(
-                "INSERT INTO candidates (branch_id, base, tip, state, created_at)
-                 VALUES ($1, $2, $3, 'series', $4) RETURNING id",
-            )
-            .bind(branch_id)
-            .bind(base)
-            .bind(tip)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?,
-            "id",
-        )?;
+        let candidate = insert_candidate(&mut tx, branch_id, base, tip, "series", now).await?;
         let row = sqlx::query(
             "INSERT INTO flights
                 (branch_id, candidate_id, base, tip, commits, state, reason, created_at, series_id)
@@ -484,4 +460,26 @@ async fn settle_flight(
         .execute(&mut **tx)
         .await?;
     Ok(true)
+}
+
+async fn insert_candidate(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    branch_id: i64,
+    base: &str,
+    tip: &str,
+    state: &str,
+    now: i64,
+) -> Result<i64> {
+    let row = sqlx::query(
+        "INSERT INTO candidates (branch_id, base, tip, state, created_at)
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+    )
+    .bind(branch_id)
+    .bind(base)
+    .bind(tip)
+    .bind(state)
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await?;
+    get(&row, "id")
 }
