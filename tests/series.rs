@@ -887,6 +887,22 @@ fn ann_posted(root: &Path) -> (support::Upstream, String, String) {
     (up, base, ann)
 }
 
+/// A sandbox whose policy runs the test sequence (one retry) on `up` and tests the series of
+/// the list `xen-devel`, with `extra` lines in `[mailing_list]`.
+fn list_sandbox(up: &support::Upstream, extra: &str) -> support::Sandbox {
+    let sandbox = support::Sandbox::new();
+    sandbox.sequence("test", support::TEST_SEQUENCE);
+    sandbox.policy(
+        "project",
+        &format!(
+            "repository = \"{}\"\nsequences = [\"test\"]\nretries = 1\n[mailing_list]\n\
+             name = \"xen-devel\"\naddress = \"xen-devel@lists.example.org\"\n{extra}",
+            up.bare.display()
+        ),
+    );
+    sandbox
+}
+
 /// The Message-ID of the mail in `mbox` whose subject contains `subject`.
 fn id_of(mbox: &str, subject: &str) -> String {
     pushgate::mail::mbox::split(mbox.as_bytes())
@@ -950,17 +966,7 @@ async fn tested_judged_and_queued(database: Option<&str>) {
     )
     .replace("[PATCH v3] p3", "[PATCH v3 3/5] p3");
 
-    let sandbox = support::Sandbox::new();
-    sandbox.sequence("test", support::TEST_SEQUENCE);
-    sandbox.policy(
-        "project",
-        &format!(
-            "repository = \"{}\"\nsequences = [\"test\"]\nretries = 1\n[mailing_list]\n\
-             name = \"xen-devel\"\naddress = \"xen-devel@lists.example.org\"\n\
-             local_hosts = true\n",
-            up.bare.display()
-        ),
-    );
+    let sandbox = list_sandbox(&up, "local_hosts = true\n");
     let database = database
         .map(|url| format!("database_url = \"{url}\"\n"))
         .unwrap_or_default();
@@ -1178,15 +1184,10 @@ async fn serve_watches_the_list_and_answers_in_the_thread() {
 
     let inbound = root.path().join("list-maildir");
     let mut smtp = support::Smtp::start(support::free_port(), &root.path().join("sent"));
-    let sandbox = support::Sandbox::new();
-    sandbox.sequence("test", support::TEST_SEQUENCE);
-    sandbox.policy(
-        "project",
+    let sandbox = list_sandbox(
+        &up,
         &format!(
-            "repository = \"{}\"\nsequences = [\"test\"]\nretries = 1\n[mailing_list]\n\
-             name = \"xen-devel\"\naddress = \"xen-devel@lists.example.org\"\n\
-             local_hosts = true\nmaildir = \"{}\"\nquiet_on_success = true\n",
-            up.bare.display(),
+            "local_hosts = true\nmaildir = \"{}\"\nquiet_on_success = true\n",
             inbound.display()
         ),
     );
@@ -1326,7 +1327,7 @@ async fn a_series_runs_on_a_test_host_over_ssh_and_never_here() {
     let (up, _, ann) = ann_posted(root.path());
     let sshd = support::sshd::Sshd::start();
     let t = sshd.target();
-    let sandbox = support::Sandbox::new();
+    let sandbox = list_sandbox(&up, "");
     // This machine and one test host: the gate may use both, a series only the test host.
     std::fs::write(
         sandbox.path().join("hosts.toml"),
@@ -1342,15 +1343,6 @@ async fn a_series_runs_on_a_test_host_over_ssh_and_never_here() {
         ),
     )
     .unwrap();
-    sandbox.sequence("test", support::TEST_SEQUENCE);
-    sandbox.policy(
-        "project",
-        &format!(
-            "repository = \"{}\"\nsequences = [\"test\"]\nretries = 1\n[mailing_list]\n\
-             name = \"xen-devel\"\naddress = \"xen-devel@lists.example.org\"\n",
-            up.bare.display()
-        ),
-    );
     let service = support::open_service(sandbox.config("")).await;
     let policy = service.policies[0].clone();
     pushgate::mail::ingest::ingest_mbox(service.store(), "xen-devel", "ann", ann.into_bytes())
