@@ -1,27 +1,40 @@
 //! pushgate: a push gate for commit and patch streams.
 //!
-//! Contributors push to a staging branch; pushgate tests what arrived, fast-forwards the target
-//! branch to the last commit that passed, and when something broke, finds the commit and mails
-//! the people concerned. See `ARCHITECTURE.md` in the shared folder for the map.
+//! Contributors push to a staging branch (or mail a series to a list); pushgate tests what
+//! arrived on the hosts of a lab, fast-forwards the target branch to the last commit that
+//! passed, and when something broke, finds the commit and tells the people concerned.
+//!
+//! The modules follow the data flow, over the store (`docs/design.md` has the map and the life
+//! of a flight):
+//!
+//! - what the operator writes: [`config`] (service, policies), [`sequence`] (what to run);
+//! - where work comes in: [`intake`] (GitHub webhooks, mailing lists);
+//! - what is decided, purely: [`decision`] (verdicts) and [`culprit`] (the finder);
+//! - who decides it: [`gate`] (staging flights), [`series`] (mailed series), [`jobs`];
+//! - where it runs: [`run`] (one run end to end) on [`hosts`] (lab, leases, provisioners);
+//! - what is done about it: [`repo`] (git: mirror, apply, push), [`forge`] (GitHub reports),
+//!   [`notify`] (mail);
+//! - underneath: [`store`] (all SQL); around it: [`service`] (wiring, loops), [`web`];
+//! - on its own: [`bisect`], the `pushgate bisect` command's search over a local repository.
+//!
+//! The binary (`src/main.rs`, `src/cli/`) only reads the command line and calls these.
 
-pub mod bench;
 pub mod bisect;
-pub mod client;
 pub mod config;
 pub mod culprit;
-pub mod demo;
+pub mod decision;
+pub mod digest;
 pub mod forge;
 pub mod gate;
-pub mod github;
 pub mod hosts;
+pub mod intake;
 pub mod jobs;
-pub mod mail;
-pub mod policy;
+pub mod notify;
 pub mod repo;
-pub mod report;
-pub mod runner;
+pub mod run;
 pub mod sequence;
+pub mod series;
 pub mod service;
-pub mod source;
 pub mod store;
+pub mod templates;
 pub mod web;

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pushgate::gate::Role;
+use pushgate::decision::Role;
 use pushgate::store::{RunState, Store};
 use support::*;
 

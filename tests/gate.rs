@@ -4,7 +4,8 @@ mod support;
 
 use std::collections::HashSet;
 
-use pushgate::gate::{BranchOutcome, Verdict};
+use pushgate::decision::Verdict;
+use pushgate::gate::BranchOutcome;
 use pushgate::store::{RunState, Store};
 use support::*;
 

@@ -520,7 +520,7 @@ async fn a_dead_host_breaks_runs_not_commits_and_leaves_service() {
     };
     assert_eq!(
         *verdict,
-        pushgate::gate::Verdict::Broken,
+        pushgate::decision::Verdict::Broken,
         "the host's fault, not the commit's"
     );
     assert!(pushed_to.is_none());
@@ -536,7 +536,7 @@ async fn a_dead_host_breaks_runs_not_commits_and_leaves_service() {
     let pushgate::gate::BranchOutcome::Decided { verdict, .. } = &second[0].1 else {
         panic!("{second:?}")
     };
-    assert_eq!(*verdict, pushgate::gate::Verdict::Pass);
+    assert_eq!(*verdict, pushgate::decision::Verdict::Pass);
     assert_eq!(up.head("master"), up.head("staging"));
     let hosts: Vec<String> = service
         .store()

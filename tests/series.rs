@@ -5,7 +5,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use pushgate::mail::{self, Mail};
+use pushgate::intake::mail::{self, Mail};
 
 fn t5100() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/mailinfo/t/t5100")
@@ -153,7 +153,7 @@ async fn sqlite_store(dir: &Path) -> pushgate::store::Store {
 /// nothing; the same mail over public-inbox-httpd (mirrored with git) is the same mail.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn public_inbox_is_read_incrementally_and_once() {
-    use pushgate::mail::ingest;
+    use pushgate::intake::mail::ingest;
     let mut inbox = support::public_inbox::PublicInbox::new("xen-devel");
     let to = inbox.address.clone();
     let patch = |n: u32| format!("change {n}\n\nSigned-off-by: Ann <ann@example.org>\n{DIFF}");
@@ -191,7 +191,7 @@ async fn public_inbox_is_read_incrementally_and_once() {
     assert_eq!((again.read, again.added), (0, 0), "{again:?}");
 
     let mails = ingest::load_list(&store, "xen-devel").await.unwrap();
-    let revisions = pushgate::mail::assemble(&mails);
+    let revisions = pushgate::series::assemble(&mails);
     assert_eq!(revisions.len(), 1);
     assert_eq!(revisions[0].missing(), [3]);
 
@@ -215,7 +215,7 @@ async fn public_inbox_is_read_incrementally_and_once() {
     assert_eq!((more.read, more.added), (2, 2), "{more:?}");
     let mails = ingest::load_list(&store, "xen-devel").await.unwrap();
     assert_eq!(mails.len(), 5);
-    let revisions = pushgate::mail::assemble(&mails);
+    let revisions = pushgate::series::assemble(&mails);
     assert_eq!(revisions.len(), 1);
     assert!(revisions[0].is_complete());
     assert_eq!(
@@ -245,7 +245,7 @@ async fn public_inbox_is_read_incrementally_and_once() {
 /// on SQLite and PostgreSQL; unreadable mail is named and changes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mbox_maildir_and_stdin_keep_each_mail_once() {
-    use pushgate::mail::ingest;
+    use pushgate::intake::mail::ingest;
     let sample = std::fs::read(t5100().join("sample.mbox")).unwrap();
     let pg = support::Postgres::new();
     let tmp = tempfile::tempdir().unwrap();
@@ -280,7 +280,10 @@ async fn mbox_maildir_and_stdin_keep_each_mail_once() {
     for sub in ["new", "cur", "tmp"] {
         std::fs::create_dir_all(maildir.join(sub)).unwrap();
     }
-    for (i, raw) in pushgate::mail::mbox::split(&sample).iter().enumerate() {
+    for (i, raw) in pushgate::intake::mail::mbox::split(&sample)
+        .iter()
+        .enumerate()
+    {
         let sub = if i % 2 == 0 { "new" } else { "cur" };
         std::fs::write(maildir.join(sub).join(format!("{i}.host:2,")), raw).unwrap();
     }
@@ -480,14 +483,19 @@ fn a_series_applies_as_git_am_applies_it() {
         &base,
         ("Ann Author", "ann@example.org"),
     );
-    let (mails, errors) = pushgate::mail::parse_mbox(mbox.as_bytes());
+    let (mails, errors) = pushgate::intake::mail::parse_mbox(mbox.as_bytes());
     assert!(errors.is_empty(), "{errors:?}");
-    let revisions = pushgate::mail::assemble(&mails);
+    let revisions = pushgate::series::assemble(&mails);
     assert_eq!(revisions.len(), 1);
     let r = &revisions[0];
     assert!(r.is_complete() && r.cover.is_some());
     assert_eq!(r.base_commit.as_deref(), Some(base.as_str()));
-    let patches: Vec<&Mail> = r.patches.iter().flatten().map(|&i| &mails[i]).collect();
+    let patches: Vec<_> = r
+        .patches
+        .iter()
+        .flatten()
+        .map(|&i| mails[i].as_patch())
+        .collect();
 
     let repo = git2::Repository::open(&up.work).unwrap();
     let committer = git2::Signature::now("pushgate", "pushgate@example.org").unwrap();
@@ -570,10 +578,10 @@ fn a_series_applies_as_git_am_applies_it() {
 /// naming the patch and the file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_series_that_does_not_apply_is_answered_in_its_thread() {
-    use pushgate::repo::apply::{apply_series, ApplyError};
-    use pushgate::report::{
+    use pushgate::notify::{
         compose_series_reply, deliver_due, SeriesOutcome, SeriesReply, SmtpMailer,
     };
+    use pushgate::repo::apply::{apply_series, ApplyError};
     let root = tempfile::tempdir().unwrap();
     let up = support::Upstream::new(root.path(), &[("src/a.c", "int a;\n")]);
     let base = up.head("master");
@@ -585,11 +593,16 @@ async fn a_series_that_does_not_apply_is_answered_in_its_thread() {
         &base,
         ("Ann Author", "ann@example.org"),
     );
-    let (mails, _) = pushgate::mail::parse_mbox(mbox.as_bytes());
-    let revisions = pushgate::mail::assemble(&mails);
+    let (mails, _) = pushgate::intake::mail::parse_mbox(mbox.as_bytes());
+    let revisions = pushgate::series::assemble(&mails);
     let r = &revisions[0];
     let cover = &mails[r.cover.unwrap()];
-    let patches: Vec<&Mail> = r.patches.iter().flatten().map(|&i| &mails[i]).collect();
+    let patches: Vec<_> = r
+        .patches
+        .iter()
+        .flatten()
+        .map(|&i| mails[i].as_patch())
+        .collect();
 
     // Master moved on under the series.
     up.write("src/a.c", "long a;\n");
@@ -671,7 +684,7 @@ async fn a_series_that_does_not_apply_is_answered_in_its_thread() {
     // In the thread: assembled with the series, it is a reply, not a patch.
     let mut with_answer = mails.clone();
     with_answer.push(answer);
-    let again = pushgate::mail::assemble(&with_answer);
+    let again = pushgate::series::assemble(&with_answer);
     assert_eq!(again.len(), 1);
     assert!(again[0].is_complete());
 }
@@ -681,7 +694,7 @@ async fn a_series_that_does_not_apply_is_answered_in_its_thread() {
 /// the wait, and a second pass does nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_series_pass_applies_answers_and_waits() {
-    use pushgate::mail::ingest;
+    use pushgate::intake::mail::ingest;
     let root = tempfile::tempdir().unwrap();
     let up = support::Upstream::new(
         root.path(),
@@ -905,7 +918,7 @@ fn list_sandbox(up: &support::Upstream, extra: &str) -> support::Sandbox {
 
 /// The Message-ID of the mail in `mbox` whose subject contains `subject`.
 fn id_of(mbox: &str, subject: &str) -> String {
-    pushgate::mail::mbox::split(mbox.as_bytes())
+    pushgate::intake::mail::mbox::split(mbox.as_bytes())
         .iter()
         .map(|raw| Mail::parse(raw).unwrap())
         .find(|m| m.subject_line.contains(subject))
@@ -926,8 +939,9 @@ async fn a_mailed_series_is_tested_judged_and_queued_on_postgresql() {
 
 /// The whole life of a mailed series, on SQLite or on the PostgreSQL at `database`.
 async fn tested_judged_and_queued(database: Option<&str>) {
-    use pushgate::gate::{BranchOutcome, Verdict};
-    use pushgate::mail::ingest;
+    use pushgate::decision::Verdict;
+    use pushgate::gate::BranchOutcome;
+    use pushgate::intake::mail::ingest;
     let root = tempfile::tempdir().unwrap();
     let up = support::Upstream::new(root.path(), &[("README", "hello\n")]);
     let base = up.head("master");
@@ -1164,7 +1178,7 @@ fn deliver_to_maildir(dir: &Path, name: &str, mbox: &str) {
     for sub in ["new", "cur", "tmp"] {
         std::fs::create_dir_all(dir.join(sub)).unwrap();
     }
-    for (i, raw) in pushgate::mail::mbox::split(mbox.as_bytes())
+    for (i, raw) in pushgate::intake::mail::mbox::split(mbox.as_bytes())
         .iter()
         .enumerate()
     {
@@ -1322,7 +1336,8 @@ async fn series_never_run_on_this_machine_unless_the_list_allows_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_series_runs_on_a_test_host_over_ssh_and_never_here() {
-    use pushgate::gate::{BranchOutcome, Verdict};
+    use pushgate::decision::Verdict;
+    use pushgate::gate::BranchOutcome;
     let root = tempfile::tempdir().unwrap();
     let (up, _, ann) = ann_posted(root.path());
     let sshd = support::sshd::Sshd::start();
@@ -1345,9 +1360,14 @@ async fn a_series_runs_on_a_test_host_over_ssh_and_never_here() {
     .unwrap();
     let service = support::open_service(sandbox.config("")).await;
     let policy = service.policies[0].clone();
-    pushgate::mail::ingest::ingest_mbox(service.store(), "xen-devel", "ann", ann.into_bytes())
-        .await
-        .unwrap();
+    pushgate::intake::mail::ingest::ingest_mbox(
+        service.store(),
+        "xen-devel",
+        "ann",
+        ann.into_bytes(),
+    )
+    .await
+    .unwrap();
     service.list_pass(&policy).await.unwrap();
     let outcomes = service.gate.series_pass(&policy).await.unwrap();
     let [BranchOutcome::Decided {
@@ -1392,7 +1412,7 @@ async fn a_source_that_cannot_be_read_does_not_hold_up_stored_mail() {
     let store = pushgate::store::Store::open(&config.database_url)
         .await
         .unwrap();
-    pushgate::mail::ingest::ingest_mbox(&store, "l", "bob", bob.into_bytes())
+    pushgate::intake::mail::ingest::ingest_mbox(&store, "l", "bob", bob.into_bytes())
         .await
         .unwrap();
     store.close().await;

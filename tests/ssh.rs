@@ -11,10 +11,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use pushgate::hosts::{Connection, HostRequest, Provisioner, SshProvisioner};
+use pushgate::run::{self, RunReport, StepRecorder};
 use pushgate::sequence::results::SubResult;
-use pushgate::sequence::{
-    self, Bindings, PauseOn, RunReport, StepContext, StepRecorder, StepStatus,
-};
+use pushgate::sequence::{self, Bindings, PauseOn, StepContext, StepStatus};
 use support::commit_all;
 use support::sshd::Sshd;
 
@@ -106,7 +105,7 @@ async fn run(sshd: &Sshd, seq: &sequence::Sequence, run_id: i64) -> (Recorder, R
         commit: sha,
         sequence: seq.name.clone(),
     };
-    let report = sequence::execute(
+    let report = run::execute(
         seq,
         host.as_ref(),
         &context,

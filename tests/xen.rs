@@ -46,7 +46,7 @@ async fn run_on_guest(host: &dyn pushgate::hosts::Host, dir: &Path) -> String {
     let seq = sequence::load_unbound(&seq_path, &Default::default()).unwrap();
     let logs = dir.join("logs");
     std::fs::create_dir_all(&logs).unwrap();
-    let report = sequence::execute(
+    let report = pushgate::run::execute(
         &seq,
         host,
         &StepContext {
@@ -81,7 +81,7 @@ async fn run_on_guest(host: &dyn pushgate::hosts::Host, dir: &Path) -> String {
 struct NoRecorder;
 
 #[async_trait::async_trait]
-impl sequence::StepRecorder for NoRecorder {
+impl pushgate::run::StepRecorder for NoRecorder {
     type Error = std::convert::Infallible;
     async fn started(&self, p: usize, _: &str, _: &Path) -> Result<i64, Self::Error> {
         Ok(p as i64)

@@ -1,8 +1,10 @@
 //! The forge a policy's repository lives on (GitHub): what pushgate asks of it and tells it.
-//! The gate and the web side speak to the [`Forge`] trait; `github::GitHub` implements it over
-//! the REST API, and tests point that at a local double.
+//! The gate and the web side speak to the [`Forge`] trait; [`GitHub`] implements it over
+//! the REST API, and tests point that at a local double. Reports wait in the store until
+//! [`deliver_due_reports`] has them taken.
 
-mod outbox;
+mod delivery;
+mod github;
 pub mod reports;
 
 use async_trait::async_trait;
@@ -11,7 +13,8 @@ use std::time::Duration;
 use crate::repo::Credentials;
 use crate::store::ReportRow;
 
-pub use outbox::{deliver_due_reports, ReportDelivery};
+pub use delivery::{deliver_due_reports, ReportDelivery};
+pub use github::GitHub;
 pub use reports::{Outcome, ReportTarget};
 
 #[derive(Debug, thiserror::Error)]

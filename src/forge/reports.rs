@@ -1,7 +1,7 @@
 //! What pushgate tells the forge about each tested commit, from a flight and its conclusion.
 //! Pure: the gate queues what this returns, and the outbox posts it.
 
-use crate::gate::Verdict;
+use crate::decision::Verdict;
 use crate::repo::short;
 use crate::store::{FlightRow, NewReport, ReportKind};
 

@@ -13,13 +13,13 @@ use super::events::{self, Event, Progress};
 use super::observations::{
     earlier_observations, flake_rate_from_history, next_attempt, observations,
 };
-use super::{decide, finder_log, Decision, Facts, FinderStep, Next, Role, Verdict};
+use crate::config::policy::{GithubReport, Mode, Policy};
+use crate::decision::{decide, finder_log, Decision, Facts, FinderStep, Next, Role, Verdict};
 use crate::forge::{self, Forge, ReportTarget};
 use crate::hosts::{Lab, LeaseRequest, Priority};
-use crate::policy::{GithubReport, Mode, Policy};
+use crate::notify::{self, FlightFacts, ReportError};
 use crate::repo::{short, Credentials, Mirror, RepoError};
-use crate::report::{self, FlightFacts, ReportError};
-use crate::runner::{self, PauseContext, RunPlan};
+use crate::run::{self, PauseContext, RunPlan};
 use crate::sequence::{PauseOn, Sequences};
 use crate::store::{Conclusion, FlightRow, RunRow, RunState, StepRow, Store, StoreError};
 
@@ -74,14 +74,14 @@ pub struct Gate {
 }
 
 #[derive(Clone, Copy, Debug)]
-pub(super) struct Heads {
+pub(crate) struct Heads {
     staging: Oid,
     target: Oid,
     /// When they were read (ms): candidates queued before this are accounted for.
     seen_at: i64,
 }
 
-pub(super) enum Driven {
+pub(crate) enum Driven {
     Done(BranchOutcome),
     Replan,
 }
@@ -89,12 +89,12 @@ pub(super) enum Driven {
 /// What a flight tests: staging, with its heads as last read, or a mailed series (which
 /// stands until a newer revision replaces it, and never pushes).
 #[derive(Clone, Copy)]
-pub(super) enum Tested {
+pub(crate) enum Tested {
     Staging(Heads),
     Series,
 }
 
-pub(super) async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, RepoError> + Send + 'static,
 ) -> Result<T, RepoError> {
     tokio::task::spawn_blocking(f)
@@ -198,7 +198,7 @@ impl Gate {
         };
         tracing::warn!(policy = %policy.name, who = %o.who, why = %o.why, %outcome, "maintainer's force");
         let to: Vec<String> = policy.mail.list.iter().cloned().collect();
-        let notice = crate::report::Notice {
+        let notice = crate::notify::Notice {
             from: &self.settings.mail_from,
             to: &to,
             subject: format!(
@@ -218,7 +218,7 @@ impl Gate {
             kind: "force",
             key: format!("override-{}", o.id),
         };
-        if let Some(mail) = crate::report::compose_notice(&notice)? {
+        if let Some(mail) = crate::notify::compose_notice(&notice)? {
             self.store.enqueue_mail(None, &mail).await?;
         }
         Ok(Some(outcome))
@@ -545,7 +545,7 @@ impl Gate {
         Ok(Ok(None))
     }
 
-    pub(super) async fn drive(
+    pub(crate) async fn drive(
         &self,
         policy: &Policy,
         mirror: &Mirror,
@@ -739,9 +739,9 @@ impl Gate {
             }
             let never = PauseOn::Never;
             let needs = if flight.series_id.is_some() {
-                runner::series_needs(sequence, policy)
+                run::series_needs(sequence, policy)
             } else {
-                runner::needs_of(sequence, &policy.needs)
+                run::needs_of(sequence, &policy.needs)
             };
             let (state, detail) = match needs {
                 Err(why) => (RunState::Broken, why),
@@ -785,7 +785,7 @@ impl Gate {
                         },
                         flight_id: Some(flight.id),
                     };
-                    runner::run_on_lab(&self.store, &self.lab, plan).await?
+                    run::run_on_lab(&self.store, &self.lab, plan).await?
                 }
             };
             let error = (state == RunState::Broken).then_some(detail.as_str());
@@ -878,10 +878,10 @@ impl Gate {
             culprit: decision.culprit.map(|i| flight.sha(i).to_string()),
             pushed_to: push.as_ref().map(|p| p.new_sha.clone()),
             reason,
-            finder_log: report::finder_lines(flight, finder_log),
+            finder_log: notify::finder_lines(flight, finder_log),
         };
         // The runs the decision was made from: concluding runs nothing more.
-        let mails = report::compose(&FlightFacts {
+        let mails = notify::compose(&FlightFacts {
             policy,
             flight,
             conclusion: &conclusion,
@@ -924,7 +924,7 @@ impl Gate {
     }
 
     /// Says a recorded conclusion and hands it back as the flight's outcome.
-    pub(super) fn concluded(
+    pub(crate) fn concluded(
         &self,
         policy: &Policy,
         flight: &FlightRow,

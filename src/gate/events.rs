@@ -1,6 +1,6 @@
 //! What the gate tells whoever watches it: the demo prints it, the service logs it.
 
-use crate::gate::{Role, Verdict};
+use crate::decision::{Role, Verdict};
 use crate::store::RunState;
 
 #[derive(Clone, Debug)]

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Observation, Outcome, Role};
+use crate::decision::{Observation, Outcome, Role};
 use crate::store::{RunRow, RunState, StepRow, SubResultRow};
 
 /// A test: the runs of one flight, commit, role and attempt.

@@ -36,7 +36,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::ssh::SshTarget;
-use crate::source::{parse_duration, FileError, Source};
+use crate::config::{parse_duration, FileError, Source};
 
 /// The host every installation has when it has no `hosts.toml`: this machine.
 pub const LOCAL_HOST: &str = "local";

@@ -221,7 +221,7 @@ impl Lab {
         let Some(admin) = &inventory.admin else {
             return Ok(());
         };
-        let mail = crate::report::compose_notice(&crate::report::Notice {
+        let mail = crate::notify::compose_notice(&crate::notify::Notice {
             from: &self.mail_from,
             to: std::slice::from_ref(admin),
             subject: format!("[pushgate] host {} taken out of service", health.host),

@@ -1,13 +1,26 @@
-//! Applying a mailed series onto a base, as `git am` would, without a worktree.
+//! Applying a series of patches onto a base, as `git am` would, without a worktree.
 //!
 //! Each patch is parsed by libgit2 (`Diff::from_buffer`), applied to the previous commit's
-//! tree in memory, and committed with the mail's author, date and message; no ref and no
+//! tree in memory, and committed with its author, date and message; no ref and no
 //! working tree is touched, so a series that does not apply leaves nothing behind. When a
 //! patch fails, its files are tried one by one to name the one that did not apply.
 
 use git2::{ApplyOptions, Diff, Oid, Repository, Signature, Time};
 
-use crate::mail::Mail;
+/// One patch as git am commits it. Where it came from (a mail, a file) is the caller's
+/// business.
+#[derive(Clone, Debug)]
+pub struct Patch<'a> {
+    /// The diff, in the bytes its author's charset wrote.
+    pub diff: &'a [u8],
+    pub author_name: &'a str,
+    pub author_email: &'a str,
+    /// Seconds since the epoch and the author's offset from UTC in minutes.
+    pub date: (i64, i32),
+    pub message: String,
+    /// How an error names the patch (a mail's `[PATCH v2 3/5] subject`).
+    pub subject: String,
+}
 
 /// Why a series did not apply.
 #[derive(Debug, thiserror::Error)]
@@ -39,12 +52,11 @@ pub enum ApplyError {
 }
 
 /// Applies `patches` in order onto `base` and returns the commits made, one per patch. The
-/// committer is `committer` (pushgate), at `now`; authors, dates and messages come from the
-/// mails as git am takes them.
+/// committer is `committer` (pushgate); authors, dates and messages are the patches'.
 pub fn apply_series(
     repo: &Repository,
     base: Oid,
-    patches: &[&Mail],
+    patches: &[Patch<'_>],
     committer: &Signature<'_>,
 ) -> Result<Vec<Oid>, ApplyError> {
     let mut parent = repo
@@ -54,10 +66,10 @@ pub fn apply_series(
             source,
         })?;
     let mut made = Vec::with_capacity(patches.len());
-    for (i, mail) in patches.iter().enumerate() {
+    for (i, patch) in patches.iter().enumerate() {
         let number = i + 1;
-        let subject = mail.listing();
-        let diff = Diff::from_buffer(&mail.patch).map_err(|e| ApplyError::Unreadable {
+        let subject = patch.subject.clone();
+        let diff = Diff::from_buffer(patch.diff).map_err(|e| ApplyError::Unreadable {
             number,
             subject: subject.clone(),
             reason: e.message().to_string(),
@@ -76,12 +88,17 @@ pub fn apply_series(
         };
         let tree_id = index.write_tree_to(repo)?;
         let new_tree = repo.find_tree(tree_id)?;
-        let author = author_of(mail)?;
+        let (seconds, offset) = patch.date;
+        let author = Signature::new(
+            patch.author_name,
+            patch.author_email,
+            &Time::new(seconds, offset),
+        )?;
         let id = repo.commit(
             None,
             &author,
             committer,
-            &mail.commit_message(),
+            &patch.message,
             &new_tree,
             &[&parent],
         )?;
@@ -107,24 +124,4 @@ fn failing_file(repo: &Repository, tree: &git2::Tree<'_>, diff: &Diff<'_>) -> Op
         }
     }
     None
-}
-
-/// The author signature git am would write: name and address from the mail, the mail's date
-/// with its own time zone (the Date header's when the in-body one is unreadable).
-fn author_of(mail: &Mail) -> Result<Signature<'static>, git2::Error> {
-    let when = mail_parser::DateTime::parse_rfc822(&mail.date)
-        .filter(|d| d.is_valid())
-        .map(|d| {
-            let offset =
-                (d.tz_hour as i32 * 60 + d.tz_minute as i32) * if d.tz_before_gmt { -1 } else { 1 };
-            Time::new(d.to_timestamp(), offset)
-        })
-        .or_else(|| mail.timestamp.map(|t| Time::new(t, 0)))
-        .unwrap_or_else(|| Time::new(0, 0));
-    let name = if mail.author.name.is_empty() {
-        mail.author.email.as_str()
-    } else {
-        mail.author.name.as_str()
-    };
-    Signature::new(name, &mail.author.email, &when)
 }

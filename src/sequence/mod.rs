@@ -2,14 +2,16 @@
 //!
 //! Two forms load into one [`model`]: our TOML (`sequences/NAME.toml`) and XenRT's XML
 //! (`sequences/NAME.seq`). Testcases that name a class instead of a command are bound to
-//! commands by `sequences/testcases.toml` ([`bindings`]). One [`executor`] runs them all.
+//! commands by `sequences/testcases.toml` ([`bindings`]). What a sequence means is here; running
+//! it on a host is `run::execute`'s.
 
 mod bindings;
-mod executor;
 pub mod model;
 mod native;
+mod pause;
 pub mod plan;
 pub mod results;
+mod step_status;
 mod xenrt;
 mod xml;
 
@@ -17,10 +19,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 pub use bindings::{Bindings, FILE_NAME as BINDINGS_FILE};
-pub use executor::{execute, PauseOn, RunReport, StepRecorder, StepStatus};
 pub use model::{Sequence, Step};
+pub use pause::PauseOn;
+pub use step_status::StepStatus;
 
-use crate::source::FileError;
+use crate::config::FileError;
 
 /// Where a step runs and what it knows about the run.
 #[derive(Clone, Debug)]

@@ -42,7 +42,7 @@ use super::model::{
     make_names_unique, Block, BlockKind, HostNeed, Node, Prepare, ResultFiles, ResultFormat,
     Sequence, Step, Testcase,
 };
-use crate::source::{parse_duration, FileError, Source};
+use crate::config::{parse_duration, FileError, Source};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// Blocks nested deeper than this are refused (they also bound the recursion below).

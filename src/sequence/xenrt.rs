@@ -14,7 +14,7 @@ use super::model::{
     Testcase, Vm,
 };
 use super::xml::{Element, Located};
-use crate::source::{FileError, Source};
+use crate::config::{FileError, Source};
 
 /// Includes nested deeper than this are a loop.
 const MAX_INCLUDE_DEPTH: usize = 16;

@@ -3,7 +3,7 @@
 use sqlx::any::AnyRow;
 
 use super::{get, now_ms, Result, Store};
-use crate::policy::Policy;
+use crate::config::policy::Policy;
 
 /// One policy's staging branch.
 #[derive(Clone, Debug, serde::Serialize)]

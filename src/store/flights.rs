@@ -4,7 +4,7 @@ use sqlx::any::AnyRow;
 
 use super::outbox::insert_mail;
 use super::{get, now_ms, NewMail, NewReport, Result, Store, StoreError};
-use crate::gate::Verdict;
+use crate::decision::Verdict;
 use crate::repo::CommitInfo;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]

@@ -5,7 +5,7 @@ use std::path::Path;
 use sqlx::any::AnyRow;
 
 use super::{get, now_ms, Result, Store, StoreError};
-use crate::gate::Role;
+use crate::decision::Role;
 use crate::sequence::StepStatus;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]

@@ -10,10 +10,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 
 use super::{overrides, AppState, WebError};
-use crate::github::{
+use crate::config::policy::Policy;
+use crate::intake::github::{
     parse_command, parse_event, verify_signature, Comment, CommentOn, Event, PullRequest, PushKind,
 };
-use crate::policy::Policy;
 use crate::store::{NewReport, PushedCandidate, Recorded, ReportKind};
 
 /// Larger deliveries are refused with 413 (GitHub caps payloads at 25 MB; pushes of thousands

@@ -2,6 +2,7 @@
 //! server's post-receive calls to wake the gate at once.
 
 mod api;
+pub mod client;
 mod github;
 mod hooks;
 pub mod jobs;
@@ -80,7 +81,7 @@ pub struct AppState {
     /// GitHub's webhook secret; `None` refuses every delivery.
     pub github_secret: Option<String>,
     /// The loaded policies: who their maintainers are, which GitHub repository they watch.
-    pub policies: Arc<Vec<crate::policy::Policy>>,
+    pub policies: Arc<Vec<crate::config::policy::Policy>>,
     /// Whether reports and comments go to GitHub (`[github]` login configured).
     pub reports_to_github: bool,
     /// Wakes the forge outbox (a comment to answer).
@@ -140,8 +141,8 @@ impl From<StoreError> for WebError {
     }
 }
 
-impl From<crate::report::ReportError> for WebError {
-    fn from(e: crate::report::ReportError) -> Self {
+impl From<crate::templates::TemplateError> for WebError {
+    fn from(e: crate::templates::TemplateError) -> Self {
         WebError::Internal(e.to_string())
     }
 }

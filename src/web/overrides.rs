@@ -7,8 +7,8 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::{AppState, WebError};
-use crate::github::Command;
-use crate::policy::Policy;
+use crate::config::policy::Policy;
+use crate::intake::github::Command;
 
 /// Records `command` for `policy` and wakes its gate; returns one line saying what will happen.
 pub async fn apply(

@@ -7,7 +7,7 @@ use axum::response::{Html, IntoResponse};
 
 use super::api::{branch_views, flight_view};
 use super::{when, AppState, WebError};
-use crate::report::render;
+use crate::templates::render;
 
 /// A host as the status page shows it.
 #[derive(serde::Serialize)]

@@ -628,5 +628,5 @@ impl Drop for GitHttp {
 
 /// `X-Hub-Signature-256` of `body` with `secret`, as GitHub signs a delivery.
 pub fn github_signature(secret: &str, body: &[u8]) -> String {
-    pushgate::github::webhook::signature(secret.as_bytes(), body)
+    pushgate::intake::github::webhook::signature(secret.as_bytes(), body)
 }

@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use super::{SubResult, SubStatus};
+use crate::config::FileError;
 use crate::sequence::xml::{Element, Located};
-use crate::source::FileError;
 
 pub fn parse(file: &Path, text: &str) -> Result<Vec<SubResult>, FileError> {
     let located = Located::new(file, text);

@@ -1,0 +1,401 @@
+//! The service configuration (`pushgate.toml`): where state lives, which policies to load, how
+//! to send mail. Every key is optional; relative paths are relative to the file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::config::policy::{self, Policy};
+use crate::config::{parse_duration, FileError, Source};
+use crate::sequence::{self, Sequences};
+
+/// How mail leaves pushgate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MailTransport {
+    /// An SMTP URL as lettre reads it: `smtp://host:25`, `smtp://host:587?tls=required`,
+    /// `smtps://user:pass@host`.
+    Smtp(String),
+    /// `.eml` files in a folder, for a machine with no mail server (and for the demo).
+    Folder(PathBuf),
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Holds the database (by default), repository mirrors, checkouts, logs and the outbox.
+    pub state_dir: PathBuf,
+    pub database_url: String,
+    pub policies_dir: PathBuf,
+    pub sequences_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// How the page's links and mail's links start.
+    pub public_url: String,
+    pub poll_interval: Duration,
+    pub mail_from: String,
+    pub mail: MailTransport,
+    /// The lab's inventory; without the file, runs go to this machine.
+    pub hosts_file: PathBuf,
+    /// The job server API's secret (`[api] token` or `token_file`); without one the job
+    /// API refuses every call.
+    pub api_token: Option<String>,
+    /// The secret GitHub signs webhook deliveries with (`[github] webhook_secret` or
+    /// `webhook_secret_file`); without one, `/hooks/github` refuses every delivery.
+    pub github_secret: Option<String>,
+    /// How to reach GitHub's API and git (`[github] token`, or `app_id` + `installation_id`
+    /// + `private_key_file`); without it, nothing is reported to GitHub.
+    pub github: Option<crate::config::GitHubSettings>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct File {
+    state_dir: Option<String>,
+    database_url: Option<String>,
+    policies: Option<String>,
+    sequences: Option<String>,
+    listen: Option<Spanned<String>>,
+    public_url: Option<String>,
+    poll_interval: Option<Spanned<String>>,
+    hosts: Option<String>,
+    #[serde(default)]
+    mail: MailFile,
+    #[serde(default)]
+    api: ApiFile,
+    #[serde(default)]
+    github: GithubFile,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct GithubFile {
+    webhook_secret: Option<Spanned<String>>,
+    webhook_secret_file: Option<Spanned<String>>,
+    api_url: Option<Spanned<String>>,
+    token: Option<Spanned<String>>,
+    token_file: Option<Spanned<String>>,
+    app_id: Option<Spanned<u64>>,
+    installation_id: Option<Spanned<u64>>,
+    private_key_file: Option<Spanned<String>>,
+    deploy_key: Option<String>,
+    known_hosts: Option<String>,
+    ca_file: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ApiFile {
+    token: Option<Spanned<String>>,
+    token_file: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct MailFile {
+    from: Option<Spanned<String>>,
+    smtp: Option<Spanned<String>>,
+    outbox_dir: Option<String>,
+}
+
+impl Config {
+    /// Reads `path`, or takes every default relative to `base` when there is no file.
+    pub fn load(path: Option<&Path>, base: &Path) -> Result<Config, FileError> {
+        match path {
+            Some(path) => {
+                let text = Source::read(path)?;
+                let dir = path.parent().unwrap_or(Path::new("."));
+                Self::parse(path, &text, dir)
+            }
+            None => Self::parse(Path::new("(defaults)"), "", base),
+        }
+    }
+
+    pub fn parse(path: &Path, text: &str, base: &Path) -> Result<Config, FileError> {
+        let src = Source { path, text };
+        let file: File = src.parse()?;
+        let rel = |p: Option<String>, default: &str| -> PathBuf {
+            let p = PathBuf::from(p.unwrap_or_else(|| default.to_string()));
+            if p.is_absolute() {
+                p
+            } else {
+                base.join(p)
+            }
+        };
+        let state_dir = rel(file.state_dir, ".");
+        let database_url = file.database_url.unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                state_dir.join("pushgate.db").display()
+            )
+        });
+        let listen = match &file.listen {
+            None => SocketAddr::from(([127, 0, 0, 1], 8077)),
+            Some(l) => l.get_ref().parse().map_err(|e| {
+                src.error(
+                    l.span(),
+                    "listen",
+                    format!(
+                        "`{}` is not an address like 127.0.0.1:8077: {e}",
+                        l.get_ref()
+                    ),
+                )
+            })?,
+        };
+        let poll_interval = match &file.poll_interval {
+            None => Duration::from_secs(60),
+            Some(t) => {
+                parse_duration(t.get_ref()).map_err(|m| src.error(t.span(), "poll_interval", m))?
+            }
+        };
+        let mail_from = match &file.mail.from {
+            None => "pushgate <pushgate@localhost>".to_string(),
+            Some(f) => {
+                f.get_ref()
+                    .parse::<lettre::message::Mailbox>()
+                    .map_err(|e| {
+                        src.error(f.span(), "mail.from", format!("not a mail address: {e}"))
+                    })?;
+                f.get_ref().clone()
+            }
+        };
+        let mail = match &file.mail.smtp {
+            Some(url) => {
+                lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(url.get_ref())
+                    .map_err(|e| {
+                        src.error(url.span(), "mail.smtp", format!("not an SMTP URL: {e}"))
+                    })?;
+                MailTransport::Smtp(url.get_ref().clone())
+            }
+            None => MailTransport::Folder(rel(
+                file.mail.outbox_dir,
+                &state_dir.join("outbox").display().to_string(),
+            )),
+        };
+        // A secret is written in the file or kept in a file of its own, not both; it is never
+        // shorter than `min` characters.
+        let secret = |value: &Option<Spanned<String>>,
+                      from_file: &Option<Spanned<String>>,
+                      field: &str,
+                      min: usize|
+         -> Result<Option<String>, FileError> {
+            let (text, span, at) = match (value, from_file) {
+                (None, None) => return Ok(None),
+                (Some(v), None) => (v.get_ref().clone(), v.span(), field.to_string()),
+                (None, Some(f)) => {
+                    let at = format!("{field}_file");
+                    let path = rel(Some(f.get_ref().clone()), "");
+                    let text = std::fs::read_to_string(&path).map_err(|e| {
+                        src.error(f.span(), &at, format!("{}: {e}", path.display()))
+                    })?;
+                    (
+                        text.trim_end_matches(['\r', '\n']).to_string(),
+                        f.span(),
+                        at,
+                    )
+                }
+                (Some(v), Some(_)) => {
+                    return Err(src.error(
+                        v.span(),
+                        field,
+                        format!("set `{field}` or `{field}_file`, not both"),
+                    ))
+                }
+            };
+            if text.chars().count() < min {
+                return Err(src.error(
+                    span,
+                    &at,
+                    format!("use a secret of at least {min} characters"),
+                ));
+            }
+            Ok(Some(text))
+        };
+        let api_token = secret(&file.api.token, &file.api.token_file, "api.token", 16)?;
+        let github_secret = secret(
+            &file.github.webhook_secret,
+            &file.github.webhook_secret_file,
+            "github.webhook_secret",
+            1,
+        )?;
+        let github = {
+            use crate::config::{GitHubAuth, GitHubSettings};
+            let g = &file.github;
+            let token = secret(&g.token, &g.token_file, "github.token", 8)?;
+            let auth = match (token, &g.app_id, &g.installation_id, &g.private_key_file) {
+                (None, None, None, None) => None,
+                (Some(t), None, None, None) => Some(GitHubAuth::Token(t)),
+                (None, Some(app), Some(installation), Some(key)) => {
+                    let path = rel(Some(key.get_ref().clone()), "");
+                    let private_key = std::fs::read_to_string(&path).map_err(|e| {
+                        src.error(
+                            key.span(),
+                            "github.private_key_file",
+                            format!("{}: {e}", path.display()),
+                        )
+                    })?;
+                    Some(GitHubAuth::App {
+                        app_id: *app.get_ref(),
+                        private_key,
+                        installation_id: *installation.get_ref(),
+                    })
+                }
+                _ => {
+                    let span = g
+                        .app_id
+                        .as_ref()
+                        .map(|s| s.span())
+                        .or(g.installation_id.as_ref().map(|s| s.span()))
+                        .or(g.private_key_file.as_ref().map(|s| s.span()))
+                        .or(g.token.as_ref().map(|s| s.span()))
+                        .unwrap_or(0..0);
+                    return Err(src.error(
+                        span,
+                        "github",
+                        "log in with `token` (or `token_file`), or as an App with `app_id`, \
+                         `installation_id` and `private_key_file` together, not both"
+                            .to_string(),
+                    ));
+                }
+            };
+            let api_url = match &g.api_url {
+                None => "https://api.github.com".to_string(),
+                Some(u) => {
+                    let url = u.get_ref().trim_end_matches('/').to_string();
+                    if !(url.starts_with("https://") || url.starts_with("http://")) {
+                        return Err(src.error(
+                            u.span(),
+                            "github.api_url",
+                            format!("`{url}` is not an http(s) URL"),
+                        ));
+                    }
+                    url
+                }
+            };
+            let ca_file = match &g.ca_file {
+                None => None,
+                Some(f) => {
+                    let path = rel(Some(f.get_ref().clone()), "");
+                    if !path.is_file() {
+                        return Err(src.error(
+                            f.span(),
+                            "github.ca_file",
+                            format!("{} is not a file", path.display()),
+                        ));
+                    }
+                    Some(path)
+                }
+            };
+            auth.map(|auth| GitHubSettings {
+                ca_file,
+                api_url,
+                auth,
+                deploy_key: g.deploy_key.clone().map(|k| rel(Some(k), "")),
+                known_hosts: g.known_hosts.clone().map(|k| rel(Some(k), "")),
+            })
+        };
+        Ok(Config {
+            github,
+            github_secret,
+            hosts_file: rel(file.hosts, "hosts.toml"),
+            api_token,
+            public_url: file
+                .public_url
+                .unwrap_or_else(|| format!("http://{listen}"))
+                .trim_end_matches('/')
+                .to_string(),
+            policies_dir: rel(file.policies, "policies"),
+            sequences_dir: rel(file.sequences, "sequences"),
+            database_url,
+            listen,
+            poll_interval,
+            mail_from,
+            mail,
+            state_dir,
+        })
+    }
+
+    /// Loads the sequences and the policies, refusing the first file that is wrong.
+    pub fn load_policies(&self) -> Result<(Vec<Policy>, Sequences), FileError> {
+        let sequences = sequence::load_dir(&self.sequences_dir)?;
+        let policies = policy::load_dir(&self.policies_dir, &sequences)?;
+        Ok((policies, sequences))
+    }
+
+    pub fn mirrors_dir(&self) -> PathBuf {
+        self.state_dir.join("repos")
+    }
+    pub fn work_dir(&self) -> PathBuf {
+        self.state_dir.join("work")
+    }
+    pub fn logs_dir(&self) -> PathBuf {
+        self.state_dir.join("logs")
+    }
+    /// Where remote public-inbox archives are mirrored.
+    pub fn inboxes_dir(&self) -> PathBuf {
+        self.state_dir.join("inboxes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_live_in_the_base_directory() {
+        let c = Config::load(None, Path::new("/srv/gate")).unwrap();
+        assert_eq!(c.database_url, "sqlite:///srv/gate/./pushgate.db?mode=rwc");
+        assert_eq!(c.policies_dir, Path::new("/srv/gate/policies"));
+        assert_eq!(c.mail, MailTransport::Folder("/srv/gate/./outbox".into()));
+        assert_eq!(c.public_url, "http://127.0.0.1:8077");
+    }
+
+    #[test]
+    fn bad_keys_are_located() {
+        let p = Path::new("pushgate.toml");
+        let base = Path::new("/x");
+        for (text, line, field) in [
+            ("listen = \"nowhere\"\n", 1, "listen"),
+            ("poll_interval = \"often\"\n", 1, "poll_interval"),
+            ("[mail]\nsmtp = \"http://x\"\n", 2, "mail.smtp"),
+            ("[mail]\nfrom = \"@@\"\n", 2, "mail.from"),
+            ("state = \"/x\"\n", 1, "state"),
+            (
+                "[github]\nwebhook_secret = \"\"\n",
+                2,
+                "github.webhook_secret",
+            ),
+            (
+                "[github]\nwebhook_secret_file = \"/nonexistent\"\n",
+                2,
+                "github.webhook_secret_file",
+            ),
+            ("[github]\ntoken = \"short\"\n", 2, "github.token"),
+            ("[github]\napp_id = 1\n", 2, "github"),
+            (
+                "[github]\ntoken = \"long-enough-token\"\napp_id = 1\ninstallation_id = 2\n",
+                3,
+                "github",
+            ),
+            (
+                "[github]\napp_id = 1\ninstallation_id = 2\nprivate_key_file = \"/nonexistent\"\n",
+                4,
+                "github.private_key_file",
+            ),
+            (
+                "[github]\ntoken = \"long-enough-token\"\napi_url = \"ftp://x\"\n",
+                3,
+                "github.api_url",
+            ),
+        ] {
+            let e = Config::parse(p, text, base).unwrap_err();
+            assert_eq!((e.line, e.field.as_str()), (line, field), "{text:?}: {e}");
+        }
+        let gh = Config::parse(p, "[github]\ntoken = \"long-enough-token\"\n", base).unwrap();
+        let gh = gh.github.unwrap();
+        assert_eq!(gh.api_url, "https://api.github.com");
+        assert!(!format!("{gh:?}").contains("long-enough-token"));
+        let ok = Config::parse(p, "[mail]\nsmtp = \"smtp://127.0.0.1:2525\"\n", base).unwrap();
+        assert_eq!(ok.mail, MailTransport::Smtp("smtp://127.0.0.1:2525".into()));
+    }
+}

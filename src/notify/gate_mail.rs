@@ -1,0 +1,598 @@
+//! Composing a flight's mail: the gate report for the list, and the culprit mail for the people
+//! whose commit broke the branch.
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::Path;
+
+use lettre::message::{header::ContentType, Mailbox, Message};
+use serde::Serialize;
+
+use super::ReportError;
+use crate::config::policy::{Mode, Policy};
+use crate::decision::Verdict;
+use crate::repo::{short, CommitInfo};
+use crate::sequence::Sequences;
+use crate::store::{Conclusion, FlightRow, NewMail, PushRow, RunRow, StepRow};
+use crate::templates::render;
+
+/// Lines of the failing step's log quoted in the culprit mail.
+const LOG_TAIL_LINES: usize = 30;
+
+/// Everything known about a finished flight that its mail may tell.
+pub struct FlightFacts<'a> {
+    pub policy: &'a Policy,
+    pub flight: &'a FlightRow,
+    pub conclusion: &'a Conclusion,
+    pub culprit_index: Option<usize>,
+    /// The failing steps the decision is about (`sequence/step`).
+    pub steps: &'a BTreeSet<String>,
+    pub push: Option<&'a PushRow>,
+    /// Where a report-only policy would have moved the target.
+    pub would_push: Option<&'a str>,
+    pub runs: &'a [RunRow],
+    pub run_steps: &'a [StepRow],
+    /// The culprit finder's results in order, each with the top suspect after it.
+    pub finder_log: &'a [crate::decision::FinderStep],
+    pub sequences: &'a Sequences,
+    pub public_url: &'a str,
+    pub from: &'a str,
+}
+
+#[derive(Serialize)]
+struct Pushed {
+    old_short: String,
+    new_short: String,
+    count: usize,
+}
+
+#[derive(Serialize)]
+struct RangeCommit<'a> {
+    mark: &'static str,
+    short: &'a str,
+    title: &'a str,
+}
+
+/// The step a report shows as the failure, with the end of its log.
+#[derive(Serialize)]
+pub struct FailingStep {
+    pub sequence: String,
+    pub name: String,
+    pub status: String,
+    pub exit_code: Option<i64>,
+    pub log_tail: Vec<String>,
+    pub url: String,
+}
+
+#[derive(Serialize)]
+struct Context<'a> {
+    headline: String,
+    policy: &'a str,
+    repository: &'a str,
+    staging: &'a str,
+    target: &'a str,
+    verdict: &'a str,
+    reason: &'a str,
+    base_short: &'a str,
+    tip_short: &'a str,
+    commits: Vec<RangeCommit<'a>>,
+    pushed: Option<Pushed>,
+    would_push: Option<&'a str>,
+    culprit: Option<&'a CommitInfo>,
+    steps: Vec<&'a str>,
+    tests: Vec<String>,
+    finder_log: Vec<String>,
+    failing_step: Option<FailingStep>,
+    reproduce: Vec<String>,
+    flight_id: i64,
+    url: String,
+}
+
+/// The mail a finished flight sends: a gate report, and a culprit mail for a regression.
+pub fn compose(f: &FlightFacts) -> Result<Vec<NewMail>, ReportError> {
+    let flight = f.flight;
+    let policy = f.policy;
+    let pushed_index = f
+        .push
+        .and_then(|p| flight.commits.iter().position(|c| c.sha == p.new_sha))
+        .map(|i| i + 1);
+    let culprit = f.culprit_index.and_then(|i| flight.commit(i));
+    let headline = headline(f, culprit);
+    let failing = failing_step(f);
+    let context = Context {
+        headline: headline.clone(),
+        policy: &policy.name,
+        repository: &policy.repository,
+        staging: &policy.staging,
+        target: &policy.target,
+        verdict: f.conclusion.verdict.as_str(),
+        reason: &f.conclusion.reason,
+        base_short: short(&flight.base),
+        tip_short: short(&flight.tip),
+        commits: flight
+            .commits
+            .iter()
+            .enumerate()
+            .map(|(i, c)| RangeCommit {
+                mark: if Some(i + 1) == f.culprit_index {
+                    "x"
+                } else if pushed_index.is_some_and(|p| i < p) {
+                    "+"
+                } else {
+                    " "
+                },
+                short: short(&c.sha),
+                title: &c.title,
+            })
+            .collect(),
+        pushed: f.push.map(|p| Pushed {
+            old_short: short(&p.old_sha).to_string(),
+            new_short: short(&p.new_sha).to_string(),
+            count: pushed_count(flight, p),
+        }),
+        would_push: f.would_push.map(short),
+        culprit,
+        steps: f.steps.iter().map(String::as_str).collect(),
+        tests: test_lines(f),
+        finder_log: finder_lines(flight, f.finder_log),
+        reproduce: failing
+            .as_ref()
+            .map(|s| reproduce(f, s))
+            .unwrap_or_default(),
+        failing_step: failing,
+        flight_id: flight.id,
+        url: format!("{}/flights/{}", f.public_url, flight.id),
+    };
+
+    let mut mails = Vec::new();
+    let report_to: Vec<Mailbox> = policy
+        .mail
+        .list
+        .iter()
+        .filter_map(|l| l.parse().ok())
+        .collect();
+    let report_cc = range_people(f);
+    if !report_to.is_empty() || !report_cc.is_empty() {
+        mails.push(build(
+            f,
+            "gate-report",
+            &headline,
+            &report_to,
+            &report_cc,
+            render("gate-report.txt", &context)?,
+        )?);
+    }
+    if let (Some(c), Verdict::Regression) = (culprit, f.conclusion.verdict) {
+        let mut to = Vec::new();
+        if policy.mail.authors {
+            to.extend(mailbox(&c.author_name, &c.author_email));
+        }
+        if policy.mail.committers {
+            to.extend(mailbox(&c.committer_name, &c.committer_email));
+        }
+        let to = dedupe(to, &[]);
+        let cc = dedupe(report_to.clone(), &to);
+        if !to.is_empty() || !cc.is_empty() {
+            let subject = format!(
+                "[{}] your commit {} \"{}\" broke {}",
+                policy.staging,
+                short(&c.sha),
+                c.title,
+                context.steps.join(", ")
+            );
+            mails.push(build(
+                f,
+                "culprit",
+                &subject,
+                &to,
+                &cc,
+                render("culprit.txt", &context)?,
+            )?);
+        }
+    }
+    Ok(mails)
+}
+
+fn pushed_count(flight: &FlightRow, push: &PushRow) -> usize {
+    let old = flight
+        .commits
+        .iter()
+        .position(|c| c.sha == push.old_sha)
+        .map_or(0, |i| i + 1);
+    let new = flight
+        .commits
+        .iter()
+        .position(|c| c.sha == push.new_sha)
+        .map_or(0, |i| i + 1);
+    new.saturating_sub(old)
+}
+
+fn headline(f: &FlightFacts, culprit: Option<&CommitInfo>) -> String {
+    let p = f.policy;
+    let verdict = f.conclusion.verdict;
+    let tail = if matches!(verdict, Verdict::Pass) {
+        String::new()
+    } else {
+        format!(" ({verdict})")
+    };
+    if let Some(c) = culprit {
+        return format!(
+            "[{}] blocked: regression in {} \"{}\"",
+            p.staging,
+            short(&c.sha),
+            c.title
+        );
+    }
+    if let Some(push) = f.push {
+        let n = pushed_count(f.flight, push);
+        return format!(
+            "[{}] pushed {n} commit{} to {}{tail}",
+            p.staging,
+            if n == 1 { "" } else { "s" },
+            p.target
+        );
+    }
+    if p.mode == Mode::ReportOnly {
+        if let Some(sha) = f.would_push {
+            return format!(
+                "[{}] would push {} to {}{tail}",
+                p.staging,
+                short(sha),
+                p.target
+            );
+        }
+    }
+    match verdict {
+        Verdict::Broken => format!(
+            "[{}] broken: could not test {}",
+            p.staging,
+            short(&f.flight.tip)
+        ),
+        _ => format!("[{}] nothing pushed{tail}", p.staging),
+    }
+}
+
+/// One line per run, in the order the runs were made.
+/// One line per result of the search: the commit, its result, then the top suspect.
+pub fn finder_lines(flight: &FlightRow, log: &[crate::decision::FinderStep]) -> Vec<String> {
+    let name = |i: usize| flight.commit(i).map_or("?", |c| short(&c.sha));
+    log.iter()
+        .map(|s| {
+            let suspect = match s.suspect {
+                Some(c) => format!("#{c} {}", name(c)),
+                None => "no culprit".into(),
+            };
+            format!(
+                "#{:<3} {}  {:<4}  top suspect {suspect} ({:.3})",
+                s.index,
+                name(s.index),
+                match s.result {
+                    crate::culprit::Observed::Pass => "pass",
+                    crate::culprit::Observed::Fail => "fail",
+                    crate::culprit::Observed::Untestable => "skip",
+                },
+                s.probability
+            )
+        })
+        .collect()
+}
+
+fn test_lines(f: &FlightFacts) -> Vec<String> {
+    let several = f.policy.sequences.len() > 1;
+    f.runs
+        .iter()
+        .map(|r| {
+            let title = f
+                .flight
+                .commit(r.commit_index)
+                .map_or("", |c| c.title.as_str());
+            let seq = if several {
+                format!(" [{}]", r.sequence)
+            } else {
+                String::new()
+            };
+            format!(
+                "{}  {:<8} attempt {}  {:<7} {}{seq}",
+                short(&r.sha),
+                r.role.as_str(),
+                r.attempt,
+                r.state.as_str(),
+                title
+            )
+            .trim_end()
+            .to_string()
+        })
+        .collect()
+}
+
+/// The first step of the culprit's failing run that is one of the decision's steps.
+fn failing_step(f: &FlightFacts) -> Option<FailingStep> {
+    failing_step_at(f.runs, f.run_steps, f.steps, f.culprit_index?, f.public_url)
+}
+
+/// The first failed or timed-out step, among `steps` (`sequence/step`), of the runs of the
+/// commit at `index`.
+pub fn failing_step_at(
+    runs: &[RunRow],
+    run_steps: &[StepRow],
+    steps: &BTreeSet<String>,
+    index: usize,
+    public_url: &str,
+) -> Option<FailingStep> {
+    runs.iter()
+        .filter(|r| r.commit_index == index)
+        .flat_map(|r| {
+            run_steps
+                .iter()
+                .filter(move |s| s.run_id == r.id)
+                .map(move |s| (r, s))
+        })
+        .find(|(r, s)| {
+            matches!(s.status.as_str(), "fail" | "timeout")
+                && steps.contains(&format!("{}/{}", r.sequence, s.name))
+        })
+        .map(|(r, s)| FailingStep {
+            sequence: r.sequence.clone(),
+            name: s.name.clone(),
+            status: if s.status == "timeout" {
+                "timed out".into()
+            } else {
+                "failed".into()
+            },
+            exit_code: s.exit_code,
+            log_tail: s
+                .log_path
+                .as_deref()
+                .map(|p| log_tail(Path::new(p), LOG_TAIL_LINES))
+                .unwrap_or_default(),
+            url: format!("{public_url}/logs/{}", s.id),
+        })
+}
+
+/// The last `n` lines of a log, or a note saying why there are none.
+pub fn log_tail(path: &Path, n: usize) -> Vec<String> {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(n)..]
+                .iter()
+                .map(|l| l.trim_end().to_string())
+                .collect()
+        }
+        Err(e) => vec![format!("(log {} unreadable: {e})", path.display())],
+    }
+}
+
+/// The commands of the failing sequence up to its failing step.
+fn reproduce(f: &FlightFacts, step: &FailingStep) -> Vec<String> {
+    let Some(seq) = f.sequences.get(&step.sequence) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for t in seq.testcases() {
+        if let Some(s) = &t.step {
+            out.push(match &s.workdir {
+                Some(w) => format!("(cd {} && {})", w.display(), s.command),
+                None => s.command.clone(),
+            });
+        }
+        if t.name == step.name {
+            break;
+        }
+    }
+    out
+}
+
+/// Authors and committers of the range, as the policy wants them copied.
+fn range_people(f: &FlightFacts) -> Vec<Mailbox> {
+    let mut people = Vec::new();
+    for c in &f.flight.commits {
+        if f.policy.mail.authors {
+            people.extend(mailbox(&c.author_name, &c.author_email));
+        }
+        if f.policy.mail.committers {
+            people.extend(mailbox(&c.committer_name, &c.committer_email));
+        }
+    }
+    dedupe(people, &[])
+}
+
+fn mailbox(name: &str, email: &str) -> Option<Mailbox> {
+    let address = email.parse().ok()?;
+    Some(Mailbox::new(
+        (!name.is_empty()).then(|| name.to_string()),
+        address,
+    ))
+}
+
+/// Drops repeated addresses (case-insensitively) and those already in `except`.
+fn dedupe(people: Vec<Mailbox>, except: &[Mailbox]) -> Vec<Mailbox> {
+    let mut seen: HashSet<String> = except
+        .iter()
+        .map(|m| m.email.to_string().to_lowercase())
+        .collect();
+    people
+        .into_iter()
+        .filter(|m| seen.insert(m.email.to_string().to_lowercase()))
+        .collect()
+}
+
+fn build(
+    f: &FlightFacts,
+    kind: &str,
+    subject: &str,
+    to: &[Mailbox],
+    cc: &[Mailbox],
+    body: String,
+) -> Result<NewMail, ReportError> {
+    let from: Mailbox = f
+        .from
+        .parse()
+        .map_err(|e| ReportError::Mail(format!("sender `{}`: {e}", f.from)))?;
+    let message_id = format!(
+        "<pushgate.{}.{}.{}@{}>",
+        f.flight.id,
+        kind,
+        short(&f.flight.tip),
+        from.email.domain()
+    );
+    let mut builder = Message::builder()
+        .from(from)
+        .subject(subject)
+        .message_id(Some(message_id.clone()))
+        .header(ContentType::TEXT_PLAIN);
+    if to.is_empty() {
+        // Culprit mail with nobody to address goes to the list only, as To.
+        for m in cc {
+            builder = builder.to(m.clone());
+        }
+    } else {
+        for m in to {
+            builder = builder.to(m.clone());
+        }
+        for m in dedupe(cc.to_vec(), to) {
+            builder = builder.cc(m);
+        }
+    }
+    seal(builder, body, kind, message_id, subject)
+}
+
+/// Puts the body in and makes the outbox row, with the envelope's recipients.
+pub(super) fn seal(
+    builder: lettre::message::MessageBuilder,
+    body: String,
+    kind: &str,
+    message_id: String,
+    subject: &str,
+) -> Result<NewMail, ReportError> {
+    let message = builder
+        .body(body)
+        .map_err(|e| ReportError::Mail(e.to_string()))?;
+    let recipients = message
+        .envelope()
+        .to()
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    Ok(NewMail {
+        kind: kind.to_string(),
+        message_id,
+        subject: subject.to_string(),
+        recipients,
+        message: String::from_utf8_lossy(&message.formatted()).into_owned(),
+    })
+}
+
+/// What the mail about a paused run says.
+pub struct PauseFacts<'a> {
+    pub from: &'a str,
+    /// The submitter (the tested commit's author) and the policy's list.
+    pub to: Vec<String>,
+    pub run_id: i64,
+    pub testcase: &'a str,
+    pub sha: &'a str,
+    pub staging: &'a str,
+    pub host: &'a str,
+    pub log: &'a Path,
+    /// When the run goes on by itself, as text; `None` when it waits until told.
+    pub resumes: Option<String>,
+    pub public_url: &'a str,
+}
+
+/// The mail that tells the submitter a run is paused on its host for them to look at.
+pub fn compose_pause(f: &PauseFacts) -> Result<Option<NewMail>, ReportError> {
+    let to: Vec<Mailbox> = f.to.iter().filter_map(|a| a.parse().ok()).collect();
+    if to.is_empty() {
+        return Ok(None);
+    }
+    let from: Mailbox = f
+        .from
+        .parse()
+        .map_err(|e| ReportError::Mail(format!("sender `{}`: {e}", f.from)))?;
+    let subject = format!(
+        "[{}] paused: {} failed on {} ({})",
+        f.staging,
+        f.testcase,
+        short(f.sha),
+        f.host
+    );
+    let mut body = format!(
+        "Run {run} stopped after testcase {tc} failed on commit {sha}, before any cleanup.\n\
+         Its host {host} stays leased to it, as it is, for you to look at.\n\n",
+        run = f.run_id,
+        tc = f.testcase,
+        sha = f.sha,
+        host = f.host,
+    );
+    match &f.resumes {
+        Some(when) => body.push_str(&format!("It goes on by itself {when}.\n")),
+        None => body.push_str("It waits until someone lets it go on.\n"),
+    }
+    body.push_str(&format!(
+        "To let it go on now:\n\n    pushgate jobs interact --run {run} --continue {tc}\n\n\
+         Run page: {url}/runs/{run}\n\nThe end of the testcase's log:\n\n",
+        run = f.run_id,
+        tc = shlex::try_quote(f.testcase).unwrap_or_default(),
+        url = f.public_url,
+    ));
+    for line in log_tail(f.log, LOG_TAIL_LINES) {
+        body.push_str("    ");
+        body.push_str(&line);
+        body.push('\n');
+    }
+    let message_id = format!(
+        "<pushgate.run{}.pause.{}@{}>",
+        f.run_id,
+        f.testcase
+            .replace(|c: char| !c.is_ascii_alphanumeric(), "-"),
+        from.email.domain()
+    );
+    let mut builder = Message::builder()
+        .from(from)
+        .subject(subject.clone())
+        .message_id(Some(message_id.clone()))
+        .header(ContentType::TEXT_PLAIN);
+    for m in &to {
+        builder = builder.to(m.clone());
+    }
+    seal(builder, body, "pause", message_id, &subject).map(Some)
+}
+
+/// A short plain-text mail that is not about a flight: a host out of service, a job's result.
+pub struct Notice<'a> {
+    pub from: &'a str,
+    pub to: &'a [String],
+    pub subject: String,
+    pub body: String,
+    /// The outbox kind (`host`, `job`), also part of the Message-ID.
+    pub kind: &'a str,
+    /// Makes the Message-ID unique and stable: the same notice composed twice is sent once.
+    pub key: String,
+}
+
+/// Composes a notice; `None` when nobody valid is there to read it.
+pub fn compose_notice(n: &Notice) -> Result<Option<NewMail>, ReportError> {
+    let to: Vec<Mailbox> = n.to.iter().filter_map(|a| a.parse().ok()).collect();
+    if to.is_empty() {
+        return Ok(None);
+    }
+    let from: Mailbox = n
+        .from
+        .parse()
+        .map_err(|e| ReportError::Mail(format!("sender `{}`: {e}", n.from)))?;
+    let message_id = format!(
+        "<pushgate.{}.{}@{}>",
+        n.kind,
+        n.key.replace(|c: char| !c.is_ascii_alphanumeric(), "-"),
+        from.email.domain()
+    );
+    let mut builder = Message::builder()
+        .from(from)
+        .subject(n.subject.clone())
+        .message_id(Some(message_id.clone()))
+        .header(ContentType::TEXT_PLAIN);
+    for m in &to {
+        builder = builder.to(m.clone());
+    }
+    seal(builder, n.body.clone(), n.kind, message_id, &n.subject).map(Some)
+}

@@ -1,0 +1,58 @@
+//! Every template pushgate renders (mail bodies, web pages), compiled in from `templates/` so
+//! the binary needs no files beside it.
+
+use std::sync::OnceLock;
+
+use minijinja::Environment;
+
+/// A template that could not be rendered, by name.
+#[derive(Debug, thiserror::Error)]
+#[error("template {name}: {source}")]
+pub struct TemplateError {
+    name: &'static str,
+    #[source]
+    source: minijinja::Error,
+}
+
+/// Every template, compiled in from `templates/` so the binary needs no files beside it.
+pub fn templates() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = Environment::new();
+        // Mail bodies end with a newline like any text file.
+        env.set_keep_trailing_newline(true);
+        let sources: [(&str, &str); 4] = [
+            (
+                "gate-report.txt",
+                include_str!("../templates/gate-report.txt"),
+            ),
+            ("culprit.txt", include_str!("../templates/culprit.txt")),
+            ("status.html", include_str!("../templates/status.html")),
+            ("flight.html", include_str!("../templates/flight.html")),
+        ];
+        for (name, source) in sources {
+            // The templates ship inside the binary; a syntax error in one is caught by the
+            // `every_template_compiles` test, so this cannot fail at run time.
+            env.add_template(name, source)
+                .unwrap_or_else(|e| panic!("template {name}: {e}"));
+        }
+        env
+    })
+}
+
+/// Renders a template with a context, naming the template if it fails.
+pub fn render(name: &'static str, context: impl serde::Serialize) -> Result<String, TemplateError> {
+    templates()
+        .get_template(name)
+        .and_then(|t| t.render(context))
+        .map_err(|source| TemplateError { name, source })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_template_compiles() {
+        let env = super::templates();
+        assert_eq!(env.templates().count(), 4);
+    }
+}
