@@ -21,12 +21,26 @@ pub fn templates() -> &'static Environment<'static> {
         let mut env = Environment::new();
         // Mail bodies end with a newline like any text file.
         env.set_keep_trailing_newline(true);
-        let sources: [(&str, &str); 4] = [
+        let sources: [(&str, &str); 9] = [
             (
                 "gate-report.txt",
                 include_str!("../templates/gate-report.txt"),
             ),
             ("culprit.txt", include_str!("../templates/culprit.txt")),
+            ("pause.txt", include_str!("../templates/pause.txt")),
+            ("force.txt", include_str!("../templates/force.txt")),
+            (
+                "series-reply.txt",
+                include_str!("../templates/series-reply.txt"),
+            ),
+            (
+                "job-result.txt",
+                include_str!("../templates/job-result.txt"),
+            ),
+            (
+                "host-out-of-service.txt",
+                include_str!("../templates/host-out-of-service.txt"),
+            ),
             ("status.html", include_str!("../templates/status.html")),
             ("flight.html", include_str!("../templates/flight.html")),
         ];
@@ -53,6 +67,6 @@ mod tests {
     #[test]
     fn every_template_compiles() {
         let env = super::templates();
-        assert_eq!(env.templates().count(), 4);
+        assert_eq!(env.templates().count(), 9);
     }
 }

@@ -35,8 +35,11 @@ fn lab(store: &Store, inventory: Inventory, lease: Duration) -> Arc<Lab> {
         store.clone(),
         LabSettings {
             local_work_dir: std::env::temp_dir(),
-            mail_from: "pushgate <gate@example.org>".into(),
             lease_length: lease,
+            health: Arc::new(pushgate::notify::HostMail {
+                store: store.clone(),
+                from: "pushgate <gate@example.org>".into(),
+            }),
         },
     );
     lab.spawn_ticker();

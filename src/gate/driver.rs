@@ -197,28 +197,14 @@ impl Gate {
             Err(e) => format!("not done: {e}"),
         };
         tracing::warn!(policy = %policy.name, who = %o.who, why = %o.why, %outcome, "maintainer's force");
-        let to: Vec<String> = policy.mail.list.iter().cloned().collect();
-        let notice = crate::notify::Notice {
-            from: &self.settings.mail_from,
-            to: &to,
-            subject: format!(
-                "[pushgate] {}: {} forced {}",
-                policy.name, o.who, policy.target
-            ),
-            body: format!(
-                "{who} told pushgate to push {what} to {target} of {repo}\nwithout waiting \
-                 for the gate, because: {why}\n\nOutcome: {outcome}\n\n-- \npushgate, {url}\n",
-                who = o.who,
-                what = o.rev.as_deref().unwrap_or("the staging tip"),
-                target = policy.target,
-                repo = policy.repository,
-                why = o.why,
-                url = self.settings.public_url,
-            ),
-            kind: "force",
-            key: format!("override-{}", o.id),
-        };
-        if let Some(mail) = crate::notify::compose_notice(&notice)? {
+        let mail = crate::notify::compose_force(
+            &self.settings.mail_from,
+            policy,
+            o,
+            &outcome,
+            &self.settings.public_url,
+        )?;
+        if let Some(mail) = mail {
             self.store.enqueue_mail(None, &mail).await?;
         }
         Ok(Some(outcome))

@@ -106,18 +106,30 @@ pub struct Lab {
     deciding: tokio::sync::Mutex<()>,
     wake: tokio::sync::Notify,
     lease_length: Duration,
-    mail_from: String,
+    health: Arc<dyn HealthWatch>,
 }
 
 /// What a lab needs besides its inventory and store.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct LabSettings {
     /// Where the local provisioner makes its worktrees.
     pub local_work_dir: PathBuf,
-    /// Sender of the out-of-service mail.
-    pub mail_from: String,
     /// How long a run's lease lasts unless renewed ([`RUN_LEASE`]).
     pub lease_length: Duration,
+    /// Told when a host's health changes (the service mails the lab's admin).
+    pub health: Arc<dyn HealthWatch>,
+}
+
+/// Who hears of a change of a host's health. The lab only says it; what is done about it
+/// (a mail to the admin) is the watcher's.
+#[async_trait::async_trait]
+pub trait HealthWatch: Send + Sync {
+    /// The lab took `health.host` out of service; `admin` is the inventory's admin address.
+    async fn out_of_service(
+        &self,
+        health: &HealthRow,
+        admin: Option<&str>,
+    ) -> Result<(), StoreError>;
 }
 
 impl Lab {
@@ -130,7 +142,7 @@ impl Lab {
             deciding: tokio::sync::Mutex::new(()),
             wake: tokio::sync::Notify::new(),
             lease_length: settings.lease_length,
-            mail_from: settings.mail_from,
+            health: settings.health,
         })
     }
 
@@ -211,36 +223,12 @@ impl Lab {
             .await?;
         if went_out {
             tracing::error!(host = %lease.host.name, reason = %health.reason, "host taken out of service");
-            self.report_out_of_service(&health).await?;
+            let admin = self.inventory().admin.clone();
+            self.health
+                .out_of_service(&health, admin.as_deref())
+                .await?;
         }
         self.schedule().await
-    }
-
-    async fn report_out_of_service(&self, health: &HealthRow) -> Result<(), LabError> {
-        let inventory = self.inventory();
-        let Some(admin) = &inventory.admin else {
-            return Ok(());
-        };
-        let mail = crate::notify::compose_notice(&crate::notify::Notice {
-            from: &self.mail_from,
-            to: std::slice::from_ref(admin),
-            subject: format!("[pushgate] host {} taken out of service", health.host),
-            body: format!(
-                "pushgate took {host} out of service: {reason}.\n\n\
-                 Nothing is scheduled on it until someone puts it back:\n\n    \
-                 pushgate hosts enable {host}\n",
-                host = health.host,
-                reason = health.reason
-            ),
-            kind: "host",
-            key: format!("{}.{}", health.host, health.updated_at),
-        });
-        match mail {
-            Ok(Some(mail)) => self.store.enqueue_mail(None, &mail).await?,
-            Ok(None) => {}
-            Err(e) => tracing::error!(error = %e, "cannot write the out-of-service mail"),
-        }
-        Ok(())
     }
 
     /// Gives free slots to waiting runs. Safe to call at any time, from anywhere.

@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 
 pub use inventory::{HostSpec, Inventory, Needs};
-pub use lab::{HostOutcome, HostState, Lab, LabError, LabSettings, Lease, LeaseRequest, RUN_LEASE};
+pub use lab::{
+    HealthWatch, HostOutcome, HostState, Lab, LabError, LabSettings, Lease, LeaseRequest, RUN_LEASE,
+};
 pub use local::LocalProvisioner;
 pub use loopback::{LoopbackSshd, SshdFiles};
 pub use scheduler::Priority;

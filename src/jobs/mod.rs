@@ -15,7 +15,7 @@ use crate::config::policy::Policy;
 use crate::decision::Role;
 use crate::gate::GateSettings;
 use crate::hosts::{Lab, LeaseRequest, Needs, Priority};
-use crate::notify::{compose_notice, Notice};
+use crate::notify::{compose_job_result, JobFacts};
 use crate::repo::{short, Mirror};
 use crate::run::{self, PauseContext, RunPlan};
 use crate::sequence::{PauseOn, Sequences};
@@ -578,43 +578,20 @@ impl JobRunner {
             .await?
             .and_then(|j| j.sha)
             .unwrap_or_default();
-        let mut body = format!(
-            "Job {id} ({kind}) ran sequence {seq} on {rev} ({sha}) of {repo}.\n\n{message}\n\n",
-            id = job.id,
-            kind = job.kind,
-            seq = job.sequence,
-            rev = job.rev,
-            sha = short(&sha),
-            repo = job.repository,
-        );
+        let mut runs = Vec::new();
         for run in self.store.job_runs(job.id).await? {
-            body.push_str(&format!(
-                "Run {} on {}: {}\n",
-                run.id,
-                run.host,
-                run.state.as_str()
-            ));
-            for step in self.store.run_steps(run.id).await? {
-                body.push_str(&format!("  {:<8} {}\n", step.status, step.name));
-            }
+            let steps = self.store.run_steps(run.id).await?;
+            runs.push((run, steps));
         }
-        body.push_str(&format!(
-            "\nLogs: pushgate jobs showlog {} -v\n{}/api/jobs/{}\n",
-            job.id, self.settings.public_url, job.id
-        ));
-        let mail = compose_notice(&Notice {
+        let mail = compose_job_result(&JobFacts {
             from: &self.settings.mail_from,
-            to: std::slice::from_ref(to),
-            subject: format!(
-                "[pushgate] job {} {} on {}: {}",
-                job.id,
-                job.sequence,
-                short(&sha),
-                state.as_str()
-            ),
-            body,
-            kind: "job",
-            key: format!("{}", job.id),
+            to,
+            job,
+            state,
+            message,
+            sha: &sha,
+            runs: &runs,
+            public_url: &self.settings.public_url,
         });
         match mail {
             Ok(Some(mail)) => self.store.enqueue_mail(None, &mail).await?,

@@ -7,6 +7,7 @@ use std::path::Path;
 use lettre::message::{header::ContentType, Mailbox, Message};
 use serde::Serialize;
 
+use super::envelope::seal;
 use super::ReportError;
 use crate::config::policy::{Mode, Policy};
 use crate::decision::Verdict;
@@ -16,7 +17,7 @@ use crate::store::{Conclusion, FlightRow, NewMail, PushRow, RunRow, StepRow};
 use crate::templates::render;
 
 /// Lines of the failing step's log quoted in the culprit mail.
-const LOG_TAIL_LINES: usize = 30;
+pub(super) const LOG_TAIL_LINES: usize = 30;
 
 /// Everything known about a finished flight that its mail may tell.
 pub struct FlightFacts<'a> {
@@ -455,144 +456,4 @@ fn build(
         }
     }
     seal(builder, body, kind, message_id, subject)
-}
-
-/// Puts the body in and makes the outbox row, with the envelope's recipients.
-pub(super) fn seal(
-    builder: lettre::message::MessageBuilder,
-    body: String,
-    kind: &str,
-    message_id: String,
-    subject: &str,
-) -> Result<NewMail, ReportError> {
-    let message = builder
-        .body(body)
-        .map_err(|e| ReportError::Mail(e.to_string()))?;
-    let recipients = message
-        .envelope()
-        .to()
-        .iter()
-        .map(|a| a.to_string())
-        .collect();
-    Ok(NewMail {
-        kind: kind.to_string(),
-        message_id,
-        subject: subject.to_string(),
-        recipients,
-        message: String::from_utf8_lossy(&message.formatted()).into_owned(),
-    })
-}
-
-/// What the mail about a paused run says.
-pub struct PauseFacts<'a> {
-    pub from: &'a str,
-    /// The submitter (the tested commit's author) and the policy's list.
-    pub to: Vec<String>,
-    pub run_id: i64,
-    pub testcase: &'a str,
-    pub sha: &'a str,
-    pub staging: &'a str,
-    pub host: &'a str,
-    pub log: &'a Path,
-    /// When the run goes on by itself, as text; `None` when it waits until told.
-    pub resumes: Option<String>,
-    pub public_url: &'a str,
-}
-
-/// The mail that tells the submitter a run is paused on its host for them to look at.
-pub fn compose_pause(f: &PauseFacts) -> Result<Option<NewMail>, ReportError> {
-    let to: Vec<Mailbox> = f.to.iter().filter_map(|a| a.parse().ok()).collect();
-    if to.is_empty() {
-        return Ok(None);
-    }
-    let from: Mailbox = f
-        .from
-        .parse()
-        .map_err(|e| ReportError::Mail(format!("sender `{}`: {e}", f.from)))?;
-    let subject = format!(
-        "[{}] paused: {} failed on {} ({})",
-        f.staging,
-        f.testcase,
-        short(f.sha),
-        f.host
-    );
-    let mut body = format!(
-        "Run {run} stopped after testcase {tc} failed on commit {sha}, before any cleanup.\n\
-         Its host {host} stays leased to it, as it is, for you to look at.\n\n",
-        run = f.run_id,
-        tc = f.testcase,
-        sha = f.sha,
-        host = f.host,
-    );
-    match &f.resumes {
-        Some(when) => body.push_str(&format!("It goes on by itself {when}.\n")),
-        None => body.push_str("It waits until someone lets it go on.\n"),
-    }
-    body.push_str(&format!(
-        "To let it go on now:\n\n    pushgate jobs interact --run {run} --continue {tc}\n\n\
-         Run page: {url}/runs/{run}\n\nThe end of the testcase's log:\n\n",
-        run = f.run_id,
-        tc = shlex::try_quote(f.testcase).unwrap_or_default(),
-        url = f.public_url,
-    ));
-    for line in log_tail(f.log, LOG_TAIL_LINES) {
-        body.push_str("    ");
-        body.push_str(&line);
-        body.push('\n');
-    }
-    let message_id = format!(
-        "<pushgate.run{}.pause.{}@{}>",
-        f.run_id,
-        f.testcase
-            .replace(|c: char| !c.is_ascii_alphanumeric(), "-"),
-        from.email.domain()
-    );
-    let mut builder = Message::builder()
-        .from(from)
-        .subject(subject.clone())
-        .message_id(Some(message_id.clone()))
-        .header(ContentType::TEXT_PLAIN);
-    for m in &to {
-        builder = builder.to(m.clone());
-    }
-    seal(builder, body, "pause", message_id, &subject).map(Some)
-}
-
-/// A short plain-text mail that is not about a flight: a host out of service, a job's result.
-pub struct Notice<'a> {
-    pub from: &'a str,
-    pub to: &'a [String],
-    pub subject: String,
-    pub body: String,
-    /// The outbox kind (`host`, `job`), also part of the Message-ID.
-    pub kind: &'a str,
-    /// Makes the Message-ID unique and stable: the same notice composed twice is sent once.
-    pub key: String,
-}
-
-/// Composes a notice; `None` when nobody valid is there to read it.
-pub fn compose_notice(n: &Notice) -> Result<Option<NewMail>, ReportError> {
-    let to: Vec<Mailbox> = n.to.iter().filter_map(|a| a.parse().ok()).collect();
-    if to.is_empty() {
-        return Ok(None);
-    }
-    let from: Mailbox = n
-        .from
-        .parse()
-        .map_err(|e| ReportError::Mail(format!("sender `{}`: {e}", n.from)))?;
-    let message_id = format!(
-        "<pushgate.{}.{}@{}>",
-        n.kind,
-        n.key.replace(|c: char| !c.is_ascii_alphanumeric(), "-"),
-        from.email.domain()
-    );
-    let mut builder = Message::builder()
-        .from(from)
-        .subject(n.subject.clone())
-        .message_id(Some(message_id.clone()))
-        .header(ContentType::TEXT_PLAIN);
-    for m in &to {
-        builder = builder.to(m.clone());
-    }
-    seal(builder, n.body.clone(), n.kind, message_id, &n.subject).map(Some)
 }

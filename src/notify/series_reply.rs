@@ -5,10 +5,11 @@
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, Message};
 
-use super::gate_mail::seal;
+use super::envelope::seal;
 use super::ReportError;
 use crate::intake::mail::Mail;
 use crate::store::NewMail;
+use crate::templates::render;
 
 /// What came of a series revision.
 #[derive(Clone, Debug)]
@@ -120,92 +121,42 @@ pub fn compose_series_reply(r: &SeriesReply<'_>) -> Result<NewMail, ReportError>
         }
         None => builder = builder.to(list),
     }
-    seal(builder, body(r), "series", message_id, &subject)
+    seal(builder, body(r)?, "series", message_id, &subject)
 }
 
-fn body(r: &SeriesReply<'_>) -> String {
-    let mut out = String::new();
-    let greeting = if r.answering.sender.name.is_empty() {
-        "Hello,".to_string()
-    } else {
-        format!("Hello {},", r.answering.sender.name)
+/// The reply's text, from `templates/series-reply.txt`.
+fn body(r: &SeriesReply<'_>) -> Result<String, ReportError> {
+    let address = r
+        .from
+        .rsplit_once('<')
+        .map_or(r.from, |(_, a)| a.trim_end_matches('>'));
+    let common = minijinja::context! {
+        sender => &r.answering.sender.name,
+        outcome => r.outcome.kind(),
+        base => r.base,
+        link => &r.link,
     };
-    out.push_str(&greeting);
-    out.push_str("\n\n");
-    match &r.outcome {
+    let particular = match &r.outcome {
         SeriesOutcome::DoesNotApply {
             patch,
             file,
             reason,
-        } => {
-            out.push_str(&format!(
-                "this series does not apply on {}, so it was not tested.\n\n  {patch}\n",
-                r.base
-            ));
-            if let Some(file) = file {
-                out.push_str(&format!("  fails on {file}: {reason}\n"));
-            } else {
-                out.push_str(&format!("  {reason}\n"));
-            }
-            out.push_str("\nPlease rebase it and send a new version.\n");
-        }
-        SeriesOutcome::Passed { sequences } => {
-            out.push_str(&format!(
-                "this series applied on {} and passed {}.\n\n\
-                 If you like, add to each patch:\n\n  Tested-by: pushgate <{}>\n",
-                r.base,
-                sequences.join(", "),
-                r.from
-                    .rsplit_once('<')
-                    .map_or(r.from, |(_, a)| a.trim_end_matches('>'))
-            ));
-        }
+        } => minijinja::context! { patch, file, reason },
+        SeriesOutcome::Passed { sequences } => minijinja::context! { sequences, address },
         SeriesOutcome::Failed {
             culprit,
             step,
             log_excerpt,
-        } => {
-            out.push_str(&format!(
-                "this series applied on {} but {step}.\n\n",
-                r.base
-            ));
-            match culprit {
-                Some(patch) => {
-                    out.push_str(&format!("The first patch that fails it:\n\n  {patch}\n\n"))
-                }
-                None => out.push_str("No single patch could be named.\n\n"),
-            }
-            if !log_excerpt.is_empty() {
-                out.push_str("The end of the log:\n\n");
-                for line in log_excerpt {
-                    out.push_str("  ");
-                    out.push_str(line);
-                    out.push('\n');
-                }
-                out.push('\n');
-            }
-        }
-        SeriesOutcome::Incomplete { missing, total } => {
-            let names: Vec<String> = missing.iter().map(|n| format!("{n}/{total}")).collect();
-            out.push_str(&format!(
-                "this series is missing {} and was not tested. Please resend the missing \
-                 patches in this thread.\n",
-                names.join(", ")
-            ));
-        }
-        SeriesOutcome::NotJudged { verdict, reason } => {
-            out.push_str(&format!(
-                "this series applied on {} and was tested, but the result does not judge \
-                 it ({verdict}):\n\n  {reason}\n",
-                r.base
-            ));
-        }
-    }
-    if let Some(link) = &r.link {
-        out.push_str(&format!("\nDetails: {link}\n"));
-    }
-    out.push_str("\n-- \npushgate\n");
-    out
+        } => minijinja::context! { culprit, step, log_excerpt },
+        SeriesOutcome::Incomplete { missing, total } => minijinja::context! {
+            missing => missing.iter().map(|n| format!("{n}/{total}")).collect::<Vec<_>>(),
+        },
+        SeriesOutcome::NotJudged { verdict, reason } => minijinja::context! { verdict, reason },
+    };
+    Ok(render(
+        "series-reply.txt",
+        minijinja::context! { ..common, ..particular },
+    )?)
 }
 
 #[cfg(test)]

@@ -18,7 +18,9 @@ use crate::forge::{deliver_due_reports, Forge, ReportDelivery};
 use crate::gate::{BranchOutcome, Gate, GateError, GateSettings, Progress};
 use crate::hosts::{Inventory, Lab, LabSettings, RUN_LEASE};
 use crate::jobs::JobRunner;
-use crate::notify::{deliver_due, DeliveryReport, FolderMailer, MailError, Mailer, SmtpMailer};
+use crate::notify::{
+    deliver_due, DeliveryReport, FolderMailer, HostMail, MailError, Mailer, SmtpMailer,
+};
 use crate::store::{PushedCandidate, Store, StoreError};
 use crate::web::{self, AppState, Wakers};
 
@@ -546,11 +548,14 @@ impl Service {
 pub fn open_lab(config: &Config, inventory: Inventory, store: Store) -> Arc<Lab> {
     Lab::new(
         inventory,
-        store,
+        store.clone(),
         LabSettings {
             local_work_dir: config.work_dir(),
-            mail_from: config.mail_from.clone(),
             lease_length: RUN_LEASE,
+            health: Arc::new(HostMail {
+                store: store.clone(),
+                from: config.mail_from.clone(),
+            }),
         },
     )
 }

@@ -15,6 +15,7 @@ use super::{fail, BenchError, Report, Stats};
 use pushgate::hosts::inventory::{HostSpec, Inventory, Needs, Properties, ProvisionerSpec};
 use pushgate::hosts::scheduler::{assign, FreeSlot, Priority, Waiting};
 use pushgate::hosts::{Lab, LabSettings, LeaseRequest};
+use pushgate::notify::HostMail;
 use pushgate::store::{now_ms, Store};
 
 #[derive(Debug, Serialize)]
@@ -183,8 +184,11 @@ async fn schedule(
         store.clone(),
         LabSettings {
             local_work_dir: dir.path().to_path_buf(),
-            mail_from: "bench <bench@localhost>".into(),
             lease_length: Duration::from_secs(3600),
+            health: Arc::new(HostMail {
+                store: store.clone(),
+                from: "bench <bench@localhost>".into(),
+            }),
         },
     );
     // Every host busy, then a full queue.
