@@ -21,8 +21,22 @@ use serde::{Deserialize, Serialize};
 use crate::culprit::{CulpritFinder, Found, History, Observed, Settings, Step};
 
 /// Why a commit was tested.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum Role {
     /// The staging tip, the commit the flight wants to push.
     Tip,
@@ -34,17 +48,13 @@ pub enum Role {
 
 impl Role {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Tip => "tip",
-            Role::Baseline => "baseline",
-            Role::Bisect => "bisect",
-        }
+        self.into()
     }
 
     pub const ALL: [Role; 3] = [Role::Tip, Role::Baseline, Role::Bisect];
 
     pub fn parse(s: &str) -> Option<Role> {
-        Self::ALL.into_iter().find(|r| r.as_str() == s)
+        s.parse().ok()
     }
 }
 
@@ -72,8 +82,19 @@ pub struct Observation {
 }
 
 /// The outcome of a flight, judged against the baseline.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum Verdict {
     Pass,
     Regression,
@@ -85,14 +106,7 @@ pub enum Verdict {
 
 impl Verdict {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Pass => "pass",
-            Verdict::Regression => "regression",
-            Verdict::NeverPassed => "never-passed",
-            Verdict::LikeBaseline => "like-baseline",
-            Verdict::Flaky => "flaky",
-            Verdict::Broken => "broken",
-        }
+        self.into()
     }
 
     pub const ALL: [Verdict; 6] = [
@@ -105,7 +119,7 @@ impl Verdict {
     ];
 
     pub fn parse(s: &str) -> Option<Verdict> {
-        Self::ALL.into_iter().find(|v| v.as_str() == s)
+        s.parse().ok()
     }
 }
 

@@ -1,6 +1,6 @@
-//! Posting the forge outbox. A report leaves it only once the forge has taken it (or refused
-//! it for good), so GitHub being down or rate-limiting delays reports but loses none, and a
-//! later report about the same commit is never posted before an earlier one.
+//! Posting the queued forge reports. A report leaves the queue only once the forge has taken
+//! it (or refused it for good), so GitHub being down or rate-limiting delays reports but loses
+//! none, and a later report about the same commit is never posted before an earlier one.
 
 use std::time::Duration;
 

@@ -1,5 +1,5 @@
 //! What pushgate tells the forge about each tested commit, from a flight and its conclusion.
-//! Pure: the gate queues what this returns, and the outbox posts it.
+//! Pure: the gate queues what this returns in the store, and `deliver_due_reports` posts it.
 
 use crate::decision::Verdict;
 use crate::repo::short;

@@ -1,7 +1,8 @@
 //! How a step of a sequence ended, in the words the store, the pages and the mail use.
 
 /// A step's result.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString)]
+#[strum(serialize_all = "lowercase")]
 pub enum StepStatus {
     Running,
     Pass,
@@ -16,13 +17,6 @@ pub enum StepStatus {
 
 impl StepStatus {
     pub fn as_str(self) -> &'static str {
-        match self {
-            StepStatus::Running => "running",
-            StepStatus::Pass => "pass",
-            StepStatus::Fail => "fail",
-            StepStatus::Timeout => "timeout",
-            StepStatus::Blocked => "blocked",
-            StepStatus::Broken => "broken",
-        }
+        self.into()
     }
 }

@@ -1,12 +1,10 @@
 //! Policy branches and what the page says about each.
 
-use sqlx::any::AnyRow;
-
-use super::{get, now_ms, Result, Store};
+use super::{get, now_ms, read, Result, Store};
 use crate::config::policy::Policy;
 
 /// One policy's staging branch.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, sqlx::FromRow)]
 pub struct BranchRow {
     pub id: i64,
     pub policy: String,
@@ -22,24 +20,6 @@ pub struct BranchRow {
     pub updated_at: i64,
     /// A maintainer's hold (`pushgate jobs block`): why nothing is planned or pushed.
     pub hold: Option<String>,
-}
-
-impl BranchRow {
-    fn from_row(row: &AnyRow) -> Result<Self> {
-        Ok(BranchRow {
-            id: get(row, "id")?,
-            policy: get(row, "policy")?,
-            repository: get(row, "repository")?,
-            staging: get(row, "staging")?,
-            target: get(row, "target")?,
-            staging_head: get(row, "staging_head")?,
-            target_head: get(row, "target_head")?,
-            state: get(row, "state")?,
-            message: get(row, "message")?,
-            updated_at: get(row, "updated_at")?,
-            hold: get(row, "hold")?,
-        })
-    }
 }
 
 impl Store {
@@ -107,7 +87,7 @@ impl Store {
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(BranchRow::from_row)
+            .map(read)
             .collect()
     }
 
@@ -117,7 +97,7 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?
             .as_ref()
-            .map(BranchRow::from_row)
+            .map(read)
             .transpose()
     }
 }

@@ -3,12 +3,15 @@
 use sqlx::any::AnyRow;
 
 use super::outbox::insert_mail;
-use super::{get, now_ms, NewMail, NewReport, Result, Store, StoreError};
+use super::{get, now_ms, read, NewMail, NewReport, Result, Store, StoreError};
 use crate::decision::Verdict;
 use crate::repo::CommitInfo;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, strum::IntoStaticStr, strum::EnumString,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum FlightState {
     Running,
     Done,
@@ -17,11 +20,7 @@ pub enum FlightState {
 
 impl FlightState {
     pub fn as_str(self) -> &'static str {
-        match self {
-            FlightState::Running => "running",
-            FlightState::Done => "done",
-            FlightState::Cancelled => "cancelled",
-        }
+        self.into()
     }
 }
 
@@ -61,12 +60,9 @@ impl FlightRow {
             tip: get(row, "tip")?,
             commits: serde_json::from_str(&commits)
                 .map_err(|e| StoreError::Corrupt(format!("flight commits: {e}")))?,
-            state: match state.as_str() {
-                "running" => FlightState::Running,
-                "done" => FlightState::Done,
-                "cancelled" => FlightState::Cancelled,
-                other => return Err(StoreError::Corrupt(format!("flight state `{other}`"))),
-            },
+            state: state
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("flight state `{state}`")))?,
             verdict: verdict
                 .map(|v| Verdict::parse(&v).ok_or(StoreError::Corrupt(format!("verdict `{v}`"))))
                 .transpose()?,
@@ -109,25 +105,13 @@ pub struct Conclusion {
     pub finder_log: Vec<String>,
 }
 
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, sqlx::FromRow)]
 pub struct PushRow {
     pub flight_id: i64,
     pub target: String,
     pub old_sha: String,
     pub new_sha: String,
     pub pushed_at: i64,
-}
-
-impl PushRow {
-    fn from_row(row: &AnyRow) -> Result<Self> {
-        Ok(PushRow {
-            flight_id: get(row, "flight_id")?,
-            target: get(row, "target")?,
-            old_sha: get(row, "old_sha")?,
-            new_sha: get(row, "new_sha")?,
-            pushed_at: get(row, "pushed_at")?,
-        })
-    }
 }
 
 impl Store {
@@ -413,7 +397,7 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?
             .as_ref()
-            .map(PushRow::from_row)
+            .map(read)
             .transpose()
     }
 
@@ -423,7 +407,7 @@ impl Store {
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(PushRow::from_row)
+            .map(read)
             .collect()
     }
 }

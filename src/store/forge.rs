@@ -1,10 +1,8 @@
 //! What a forge (GitHub) brings and takes: candidates queued by webhook deliveries and the
-//! reconciliation pass, maintainers' overrides, and the outbox of statuses, check runs and
-//! comments that waits for the forge as mail waits for SMTP.
+//! reconciliation pass, maintainers' overrides, and the queue of reports (statuses, check runs,
+//! comments) that waits for the forge as mail waits for SMTP.
 
-use sqlx::any::AnyRow;
-
-use super::{get, now_ms, Result, Store};
+use super::{get, now_ms, read, Result, Store};
 
 /// A candidate a delivery asks for: `policy`'s staging moved from `base` to `tip`.
 #[derive(Clone, Debug)]
@@ -40,8 +38,11 @@ pub struct NewReport {
     pub flight_id: Option<i64>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, strum::IntoStaticStr, strum::EnumString,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum ReportKind {
     Status,
     Check,
@@ -50,27 +51,15 @@ pub enum ReportKind {
 
 impl ReportKind {
     pub fn as_str(self) -> &'static str {
-        match self {
-            ReportKind::Status => "status",
-            ReportKind::Check => "check",
-            ReportKind::Comment => "comment",
-        }
-    }
-
-    fn parse(s: &str) -> Result<ReportKind> {
-        match s {
-            "status" => Ok(ReportKind::Status),
-            "check" => Ok(ReportKind::Check),
-            "comment" => Ok(ReportKind::Comment),
-            other => Err(super::StoreError::Corrupt(format!("report kind `{other}`"))),
-        }
+        self.into()
     }
 }
 
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, sqlx::FromRow)]
 pub struct ReportRow {
     pub id: i64,
     pub repository: String,
+    #[sqlx(try_from = "String")]
     pub kind: ReportKind,
     pub sha: Option<String>,
     pub issue: Option<i64>,
@@ -86,30 +75,8 @@ pub struct ReportRow {
     pub last_error: Option<String>,
 }
 
-impl ReportRow {
-    fn from_row(row: &AnyRow) -> Result<Self> {
-        Ok(ReportRow {
-            id: get(row, "id")?,
-            repository: get(row, "repository")?,
-            kind: ReportKind::parse(&get::<String>(row, "kind")?)?,
-            sha: get(row, "sha")?,
-            issue: get(row, "issue")?,
-            context: get(row, "context")?,
-            state: get(row, "state")?,
-            title: get(row, "title")?,
-            body: get(row, "body")?,
-            target_url: get(row, "target_url")?,
-            attempts: get(row, "attempts")?,
-            sent_at: get(row, "sent_at")?,
-            remote_id: get(row, "remote_id")?,
-            outcome: get(row, "outcome")?,
-            last_error: get(row, "last_error")?,
-        })
-    }
-}
-
 /// A maintainer's instruction and what came of it.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, sqlx::FromRow)]
 pub struct OverrideRow {
     pub id: i64,
     pub branch_id: i64,
@@ -120,22 +87,6 @@ pub struct OverrideRow {
     pub created_at: i64,
     pub done_at: Option<i64>,
     pub outcome: Option<String>,
-}
-
-impl OverrideRow {
-    fn from_row(row: &AnyRow) -> Result<Self> {
-        Ok(OverrideRow {
-            id: get(row, "id")?,
-            branch_id: get(row, "branch_id")?,
-            action: get(row, "action")?,
-            rev: get(row, "rev")?,
-            who: get(row, "who")?,
-            why: get(row, "why")?,
-            created_at: get(row, "created_at")?,
-            done_at: get(row, "done_at")?,
-            outcome: get(row, "outcome")?,
-        })
-    }
 }
 
 impl Store {
@@ -298,7 +249,7 @@ impl Store {
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(OverrideRow::from_row)
+            .map(read)
             .collect()
     }
 
@@ -310,7 +261,7 @@ impl Store {
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(OverrideRow::from_row)
+            .map(read)
             .collect()
     }
 
@@ -320,7 +271,7 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?
             .as_ref()
-            .map(OverrideRow::from_row)
+            .map(read)
             .transpose()
     }
 
@@ -349,8 +300,8 @@ impl Store {
     /// context must precede, oldest first.
     pub async fn due_reports(&self, limit: i64) -> Result<Vec<ReportRow>> {
         sqlx::query(
-            "SELECT * FROM forge_outbox o WHERE o.sent_at IS NULL AND o.next_attempt_at <= $1
-             AND NOT EXISTS (SELECT 1 FROM forge_outbox e WHERE e.sent_at IS NULL
+            "SELECT * FROM forge_reports o WHERE o.sent_at IS NULL AND o.next_attempt_at <= $1
+             AND NOT EXISTS (SELECT 1 FROM forge_reports e WHERE e.sent_at IS NULL
                  AND e.repository = o.repository AND e.context = o.context AND e.kind = o.kind
                  AND e.sha IS NOT DISTINCT FROM o.sha AND e.issue IS NOT DISTINCT FROM o.issue
                  AND e.kind <> 'comment' AND e.id < o.id)
@@ -361,7 +312,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(ReportRow::from_row)
+        .map(read)
         .collect()
     }
 
@@ -372,7 +323,7 @@ impl Store {
             return Ok(false);
         }
         Ok(sqlx::query(
-            "SELECT 1 AS x FROM forge_outbox WHERE repository = $1 AND sha = $2 AND context = $3
+            "SELECT 1 AS x FROM forge_reports WHERE repository = $1 AND sha = $2 AND context = $3
              AND kind = $4 AND id > $5 LIMIT 1",
         )
         .bind(&report.repository)
@@ -388,7 +339,7 @@ impl Store {
     /// The id of the check run posted last for this commit and name, to update it.
     pub async fn posted_check_run(&self, report: &ReportRow) -> Result<Option<i64>> {
         let row = sqlx::query(
-            "SELECT remote_id FROM forge_outbox WHERE repository = $1 AND sha = $2
+            "SELECT remote_id FROM forge_reports WHERE repository = $1 AND sha = $2
              AND context = $3 AND kind = 'check' AND remote_id IS NOT NULL AND id < $4
              ORDER BY id DESC LIMIT 1",
         )
@@ -410,7 +361,7 @@ impl Store {
         error: Option<&str>,
     ) -> Result<()> {
         sqlx::query(
-            "UPDATE forge_outbox SET sent_at = $1, outcome = $2, remote_id = $3,
+            "UPDATE forge_reports SET sent_at = $1, outcome = $2, remote_id = $3,
              last_error = COALESCE($4, last_error), attempts = attempts + 1 WHERE id = $5",
         )
         .bind(now_ms())
@@ -426,7 +377,7 @@ impl Store {
     /// Records a failed attempt; the next one is `delay_ms` from now.
     pub async fn mark_report_failed(&self, id: i64, error: &str, delay_ms: i64) -> Result<()> {
         sqlx::query(
-            "UPDATE forge_outbox SET attempts = attempts + 1, last_error = $1,
+            "UPDATE forge_reports SET attempts = attempts + 1, last_error = $1,
              next_attempt_at = $2 WHERE id = $3",
         )
         .bind(error)
@@ -439,12 +390,12 @@ impl Store {
 
     /// Every report, oldest first (for tests and the API).
     pub async fn reports(&self, limit: i64) -> Result<Vec<ReportRow>> {
-        sqlx::query("SELECT * FROM forge_outbox ORDER BY id LIMIT $1")
+        sqlx::query("SELECT * FROM forge_reports ORDER BY id LIMIT $1")
             .bind(limit)
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(ReportRow::from_row)
+            .map(read)
             .collect()
     }
 }
@@ -477,7 +428,7 @@ pub(super) async fn insert_reports(
 ) -> Result<()> {
     for r in reports {
         sqlx::query(
-            "INSERT INTO forge_outbox (dedupe_key, repository, kind, sha, issue, context, state,
+            "INSERT INTO forge_reports (dedupe_key, repository, kind, sha, issue, context, state,
              title, body, target_url, flight_id, created_at, attempts, next_attempt_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 0, $12)
              ON CONFLICT DO NOTHING",

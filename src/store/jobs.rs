@@ -1,12 +1,21 @@
 //! Jobs: runs asked for by a person (`pushgate jobs submit`) or by a policy's schedule, outside
 //! any gate flight.
 
-use sqlx::any::AnyRow;
+use super::{get, now_ms, read, Result, RunRow, Store};
 
-use super::{get, now_ms, Result, RunRow, Store, StoreError};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum JobState {
     Queued,
     Running,
@@ -20,28 +29,11 @@ pub enum JobState {
 
 impl JobState {
     pub fn as_str(self) -> &'static str {
-        match self {
-            JobState::Queued => "queued",
-            JobState::Running => "running",
-            JobState::Pass => "pass",
-            JobState::Fail => "fail",
-            JobState::Broken => "broken",
-            JobState::Cancelled => "cancelled",
-            JobState::Completed => "completed",
-        }
+        self.into()
     }
 
     pub fn parse(s: &str) -> Option<JobState> {
-        Some(match s {
-            "queued" => JobState::Queued,
-            "running" => JobState::Running,
-            "pass" => JobState::Pass,
-            "fail" => JobState::Fail,
-            "broken" => JobState::Broken,
-            "cancelled" => JobState::Cancelled,
-            "completed" => JobState::Completed,
-            _ => return None,
-        })
+        s.parse().ok()
     }
 
     pub fn is_finished(self) -> bool {
@@ -49,7 +41,7 @@ impl JobState {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
 pub struct JobRow {
     pub id: i64,
     /// `manual` or `periodic`.
@@ -63,36 +55,12 @@ pub struct JobRow {
     pub pause_on_fail: Option<String>,
     pub email: Option<String>,
     pub submitter: String,
+    #[sqlx(try_from = "String")]
     pub state: JobState,
     pub message: String,
     pub created_at: i64,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
-}
-
-impl JobRow {
-    fn from_row(row: &AnyRow) -> Result<Self> {
-        let state: String = get(row, "state")?;
-        Ok(JobRow {
-            id: get(row, "id")?,
-            kind: get(row, "kind")?,
-            branch_id: get(row, "branch_id")?,
-            sequence: get(row, "sequence")?,
-            repository: get(row, "repository")?,
-            rev: get(row, "rev")?,
-            sha: get(row, "sha")?,
-            host: get(row, "host")?,
-            pause_on_fail: get(row, "pause_on_fail")?,
-            email: get(row, "email")?,
-            submitter: get(row, "submitter")?,
-            state: JobState::parse(&state)
-                .ok_or_else(|| StoreError::Corrupt(format!("job state `{state}`")))?,
-            message: get(row, "message")?,
-            created_at: get(row, "created_at")?,
-            started_at: get(row, "started_at")?,
-            finished_at: get(row, "finished_at")?,
-        })
-    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -151,7 +119,7 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?
             .as_ref()
-            .map(JobRow::from_row)
+            .map(read)
             .transpose()
     }
 
@@ -172,7 +140,7 @@ impl Store {
                     .await?
             }
         };
-        rows.iter().map(JobRow::from_row).collect()
+        rows.iter().map(read).collect()
     }
 
     pub async fn queued_jobs(&self) -> Result<Vec<JobRow>> {
@@ -180,7 +148,7 @@ impl Store {
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(JobRow::from_row)
+            .map(read)
             .collect()
     }
 
@@ -278,7 +246,7 @@ impl Store {
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(RunRow::from_row)
+            .map(read)
             .collect()
     }
 

@@ -2,11 +2,9 @@
 //! database refuses a second holder, so two schedulers (threads, processes or replicas) can
 //! race for a slot and only one wins.
 
-use sqlx::any::AnyRow;
+use super::{now_ms, read, Result, Store};
 
-use super::{get, now_ms, Result, Store};
-
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
 pub struct LeaseRow {
     pub host: String,
     pub slot: i64,
@@ -19,21 +17,7 @@ pub struct LeaseRow {
     pub created_at: i64,
 }
 
-impl LeaseRow {
-    fn from_row(row: &AnyRow) -> Result<Self> {
-        Ok(LeaseRow {
-            host: get(row, "host")?,
-            slot: get(row, "slot")?,
-            kind: get(row, "kind")?,
-            holder: get(row, "holder")?,
-            run_id: get(row, "run_id")?,
-            expires_at: get(row, "expires_at")?,
-            created_at: get(row, "created_at")?,
-        })
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
 pub struct HealthRow {
     pub host: String,
     pub broken_streak: i64,
@@ -150,7 +134,7 @@ impl Store {
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(LeaseRow::from_row)
+            .map(read)
             .collect()
     }
 
@@ -174,7 +158,7 @@ impl Store {
             .fetch_all(&mut *tx)
             .await?
             .iter()
-            .map(LeaseRow::from_row)
+            .map(read)
             .collect::<Result<_>>()?;
         if let Some(run) = held.iter().find(|l| l.kind == "run") {
             return Ok(Err(BorrowRefusal::RunningRun(run.run_id)));
@@ -260,7 +244,7 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?
             .as_ref()
-            .map(health_from_row)
+            .map(read::<HealthRow>)
             .transpose()?;
         let was_out = old.as_ref().is_some_and(|h| h.state == "out-of-service");
         let streak = match broken {
@@ -325,17 +309,7 @@ impl Store {
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(health_from_row)
+            .map(read)
             .collect()
     }
-}
-
-fn health_from_row(row: &AnyRow) -> Result<HealthRow> {
-    Ok(HealthRow {
-        host: get(row, "host")?,
-        broken_streak: get(row, "broken_streak")?,
-        state: get(row, "state")?,
-        reason: get(row, "reason")?,
-        updated_at: get(row, "updated_at")?,
-    })
 }

@@ -147,34 +147,13 @@ fn sqlite_dir(url: &str) -> Option<&std::path::Path> {
     std::path::Path::new(path).parent()
 }
 
-/// Rebuilds `runs` without NOT NULL on `flight_id` (a job's run has no flight). SQLite cannot
-/// drop a constraint in place; its documented way is a new table, copied, with foreign keys
-/// off, which cannot be switched inside a migration's transaction. Idempotent.
-const RELAX_RUN_FLIGHT: &str = "
-BEGIN IMMEDIATE;
-CREATE TABLE runs_new (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    flight_id BIGINT REFERENCES flights(id),
-    commit_index BIGINT NOT NULL,
-    sha TEXT NOT NULL,
-    role TEXT NOT NULL,
-    attempt BIGINT NOT NULL,
-    sequence TEXT NOT NULL,
-    host TEXT NOT NULL,
-    state TEXT NOT NULL,
-    error TEXT,
-    created_at BIGINT NOT NULL,
-    finished_at BIGINT,
-    job_id BIGINT REFERENCES jobs(id)
-);
-INSERT INTO runs_new SELECT id, flight_id, commit_index, sha, role, attempt, sequence, host,
-    state, error, created_at, finished_at, job_id FROM runs;
-DROP TABLE runs;
-ALTER TABLE runs_new RENAME TO runs;
-CREATE INDEX runs_flight ON runs(flight_id);
-CREATE INDEX runs_job ON runs(job_id);
-COMMIT;
-";
+/// Rebuilds `runs` without NOT NULL on `flight_id` (a job's run has no flight), as 0003 does
+/// on PostgreSQL. SQLite cannot drop a constraint in place; its documented way is a new table,
+/// copied, with foreign keys off, which cannot be switched inside the transaction sqlx runs a
+/// migration in. So the SQL lives beside the migrations, outside sqlx's numbered set, and runs
+/// here after them. Idempotent: it runs only while the column is still NOT NULL.
+const RELAX_RUN_FLIGHT: &str =
+    include_str!("../../migrations/sqlite/rebuilds/runs_flight_nullable.sql");
 
 async fn relax_run_flight(pool: &AnyPool) -> Result<()> {
     let mut conn = pool.acquire().await?;
@@ -242,6 +221,35 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// A row read into its type with `sqlx::FromRow`, failing with the store's error.
+fn read<T>(row: &AnyRow) -> Result<T>
+where
+    T: for<'r> sqlx::FromRow<'r, AnyRow>,
+{
+    Ok(T::from_row(row)?)
+}
+
+/// Lets `#[sqlx(try_from = "String")]` read an enum stored as its word (strum's).
+macro_rules! stored_as_word {
+    ($($t:ty),*) => {$(
+        impl TryFrom<String> for $t {
+            type Error = strum::ParseError;
+            fn try_from(word: String) -> std::result::Result<Self, Self::Error> {
+                word.parse()
+            }
+        }
+    )*};
+}
+stored_as_word!(
+    RunState,
+    JobState,
+    ReportKind,
+    FlightState,
+    crate::decision::Role
+);
+
+/// One column of a row, for the rows `sqlx::FromRow` cannot read through the `Any` driver
+/// (JSON text, an optional enum).
 fn get<'r, T>(row: &'r AnyRow, column: &str) -> Result<T>
 where
     T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,

@@ -1,8 +1,6 @@
 //! Per-test results of steps, and the pauses of runs that wait after a failing testcase.
 
-use sqlx::any::AnyRow;
-
-use super::{get, now_ms, Result, Store};
+use super::{get, now_ms, read, Result, Store};
 use crate::sequence::results::SubResult;
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -14,7 +12,7 @@ pub struct SubResultRow {
     pub message: Option<String>,
 }
 
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, sqlx::FromRow)]
 pub struct PauseRow {
     pub id: i64,
     pub run_id: i64,
@@ -24,21 +22,6 @@ pub struct PauseRow {
     pub resume_at: Option<i64>,
     pub continued_at: Option<i64>,
     pub continued_by: Option<String>,
-}
-
-impl PauseRow {
-    fn from_row(row: &AnyRow) -> Result<Self> {
-        Ok(PauseRow {
-            id: get(row, "id")?,
-            run_id: get(row, "run_id")?,
-            step_id: get(row, "step_id")?,
-            testcase: get(row, "testcase")?,
-            paused_at: get(row, "paused_at")?,
-            resume_at: get(row, "resume_at")?,
-            continued_at: get(row, "continued_at")?,
-            continued_by: get(row, "continued_by")?,
-        })
-    }
 }
 
 impl Store {
@@ -121,7 +104,7 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?
             .as_ref()
-            .map(PauseRow::from_row)
+            .map(read)
             .transpose()
     }
 
@@ -132,7 +115,7 @@ impl Store {
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(PauseRow::from_row)
+            .map(read)
             .collect()
     }
 

@@ -2,14 +2,15 @@
 
 use std::path::Path;
 
-use sqlx::any::AnyRow;
-
-use super::{get, now_ms, Result, Store, StoreError};
+use super::{get, now_ms, read, Result, Store};
 use crate::decision::Role;
 use crate::sequence::StepStatus;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, strum::IntoStaticStr, strum::EnumString,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum RunState {
     Running,
     Pass,
@@ -21,72 +22,33 @@ pub enum RunState {
 
 impl RunState {
     pub fn as_str(self) -> &'static str {
-        match self {
-            RunState::Running => "running",
-            RunState::Pass => "pass",
-            RunState::Fail => "fail",
-            RunState::Broken => "broken",
-            RunState::Aborted => "aborted",
-        }
-    }
-
-    fn parse(s: &str) -> Result<RunState> {
-        Ok(match s {
-            "running" => RunState::Running,
-            "pass" => RunState::Pass,
-            "fail" => RunState::Fail,
-            "broken" => RunState::Broken,
-            "aborted" => RunState::Aborted,
-            other => return Err(StoreError::Corrupt(format!("run state `{other}`"))),
-        })
+        self.into()
     }
 }
 
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, sqlx::FromRow)]
 pub struct RunRow {
     pub id: i64,
     /// The flight it belongs to; `None` for a job's run.
     pub flight_id: Option<i64>,
     pub job_id: Option<i64>,
+    #[sqlx(try_from = "i64")]
     pub commit_index: usize,
     pub sha: String,
+    #[sqlx(try_from = "String")]
     pub role: Role,
+    #[sqlx(try_from = "i64")]
     pub attempt: u32,
     pub sequence: String,
     pub host: String,
+    #[sqlx(try_from = "String")]
     pub state: RunState,
     pub error: Option<String>,
     pub created_at: i64,
     pub finished_at: Option<i64>,
 }
 
-impl RunRow {
-    pub(super) fn from_row(row: &AnyRow) -> Result<Self> {
-        let role: String = get(row, "role")?;
-        let state: String = get(row, "state")?;
-        let index: i64 = get(row, "commit_index")?;
-        let attempt: i64 = get(row, "attempt")?;
-        Ok(RunRow {
-            id: get(row, "id")?,
-            flight_id: get(row, "flight_id")?,
-            job_id: get(row, "job_id")?,
-            commit_index: usize::try_from(index)
-                .map_err(|_| StoreError::Corrupt(format!("commit index {index}")))?,
-            sha: get(row, "sha")?,
-            role: Role::parse(&role).ok_or(StoreError::Corrupt(format!("run role `{role}`")))?,
-            attempt: u32::try_from(attempt)
-                .map_err(|_| StoreError::Corrupt(format!("attempt {attempt}")))?,
-            sequence: get(row, "sequence")?,
-            host: get(row, "host")?,
-            state: RunState::parse(&state)?,
-            error: get(row, "error")?,
-            created_at: get(row, "created_at")?,
-            finished_at: get(row, "finished_at")?,
-        })
-    }
-}
-
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, sqlx::FromRow)]
 pub struct StepRow {
     pub id: i64,
     pub run_id: i64,
@@ -97,22 +59,6 @@ pub struct StepRow {
     pub log_path: Option<String>,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
-}
-
-impl StepRow {
-    fn from_row(row: &AnyRow) -> Result<Self> {
-        Ok(StepRow {
-            id: get(row, "id")?,
-            run_id: get(row, "run_id")?,
-            position: get(row, "position")?,
-            name: get(row, "name")?,
-            status: get(row, "status")?,
-            exit_code: get(row, "exit_code")?,
-            log_path: get(row, "log_path")?,
-            started_at: get(row, "started_at")?,
-            finished_at: get(row, "finished_at")?,
-        })
-    }
 }
 
 /// What a run is made for.
@@ -209,7 +155,7 @@ impl Store {
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(RunRow::from_row)
+            .map(read)
             .collect()
     }
 
@@ -219,7 +165,7 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?
             .as_ref()
-            .map(RunRow::from_row)
+            .map(read)
             .transpose()
     }
 
@@ -240,7 +186,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(RunRow::from_row)
+        .map(read)
         .collect::<Result<Vec<_>>>()?;
         let steps = sqlx::query(
             "SELECT steps.* FROM steps JOIN runs ON runs.id = steps.run_id
@@ -253,7 +199,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(StepRow::from_row)
+        .map(read)
         .collect::<Result<Vec<_>>>()?;
         Ok((runs, steps))
     }
@@ -265,7 +211,7 @@ impl Store {
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(StepRow::from_row)
+            .map(read)
             .collect()
     }
 
@@ -279,7 +225,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(StepRow::from_row)
+        .map(read)
         .collect()
     }
 
@@ -289,7 +235,7 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?
             .as_ref()
-            .map(StepRow::from_row)
+            .map(read)
             .transpose()
     }
 

@@ -84,7 +84,7 @@ pub struct AppState {
     pub policies: Arc<Vec<crate::config::policy::Policy>>,
     /// Whether reports and comments go to GitHub (`[github]` login configured).
     pub reports_to_github: bool,
-    /// Wakes the forge outbox (a comment to answer).
+    /// Wakes the delivery of forge reports (a comment to answer).
     pub reports_wake: Arc<Notify>,
 }
 

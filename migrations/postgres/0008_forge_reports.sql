@@ -1,0 +1,7 @@
+-- Keep this file and the other database's 0008_forge_reports.sql the same but for how an index
+-- is renamed.
+-- "Outbox" means mail waiting to be sent, nothing else: statuses, check runs and comments wait
+-- for the forge in `forge_reports`.
+ALTER TABLE forge_outbox RENAME TO forge_reports;
+ALTER INDEX forge_outbox_due RENAME TO forge_reports_due;
+ALTER INDEX forge_outbox_commit RENAME TO forge_reports_commit;
