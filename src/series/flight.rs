@@ -7,7 +7,7 @@ use tracing::Instrument;
 
 use crate::config::policy::Policy;
 use crate::decision::{Decision, FinderStep, Verdict};
-use crate::gate::driver::{blocking, Driven, Tested};
+use crate::gate::{blocking, Driven, Tested};
 use crate::gate::{BranchOutcome, Gate, GateError};
 use crate::notify;
 use crate::repo::{short, Mirror};

@@ -1,0 +1,495 @@
+//! One flight's driving: while it stands (staging not rewritten, the target not moved aside,
+//! its series not replaced), ask the decision what to test next, run those tests at once on
+//! the lab, and when the decision can conclude, hand over to the conclusion.
+
+use std::collections::BTreeSet;
+
+use tracing::Instrument;
+
+use super::observations::{
+    earlier_observations, flake_rate_from_history, next_attempt, observations,
+};
+use super::{oid, BranchOutcome, Gate, GateError, Heads};
+use crate::config::policy::Policy;
+use crate::culprit;
+use crate::decision::{decide, finder_log, Facts, Next, Observation, Role};
+use crate::forge;
+use crate::gate::Event;
+use crate::hosts::{LeaseRequest, Priority};
+use crate::repo::{short, CommitInfo, Mirror, RepoError};
+use crate::run::{self, PauseContext, RunPlan};
+use crate::sequence::PauseOn;
+use crate::store::{FlightRow, RunRow, RunState};
+
+/// How driving a flight ended.
+pub(crate) enum Driven {
+    Done(BranchOutcome),
+    /// The flight was cancelled (staging rewritten, the target moved): plan again.
+    Replan,
+}
+
+/// What a flight tests: staging, with its heads as last read, or a mailed series (which
+/// stands until a newer revision replaces it, and never pushes).
+#[derive(Clone, Copy)]
+pub(crate) enum Tested {
+    Staging(Heads),
+    Series,
+}
+
+/// What earlier flights tell this one before it runs anything.
+struct Prior {
+    /// Steps that have passed on this branch before: a failing one that never did is not a
+    /// regression.
+    ever_passed: BTreeSet<String>,
+    /// Results of these same commits in earlier flights.
+    earlier: Vec<Observation>,
+    finder: culprit::Settings,
+}
+
+impl Gate {
+    /// Drives `flight` until it concludes or no longer stands.
+    pub(crate) async fn drive(
+        &self,
+        policy: &Policy,
+        mirror: &Mirror,
+        flight: FlightRow,
+        mut tested: Tested,
+    ) -> Result<Driven, GateError> {
+        let span = tracing::info_span!("flight", id = flight.id);
+        async move {
+            if let Tested::Staging(_) = tested {
+                self.store
+                    .set_branch_status(flight.branch_id, "testing", &testing_status(&flight))
+                    .await?;
+            }
+            let prior = self.prior(policy, &flight).await?;
+            let mut fresh = true;
+            loop {
+                match self
+                    .why_stale(policy, mirror, &flight, &mut tested, fresh)
+                    .await?
+                {
+                    Err(outcome) => return Ok(Driven::Done(outcome)),
+                    Ok(Some(why)) => {
+                        self.cancel(policy, &flight, &why).await?;
+                        return Ok(match tested {
+                            Tested::Staging(_) => Driven::Replan,
+                            Tested::Series => Driven::Done(BranchOutcome::Idle {
+                                message: format!("flight {} cancelled: {why}", flight.id),
+                            }),
+                        });
+                    }
+                    Ok(None) => {}
+                }
+                fresh = false;
+                let runs = self.store.runs(flight.id).await?;
+                let steps = self.store.flight_steps(flight.id).await?;
+                let subs = self.store.flight_sub_results(flight.id).await?;
+                let observed = observations(&runs, &steps, &subs, &policy.sequences);
+                let facts = Facts {
+                    n: flight.commits.len(),
+                    retries: policy.retries,
+                    observations: &observed,
+                    ever_passed: &prior.ever_passed,
+                    earlier: &prior.earlier,
+                    finder: prior.finder,
+                };
+                match decide(&facts) {
+                    Next::Test(tests) => {
+                        self.run_tests(policy, mirror, &flight, &runs, tests)
+                            .await?
+                    }
+                    Next::Conclude(decision) => {
+                        let log = finder_log(&facts);
+                        if let Tested::Series = tested {
+                            return self
+                                .conclude_series(policy, &flight, decision, &runs, &steps, &log)
+                                .await;
+                        }
+                        return self
+                            .conclude(policy, mirror, &flight, decision, &runs, &steps, &log)
+                            .await;
+                    }
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// What the branch's history says before the flight runs: steps that ever passed, earlier
+    /// results of the same commits, and the finder's settings with the branch's flake rate.
+    async fn prior(&self, policy: &Policy, flight: &FlightRow) -> Result<Prior, GateError> {
+        let ever_passed = self
+            .store
+            .ever_passed_steps(flight.branch_id, flight.id)
+            .await?
+            .into_iter()
+            .collect();
+        let (old_runs, old_steps) = self.store.earlier_runs(flight.branch_id, flight.id).await?;
+        let index_of: std::collections::HashMap<&str, usize> = (1..=flight.commits.len())
+            .map(|i| (flight.sha(i), i))
+            .collect();
+        let earlier = earlier_observations(&old_runs, &old_steps, &policy.sequences, &index_of);
+        let finder = culprit::Settings {
+            flake_rate: Some(
+                policy
+                    .flake_rate
+                    .unwrap_or_else(|| flake_rate_from_history(&old_runs)),
+            ),
+            confidence: policy.confidence,
+            hosts: policy.hosts,
+            ..Default::default()
+        };
+        Ok(Prior {
+            ever_passed,
+            earlier,
+            finder,
+        })
+    }
+
+    /// Why the flight no longer stands (`Ok(Some)`), or the branch's error when that cannot be
+    /// told. Staging's heads are fetched again but for the first look of a pass, which has
+    /// just fetched them.
+    async fn why_stale(
+        &self,
+        policy: &Policy,
+        mirror: &Mirror,
+        flight: &FlightRow,
+        tested: &mut Tested,
+        fresh: bool,
+    ) -> Result<Result<Option<String>, BranchOutcome>, GateError> {
+        let heads = match tested {
+            Tested::Series => return Ok(Ok(self.series_stale(flight).await?)),
+            Tested::Staging(heads) => heads,
+        };
+        if !fresh {
+            *heads = match self.fetch(mirror, policy).await {
+                Ok(h) => h,
+                Err(e) => {
+                    let outcome = self.branch_error(flight.branch_id, policy, e.to_string());
+                    return Ok(Err(outcome.await?));
+                }
+            };
+        }
+        match self.stale(mirror, policy, flight, *heads).await? {
+            Ok(stale) => Ok(Ok(stale)),
+            Err(e) => {
+                let message = format!("cannot compare staging with flight {}: {e}", flight.id);
+                Ok(Err(self
+                    .branch_error(flight.branch_id, policy, message)
+                    .await?))
+            }
+        }
+    }
+
+    /// Why a running flight no longer stands, if it does not. A git error is returned, not
+    /// taken for a rewrite: a flight is cancelled only on evidence.
+    async fn stale(
+        &self,
+        mirror: &Mirror,
+        policy: &Policy,
+        flight: &FlightRow,
+        heads: Heads,
+    ) -> Result<Result<Option<String>, RepoError>, GateError> {
+        let tip = oid(&flight.tip)?;
+        let on_staging = match self.is_ancestor(mirror, tip, heads.staging).await {
+            Ok(yes) => yes,
+            Err(e) => return Ok(Err(e)),
+        };
+        // Only asked when the tip is still on staging.
+        let target_inside = on_staging && {
+            match self.is_ancestor(mirror, heads.target, tip).await {
+                Ok(yes) => yes,
+                Err(e) => return Ok(Err(e)),
+            }
+        };
+        let (staging, target) = (heads.staging.to_string(), heads.target.to_string());
+        Ok(Ok(stale_reason(
+            policy,
+            flight,
+            (&staging, &target),
+            on_staging,
+            target_inside,
+        )))
+    }
+
+    /// Runs the tests the decision asked for at once; each runs its missing sequences in turn.
+    async fn run_tests(
+        &self,
+        policy: &Policy,
+        mirror: &Mirror,
+        flight: &FlightRow,
+        runs: &[RunRow],
+        tests: Vec<(usize, Role)>,
+    ) -> Result<(), GateError> {
+        let prefer = preferred_host(runs);
+        let tests = tests.into_iter().map(|(index, role)| {
+            let (attempt, missing) = next_attempt(runs, index, role, &policy.sequences);
+            async move {
+                for seq in missing {
+                    self.run(policy, mirror, flight, index, role, attempt, &seq, prefer)
+                        .await?;
+                }
+                Ok::<(), GateError>(())
+            }
+        });
+        for done in futures_util::future::join_all(tests).await {
+            done?;
+        }
+        Ok(())
+    }
+
+    /// Runs one sequence on one commit and records it.
+    #[allow(clippy::too_many_arguments)]
+    async fn run(
+        &self,
+        policy: &Policy,
+        mirror: &Mirror,
+        flight: &FlightRow,
+        index: usize,
+        role: Role,
+        attempt: u32,
+        sequence_name: &str,
+        prefer: Option<&str>,
+    ) -> Result<(), GateError> {
+        let sha = flight.sha(index).to_string();
+        let sequence = self.sequences.get(sequence_name).ok_or_else(|| {
+            GateError::Internal(format!("sequence `{sequence_name}` vanished after loading"))
+        })?;
+        let run_id = self
+            .store
+            .create_run(&crate::store::NewRun {
+                owner: crate::store::RunOwner::Flight(flight.id),
+                index,
+                sha: &sha,
+                role,
+                attempt,
+                sequence: sequence_name,
+                host: "-",
+            })
+            .await?;
+        let span = tracing::info_span!("run", id = run_id, sha = short(&sha), role = role.as_str());
+        async move {
+            self.emit(Event::Testing {
+                policy: &policy.name,
+                index,
+                commits: flight.commits.len(),
+                sha: &sha,
+                title: flight
+                    .commit(index)
+                    .map_or("(baseline)", |c| c.title.as_str()),
+                role,
+                attempt,
+                sequence: sequence_name,
+            });
+            let to = pause_recipients(policy, flight.commit(index));
+            let never = PauseOn::Never;
+            let needs = if flight.series_id.is_some() {
+                run::series_needs(sequence, policy)
+            } else {
+                run::needs_of(sequence, &policy.needs)
+            };
+            let (state, detail) = match needs {
+                Err(why) => (RunState::Broken, why),
+                Ok(needs) => {
+                    let plan = RunPlan {
+                        run_id,
+                        sequence,
+                        sequence_name,
+                        repository: mirror.path.clone(),
+                        sha: &sha,
+                        log_dir: self
+                            .settings
+                            .logs_dir
+                            .join(format!("flight-{}", flight.id))
+                            .join(format!("run-{run_id}")),
+                        lease: LeaseRequest {
+                            run_id,
+                            // Untrusted series wait behind the gate and its bisections.
+                            priority: priority(role, flight.series_id.is_some()),
+                            needs,
+                            prefer: prefer.map(str::to_string),
+                        },
+                        // A series never holds a host for a maintainer to look at.
+                        pause_on: if flight.series_id.is_some() {
+                            &never
+                        } else {
+                            &policy.pause_on_fail
+                        },
+                        pause: PauseContext {
+                            to,
+                            sha: &sha,
+                            staging: &policy.staging,
+                            host: String::new(),
+                            resume_after: policy.pause_resume_after,
+                            from: &self.settings.mail_from,
+                            public_url: &self.settings.public_url,
+                        },
+                        flight_id: Some(flight.id),
+                    };
+                    run::run_on_lab(&self.store, &self.lab, plan).await?
+                }
+            };
+            let error = (state == RunState::Broken).then_some(detail.as_str());
+            self.store.finish_run(run_id, state, error).await?;
+            self.emit(Event::Tested {
+                policy: &policy.name,
+                sha: &sha,
+                role,
+                state,
+                detail: &detail,
+            });
+            Ok(())
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Cancels a flight that no longer stands, and says so on its commits.
+    pub(super) async fn cancel(
+        &self,
+        policy: &Policy,
+        flight: &FlightRow,
+        why: &str,
+    ) -> Result<(), GateError> {
+        let reports = match self.report_target(policy) {
+            Some(target) if flight.series_id.is_none() => {
+                forge::reports::cancelled(&target, flight, why, &self.settings.public_url)
+            }
+            _ => Vec::new(),
+        };
+        self.store.cancel_flight(flight, why, &reports).await?;
+        self.emit(Event::Cancelled {
+            policy: &policy.name,
+            flight: flight.id,
+            reason: why,
+        });
+        Ok(())
+    }
+}
+
+/// The branch's status line while a flight tests it.
+fn testing_status(flight: &FlightRow) -> String {
+    format!(
+        "flight {}: testing {} commit{} up to {}",
+        flight.id,
+        flight.commits.len(),
+        if flight.commits.len() == 1 { "" } else { "s" },
+        short(&flight.tip)
+    )
+}
+
+/// Why a staging flight no longer stands, from what git says of its tip and the heads
+/// (`staging`, `target`): its tip left staging, or the target moved outside its range.
+fn stale_reason(
+    policy: &Policy,
+    flight: &FlightRow,
+    (staging, target): (&str, &str),
+    tip_on_staging: bool,
+    target_inside: bool,
+) -> Option<String> {
+    if !tip_on_staging {
+        return Some(format!(
+            "{} was rewritten: the tested tip {} is no longer on it (now {})",
+            policy.staging,
+            short(&flight.tip),
+            short(staging)
+        ));
+    }
+    if !target_inside {
+        return Some(format!(
+            "{} moved to {}, which the tested range does not contain",
+            policy.target,
+            short(target)
+        ));
+    }
+    None
+}
+
+/// Which queue a run waits in: untrusted series behind everything of the gate, bisections
+/// behind tips and baselines.
+fn priority(role: Role, series: bool) -> Priority {
+    match role {
+        _ if series => Priority::Periodic,
+        Role::Bisect => Priority::Bisection,
+        _ => Priority::Gate,
+    }
+}
+
+/// Confirmations go back to the host that saw the last failure.
+fn preferred_host(runs: &[RunRow]) -> Option<&str> {
+    runs.iter()
+        .rev()
+        .find(|r| r.state == RunState::Fail)
+        .map(|r| r.host.as_str())
+}
+
+/// Who hears of a paused run: the list, and the tested commit's author if the policy mails
+/// authors.
+fn pause_recipients(policy: &Policy, commit: Option<&CommitInfo>) -> Vec<String> {
+    let mut to: Vec<String> = policy.mail.list.iter().cloned().collect();
+    if let Some(c) = commit.filter(|_| policy.mail.authors) {
+        to.push(format!("{} <{}>", c.author_name, c.author_email));
+    }
+    to
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decision::Verdict;
+    use crate::gate::tests::{flight, policy};
+
+    #[test]
+    fn a_flight_stands_while_its_tip_is_on_staging_and_the_target_inside() {
+        let (policy, flight) = (policy(), flight(Verdict::Pass));
+        let heads = (&*"c".repeat(40), &*"d".repeat(40));
+        assert_eq!(stale_reason(&policy, &flight, heads, true, true), None);
+        assert_eq!(
+            stale_reason(&policy, &flight, heads, false, false).unwrap(),
+            "staging was rewritten: the tested tip 02ababababab is no longer on it (now \
+             cccccccccccc)"
+        );
+        assert_eq!(
+            stale_reason(&policy, &flight, heads, true, false).unwrap(),
+            "master moved to dddddddddddd, which the tested range does not contain"
+        );
+    }
+
+    #[test]
+    fn series_wait_behind_the_gate_and_bisections_behind_tips() {
+        assert_eq!(priority(Role::Tip, false), Priority::Gate);
+        assert_eq!(priority(Role::Baseline, false), Priority::Gate);
+        assert_eq!(priority(Role::Bisect, false), Priority::Bisection);
+        for role in Role::ALL {
+            assert_eq!(priority(role, true), Priority::Periodic);
+        }
+    }
+
+    #[test]
+    fn a_confirmation_goes_to_the_host_of_the_last_failure() {
+        let mut runs = crate::gate::tests::runs();
+        assert_eq!(preferred_host(&runs), Some("b"));
+        runs.retain(|r| r.state != RunState::Fail);
+        assert_eq!(preferred_host(&runs), None);
+    }
+
+    #[test]
+    fn a_pause_is_told_to_the_list_and_the_author_if_authors_are_mailed() {
+        let mut policy = policy();
+        let flight = flight(Verdict::Pass);
+        assert_eq!(
+            pause_recipients(&policy, flight.commit(1)),
+            [
+                "xen-devel@lists.example.org",
+                "Ann Author <ann@example.org>"
+            ]
+        );
+        policy.mail.authors = false;
+        assert_eq!(
+            pause_recipients(&policy, flight.commit(1)),
+            ["xen-devel@lists.example.org"]
+        );
+    }
+}
