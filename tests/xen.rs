@@ -24,7 +24,7 @@ fn provisioner(dom0: &Dom0, xen_extra: &str) -> XenProvisioner {
     let ProvisionerSpec::Xen { dom0, xen } = &inventory.hosts[0].provisioner else {
         panic!("xen-1 is a xen host")
     };
-    XenProvisioner::new(dom0.target(), (**xen).clone())
+    XenProvisioner::new(dom0.clone(), (**xen).clone())
 }
 
 fn repository(dir: &Path) -> (std::path::PathBuf, String) {

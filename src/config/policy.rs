@@ -269,273 +269,26 @@ impl Policy {
             return Err(src.error(file.repository.span(), "repository", "empty repository"));
         }
         let repository = resolve_repository(path, repository);
-
-        for (field, branch) in [("staging", &file.staging), ("target", &file.target)] {
-            let full = format!("refs/heads/{}", branch.get_ref());
-            if !git2::Reference::is_valid_name(&full) {
-                return Err(src.error(
-                    branch.span(),
-                    field,
-                    format!("`{}` is not a valid branch name", branch.get_ref()),
-                ));
-            }
-        }
-        if file.staging.get_ref() == file.target.get_ref() {
-            return Err(src.error(
-                file.target.span(),
-                "target",
-                "the target branch must differ from the staging branch",
-            ));
-        }
-
-        let listed = file.sequences.get_ref();
-        if listed.is_empty() {
-            return Err(src.error(
-                file.sequences.span(),
-                "sequences",
-                "list at least one sequence",
-            ));
-        }
-        for seq in listed {
-            if !sequences.contains_key(seq.get_ref()) {
-                let known: Vec<&str> = sequences.keys().map(String::as_str).collect();
-                return Err(src.error(
-                    seq.span(),
-                    "sequences",
-                    format!(
-                        "no sequence named `{}` (known: {})",
-                        seq.get_ref(),
-                        if known.is_empty() {
-                            "none".to_string()
-                        } else {
-                            known.join(", ")
-                        }
-                    ),
-                ));
-            }
-        }
-
-        if *file.retries.get_ref() > MAX_RETRIES {
-            return Err(src.error(
-                file.retries.span(),
-                "retries",
-                format!("at most {MAX_RETRIES} retries"),
-            ));
-        }
-        let retry_broken_after = match &file.retry_broken_after {
-            None => Duration::from_secs(600),
-            Some(t) => parse_duration(t.get_ref())
-                .map_err(|m| src.error(t.span(), "retry_broken_after", m))?,
-        };
-
-        let flake_rate = match &file.flake_rate {
-            Some(f) if !(0.0..crate::culprit::MAX_FLAKE_RATE).contains(f.get_ref()) => {
-                return Err(src.error(
-                    f.span(),
-                    "flake_rate",
-                    format!(
-                        "{} is not in [0, {})",
-                        f.get_ref(),
-                        crate::culprit::MAX_FLAKE_RATE
-                    ),
-                ))
-            }
-            f => f.as_ref().map(|f| *f.get_ref()),
-        };
-        let confidence = match &file.confidence {
-            Some(c) if !(0.5..1.0).contains(c.get_ref()) => {
-                return Err(src.error(
-                    c.span(),
-                    "confidence",
-                    format!("{} is not in [0.5, 1)", c.get_ref()),
-                ))
-            }
-            c => c.as_ref().map_or(0.99, |c| *c.get_ref()),
-        };
-        let hosts = match &file.hosts {
-            Some(h) if !(1..=MAX_HOSTS).contains(h.get_ref()) => {
-                return Err(src.error(
-                    h.span(),
-                    "hosts",
-                    format!("{} is not between 1 and {MAX_HOSTS}", h.get_ref()),
-                ))
-            }
-            h => h.as_ref().map_or(1, |h| *h.get_ref()),
-        };
-
-        let pause_resume_after = match &file.pause_resume_after {
-            None => Some(DEFAULT_PAUSE),
-            Some(t) if t.get_ref().trim() == "never" => None,
-            Some(t) => Some(parse_duration(t.get_ref()).map_err(|m| {
-                src.error(t.span(), "pause_resume_after", format!("{m}, or `never`"))
-            })?),
-        };
-
-        let list = match &file.mail.list {
-            None => None,
-            Some(addr) => {
-                addr.get_ref()
-                    .parse::<lettre::message::Mailbox>()
-                    .map_err(|e| {
-                        src.error(
-                            addr.span(),
-                            "mail.list",
-                            format!("`{}` is not a mail address: {e}", addr.get_ref()),
-                        )
-                    })?;
-                Some(addr.get_ref().clone())
-            }
-        };
-
+        check_branches(&src, &file)?;
+        let listed = listed_sequences(&src, &file, sequences)?;
+        let search = search_settings(&src, &file)?;
+        let pause_resume_after = pause_resume_after(&src, &file)?;
+        let list = mail_list(&src, &file)?;
         let needs = match &file.needs {
             None => Needs::default(),
             Some(n) => Needs::parse(n.get_ref()).map_err(|m| src.error(n.span(), "needs", m))?,
         };
         let periodic = match &file.periodic {
             None => None,
-            Some(p) => {
-                let every = parse_duration(p.get_ref().every.get_ref())
-                    .map_err(|m| src.error(p.get_ref().every.span(), "periodic.every", m))?;
-                if every < Duration::from_secs(60) {
-                    return Err(src.error(
-                        p.get_ref().every.span(),
-                        "periodic.every",
-                        "run at most once a minute",
-                    ));
-                }
-                let sequences = match &p.get_ref().sequences {
-                    None => listed.iter().map(|s| s.get_ref().clone()).collect(),
-                    Some(list) => {
-                        for name in list.get_ref() {
-                            if !listed.iter().any(|s| s.get_ref() == name) {
-                                return Err(src.error(
-                                    list.span(),
-                                    "periodic.sequences",
-                                    format!("`{name}` is not one of this policy's sequences"),
-                                ));
-                            }
-                        }
-                        list.get_ref().clone()
-                    }
-                };
-                let selector = match &p.get_ref().selector {
-                    None => None,
-                    Some(sel) => {
-                        let dir = path.parent().unwrap_or(Path::new("."));
-                        let program = dir.join(sel.get_ref());
-                        if !program.is_file() {
-                            return Err(src.error(
-                                sel.span(),
-                                "periodic.selector",
-                                format!("{} is not a program", program.display()),
-                            ));
-                        }
-                        Some(program)
-                    }
-                };
-                Some(Periodic {
-                    every,
-                    selector,
-                    sequences,
-                })
-            }
+            Some(p) => Some(periodic(&src, p, &listed)?),
         };
         let github = match &file.github {
-            Some(g) => {
-                let name = g.get_ref();
-                let parts: Vec<&str> = name.split('/').collect();
-                let word = |w: &str| {
-                    !w.is_empty()
-                        && w.chars()
-                            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-                };
-                if parts.len() != 2 || !parts.iter().all(|p| word(p)) {
-                    return Err(src.error(
-                        g.span(),
-                        "github",
-                        format!("`{name}` is not a GitHub repository like `owner/name`"),
-                    ));
-                }
-                Some(name.clone())
-            }
+            Some(g) => Some(github_repository(&src, g)?),
             None => github_name(&repository),
         };
-        let mut maintainers = Vec::new();
-        for m in &file.maintainers {
-            let login = m.get_ref();
-            let ok = !login.is_empty()
-                && login.len() <= 39
-                && login
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-            if !ok {
-                return Err(src.error(
-                    m.span(),
-                    "maintainers",
-                    format!("`{login}` is not a GitHub login"),
-                ));
-            }
-            maintainers.push(login.to_ascii_lowercase());
-        }
+        let maintainers = maintainers(&src, &file.maintainers)?;
         let mailing_list = match &file.mailing_list {
-            Some(m) => {
-                let m = m.get_ref();
-                let address = m.address.get_ref();
-                if !address.contains('@') || address.contains(char::is_whitespace) {
-                    return Err(src.error(
-                        m.address.span(),
-                        "mailing_list.address",
-                        format!("`{address}` is not a mail address"),
-                    ));
-                }
-                if m.name.get_ref().trim().is_empty() {
-                    return Err(src.error(
-                        m.name.span(),
-                        "mailing_list.name",
-                        "is empty".to_string(),
-                    ));
-                }
-                let missing_after = match &m.missing_after {
-                    Some(t) => parse_duration(t.get_ref())
-                        .map_err(|e| src.error(t.span(), "mailing_list.missing_after", e))?,
-                    None => Duration::from_secs(3600),
-                };
-                let max_age = match &m.max_age {
-                    Some(t) => parse_duration(t.get_ref())
-                        .map_err(|e| src.error(t.span(), "mailing_list.max_age", e))?,
-                    None => Duration::from_secs(14 * 86_400),
-                };
-                let source = match (&m.inbox, &m.maildir) {
-                    (Some(_), Some(maildir)) => {
-                        return Err(src.error(
-                            maildir.span(),
-                            "mailing_list.maildir",
-                            "give `inbox` or `maildir`, not both".to_string(),
-                        ))
-                    }
-                    (Some(inbox), None) if inbox.get_ref().trim().is_empty() => {
-                        return Err(src.error(
-                            inbox.span(),
-                            "mailing_list.inbox",
-                            "is empty".to_string(),
-                        ))
-                    }
-                    (Some(inbox), None) => Some(ListSource::Inbox(inbox.get_ref().clone())),
-                    (None, Some(maildir)) => Some(ListSource::Maildir(std::path::PathBuf::from(
-                        maildir.get_ref(),
-                    ))),
-                    (None, None) => None,
-                };
-                Some(MailingList {
-                    name: m.name.get_ref().clone(),
-                    address: address.clone(),
-                    missing_after,
-                    max_age,
-                    source,
-                    quiet_on_success: m.quiet_on_success,
-                    local_hosts: m.local_hosts,
-                })
-            }
+            Some(m) => Some(mailing_list(&src, m.get_ref())?),
             None => None,
         };
         Ok(Policy {
@@ -549,13 +302,13 @@ impl Policy {
             repository,
             staging: file.staging.into_inner(),
             target: file.target.into_inner(),
-            sequences: listed.iter().map(|s| s.get_ref().clone()).collect(),
+            sequences: listed,
             mode: file.mode,
             retries: file.retries.into_inner(),
-            retry_broken_after,
-            flake_rate,
-            confidence,
-            hosts,
+            retry_broken_after: search.retry_broken_after,
+            flake_rate: search.flake_rate,
+            confidence: search.confidence,
+            hosts: search.hosts,
             pause_on_fail: file
                 .pause_on_fail
                 .as_deref()
@@ -593,6 +346,304 @@ fn resolve_repository(policy_file: &Path, repository: &str) -> String {
         }
     }
     out.display().to_string()
+}
+
+/// Staging and target are valid branch names, and not the same branch.
+fn check_branches(src: &Source, file: &File) -> Result<(), FileError> {
+    for (field, branch) in [("staging", &file.staging), ("target", &file.target)] {
+        let full = format!("refs/heads/{}", branch.get_ref());
+        if !git2::Reference::is_valid_name(&full) {
+            return Err(src.error(
+                branch.span(),
+                field,
+                format!("`{}` is not a valid branch name", branch.get_ref()),
+            ));
+        }
+    }
+    if file.staging.get_ref() == file.target.get_ref() {
+        return Err(src.error(
+            file.target.span(),
+            "target",
+            "the target branch must differ from the staging branch",
+        ));
+    }
+    Ok(())
+}
+
+/// The policy's sequences: at least one, each one that exists.
+fn listed_sequences(
+    src: &Source,
+    file: &File,
+    sequences: &Sequences,
+) -> Result<Vec<String>, FileError> {
+    let listed = file.sequences.get_ref();
+    if listed.is_empty() {
+        return Err(src.error(
+            file.sequences.span(),
+            "sequences",
+            "list at least one sequence",
+        ));
+    }
+    for seq in listed {
+        if !sequences.contains_key(seq.get_ref()) {
+            let known: Vec<&str> = sequences.keys().map(String::as_str).collect();
+            return Err(src.error(
+                seq.span(),
+                "sequences",
+                format!(
+                    "no sequence named `{}` (known: {})",
+                    seq.get_ref(),
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            ));
+        }
+    }
+    Ok(listed.iter().map(|s| s.get_ref().clone()).collect())
+}
+
+/// How hard the gate tries: retries, the wait after a broken flight, the finder's settings.
+struct Search {
+    retry_broken_after: Duration,
+    flake_rate: Option<f64>,
+    confidence: f64,
+    hosts: usize,
+}
+
+fn search_settings(src: &Source, file: &File) -> Result<Search, FileError> {
+    if *file.retries.get_ref() > MAX_RETRIES {
+        return Err(src.error(
+            file.retries.span(),
+            "retries",
+            format!("at most {MAX_RETRIES} retries"),
+        ));
+    }
+    let retry_broken_after = match &file.retry_broken_after {
+        None => Duration::from_secs(600),
+        Some(t) => {
+            parse_duration(t.get_ref()).map_err(|m| src.error(t.span(), "retry_broken_after", m))?
+        }
+    };
+
+    let flake_rate = match &file.flake_rate {
+        Some(f) if !(0.0..crate::culprit::MAX_FLAKE_RATE).contains(f.get_ref()) => {
+            return Err(src.error(
+                f.span(),
+                "flake_rate",
+                format!(
+                    "{} is not in [0, {})",
+                    f.get_ref(),
+                    crate::culprit::MAX_FLAKE_RATE
+                ),
+            ))
+        }
+        f => f.as_ref().map(|f| *f.get_ref()),
+    };
+    let confidence = match &file.confidence {
+        Some(c) if !(0.5..1.0).contains(c.get_ref()) => {
+            return Err(src.error(
+                c.span(),
+                "confidence",
+                format!("{} is not in [0.5, 1)", c.get_ref()),
+            ))
+        }
+        c => c.as_ref().map_or(0.99, |c| *c.get_ref()),
+    };
+    let hosts = match &file.hosts {
+        Some(h) if !(1..=MAX_HOSTS).contains(h.get_ref()) => {
+            return Err(src.error(
+                h.span(),
+                "hosts",
+                format!("{} is not between 1 and {MAX_HOSTS}", h.get_ref()),
+            ))
+        }
+        h => h.as_ref().map_or(1, |h| *h.get_ref()),
+    };
+    Ok(Search {
+        retry_broken_after,
+        flake_rate,
+        confidence,
+        hosts,
+    })
+}
+
+/// How long a paused run waits; `never` waits until told.
+fn pause_resume_after(src: &Source, file: &File) -> Result<Option<Duration>, FileError> {
+    Ok(match &file.pause_resume_after {
+        None => Some(DEFAULT_PAUSE),
+        Some(t) if t.get_ref().trim() == "never" => None,
+        Some(t) => {
+            Some(parse_duration(t.get_ref()).map_err(|m| {
+                src.error(t.span(), "pause_resume_after", format!("{m}, or `never`"))
+            })?)
+        }
+    })
+}
+
+/// The list's address, checked as a mailbox.
+fn mail_list(src: &Source, file: &File) -> Result<Option<String>, FileError> {
+    Ok(match &file.mail.list {
+        None => None,
+        Some(addr) => {
+            addr.get_ref()
+                .parse::<lettre::message::Mailbox>()
+                .map_err(|e| {
+                    src.error(
+                        addr.span(),
+                        "mail.list",
+                        format!("`{}` is not a mail address: {e}", addr.get_ref()),
+                    )
+                })?;
+            Some(addr.get_ref().clone())
+        }
+    })
+}
+
+/// `[periodic]`: how often, which sequences (the policy's own), and the selector program.
+fn periodic(
+    src: &Source,
+    p: &Spanned<PeriodicFile>,
+    listed: &[String],
+) -> Result<Periodic, FileError> {
+    let every = parse_duration(p.get_ref().every.get_ref())
+        .map_err(|m| src.error(p.get_ref().every.span(), "periodic.every", m))?;
+    if every < Duration::from_secs(60) {
+        return Err(src.error(
+            p.get_ref().every.span(),
+            "periodic.every",
+            "run at most once a minute",
+        ));
+    }
+    let sequences = match &p.get_ref().sequences {
+        None => listed.to_vec(),
+        Some(list) => {
+            for name in list.get_ref() {
+                if !listed.iter().any(|s| s == name) {
+                    return Err(src.error(
+                        list.span(),
+                        "periodic.sequences",
+                        format!("`{name}` is not one of this policy's sequences"),
+                    ));
+                }
+            }
+            list.get_ref().clone()
+        }
+    };
+    let selector = match &p.get_ref().selector {
+        None => None,
+        Some(sel) => {
+            let dir = src.path.parent().unwrap_or(Path::new("."));
+            let program = dir.join(sel.get_ref());
+            if !program.is_file() {
+                return Err(src.error(
+                    sel.span(),
+                    "periodic.selector",
+                    format!("{} is not a program", program.display()),
+                ));
+            }
+            Some(program)
+        }
+    };
+    Ok(Periodic {
+        every,
+        selector,
+        sequences,
+    })
+}
+
+/// `github`: `owner/name`.
+fn github_repository(src: &Source, g: &Spanned<String>) -> Result<String, FileError> {
+    let name = g.get_ref();
+    let parts: Vec<&str> = name.split('/').collect();
+    let word = |w: &str| {
+        !w.is_empty()
+            && w.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    if parts.len() != 2 || !parts.iter().all(|p| word(p)) {
+        return Err(src.error(
+            g.span(),
+            "github",
+            format!("`{name}` is not a GitHub repository like `owner/name`"),
+        ));
+    }
+    Ok(name.clone())
+}
+
+/// `maintainers`: GitHub logins, compared in lower case.
+fn maintainers(src: &Source, logins: &[Spanned<String>]) -> Result<Vec<String>, FileError> {
+    let mut maintainers = Vec::new();
+    for m in logins {
+        let login = m.get_ref();
+        let ok = !login.is_empty()
+            && login.len() <= 39
+            && login
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !ok {
+            return Err(src.error(
+                m.span(),
+                "maintainers",
+                format!("`{login}` is not a GitHub login"),
+            ));
+        }
+        maintainers.push(login.to_ascii_lowercase());
+    }
+    Ok(maintainers)
+}
+
+/// `[mailing_list]`: the list, where its mail comes from, and how long to wait for it.
+fn mailing_list(src: &Source, m: &MailingListFile) -> Result<MailingList, FileError> {
+    let address = m.address.get_ref();
+    if !address.contains('@') || address.contains(char::is_whitespace) {
+        return Err(src.error(
+            m.address.span(),
+            "mailing_list.address",
+            format!("`{address}` is not a mail address"),
+        ));
+    }
+    if m.name.get_ref().trim().is_empty() {
+        return Err(src.error(m.name.span(), "mailing_list.name", "is empty".to_string()));
+    }
+    let missing_after = match &m.missing_after {
+        Some(t) => parse_duration(t.get_ref())
+            .map_err(|e| src.error(t.span(), "mailing_list.missing_after", e))?,
+        None => Duration::from_secs(3600),
+    };
+    let max_age = match &m.max_age {
+        Some(t) => parse_duration(t.get_ref())
+            .map_err(|e| src.error(t.span(), "mailing_list.max_age", e))?,
+        None => Duration::from_secs(14 * 86_400),
+    };
+    let source = match (&m.inbox, &m.maildir) {
+        (Some(_), Some(maildir)) => {
+            return Err(src.error(
+                maildir.span(),
+                "mailing_list.maildir",
+                "give `inbox` or `maildir`, not both".to_string(),
+            ))
+        }
+        (Some(inbox), None) if inbox.get_ref().trim().is_empty() => {
+            return Err(src.error(inbox.span(), "mailing_list.inbox", "is empty".to_string()))
+        }
+        (Some(inbox), None) => Some(ListSource::Inbox(inbox.get_ref().clone())),
+        (None, Some(maildir)) => Some(ListSource::Maildir(std::path::PathBuf::from(
+            maildir.get_ref(),
+        ))),
+        (None, None) => None,
+    };
+    Ok(MailingList {
+        name: m.name.get_ref().clone(),
+        address: address.clone(),
+        missing_after,
+        max_age,
+        source,
+        quiet_on_success: m.quiet_on_success,
+        local_hosts: m.local_hosts,
+    })
 }
 
 /// Loads every `*.toml` of a directory, refusing the first bad one.

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::config::policy::{self, Policy};
-use crate::config::{parse_duration, FileError, Source};
+use crate::config::{parse_duration, FileError, GitHubAuth, GitHubSettings, Source};
 use crate::sequence::{self, Sequences};
 
 /// How mail leaves pushgate.
@@ -112,200 +112,46 @@ impl Config {
     }
 
     pub fn parse(path: &Path, text: &str, base: &Path) -> Result<Config, FileError> {
-        let src = Source { path, text };
-        let file: File = src.parse()?;
-        let rel = |p: Option<String>, default: &str| -> PathBuf {
-            let p = PathBuf::from(p.unwrap_or_else(|| default.to_string()));
-            if p.is_absolute() {
-                p
-            } else {
-                base.join(p)
-            }
+        let r = Reading {
+            src: Source { path, text },
+            base,
         };
-        let state_dir = rel(file.state_dir, ".");
-        let database_url = file.database_url.unwrap_or_else(|| {
+        let file: File = r.src.parse()?;
+        let state_dir = r.rel(file.state_dir.clone(), ".");
+        let database_url = file.database_url.clone().unwrap_or_else(|| {
             format!(
                 "sqlite://{}?mode=rwc",
                 state_dir.join("pushgate.db").display()
             )
         });
-        let listen = match &file.listen {
-            None => SocketAddr::from(([127, 0, 0, 1], 8077)),
-            Some(l) => l.get_ref().parse().map_err(|e| {
-                src.error(
-                    l.span(),
-                    "listen",
-                    format!(
-                        "`{}` is not an address like 127.0.0.1:8077: {e}",
-                        l.get_ref()
-                    ),
-                )
-            })?,
-        };
+        let listen = r.listen(&file.listen)?;
         let poll_interval = match &file.poll_interval {
             None => Duration::from_secs(60),
-            Some(t) => {
-                parse_duration(t.get_ref()).map_err(|m| src.error(t.span(), "poll_interval", m))?
-            }
+            Some(t) => parse_duration(t.get_ref())
+                .map_err(|m| r.src.error(t.span(), "poll_interval", m))?,
         };
-        let mail_from = match &file.mail.from {
-            None => "pushgate <pushgate@localhost>".to_string(),
-            Some(f) => {
-                f.get_ref()
-                    .parse::<lettre::message::Mailbox>()
-                    .map_err(|e| {
-                        src.error(f.span(), "mail.from", format!("not a mail address: {e}"))
-                    })?;
-                f.get_ref().clone()
-            }
-        };
-        let mail = match &file.mail.smtp {
-            Some(url) => {
-                lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(url.get_ref())
-                    .map_err(|e| {
-                        src.error(url.span(), "mail.smtp", format!("not an SMTP URL: {e}"))
-                    })?;
-                MailTransport::Smtp(url.get_ref().clone())
-            }
-            None => MailTransport::Folder(rel(
-                file.mail.outbox_dir,
-                &state_dir.join("outbox").display().to_string(),
-            )),
-        };
-        // A secret is written in the file or kept in a file of its own, not both; it is never
-        // shorter than `min` characters.
-        let secret = |value: &Option<Spanned<String>>,
-                      from_file: &Option<Spanned<String>>,
-                      field: &str,
-                      min: usize|
-         -> Result<Option<String>, FileError> {
-            let (text, span, at) = match (value, from_file) {
-                (None, None) => return Ok(None),
-                (Some(v), None) => (v.get_ref().clone(), v.span(), field.to_string()),
-                (None, Some(f)) => {
-                    let at = format!("{field}_file");
-                    let path = rel(Some(f.get_ref().clone()), "");
-                    let text = std::fs::read_to_string(&path).map_err(|e| {
-                        src.error(f.span(), &at, format!("{}: {e}", path.display()))
-                    })?;
-                    (
-                        text.trim_end_matches(['\r', '\n']).to_string(),
-                        f.span(),
-                        at,
-                    )
-                }
-                (Some(v), Some(_)) => {
-                    return Err(src.error(
-                        v.span(),
-                        field,
-                        format!("set `{field}` or `{field}_file`, not both"),
-                    ))
-                }
-            };
-            if text.chars().count() < min {
-                return Err(src.error(
-                    span,
-                    &at,
-                    format!("use a secret of at least {min} characters"),
-                ));
-            }
-            Ok(Some(text))
-        };
-        let api_token = secret(&file.api.token, &file.api.token_file, "api.token", 16)?;
-        let github_secret = secret(
+        let mail_from = r.mail_from(&file.mail)?;
+        let mail = r.mail_transport(&file.mail, &state_dir)?;
+        let api_token = r.secret(&file.api.token, &file.api.token_file, "api.token", 16)?;
+        let github_secret = r.secret(
             &file.github.webhook_secret,
             &file.github.webhook_secret_file,
             "github.webhook_secret",
             1,
         )?;
-        let github = {
-            use crate::config::{GitHubAuth, GitHubSettings};
-            let g = &file.github;
-            let token = secret(&g.token, &g.token_file, "github.token", 8)?;
-            let auth = match (token, &g.app_id, &g.installation_id, &g.private_key_file) {
-                (None, None, None, None) => None,
-                (Some(t), None, None, None) => Some(GitHubAuth::Token(t)),
-                (None, Some(app), Some(installation), Some(key)) => {
-                    let path = rel(Some(key.get_ref().clone()), "");
-                    let private_key = std::fs::read_to_string(&path).map_err(|e| {
-                        src.error(
-                            key.span(),
-                            "github.private_key_file",
-                            format!("{}: {e}", path.display()),
-                        )
-                    })?;
-                    Some(GitHubAuth::App {
-                        app_id: *app.get_ref(),
-                        private_key,
-                        installation_id: *installation.get_ref(),
-                    })
-                }
-                _ => {
-                    let span = g
-                        .app_id
-                        .as_ref()
-                        .map(|s| s.span())
-                        .or(g.installation_id.as_ref().map(|s| s.span()))
-                        .or(g.private_key_file.as_ref().map(|s| s.span()))
-                        .or(g.token.as_ref().map(|s| s.span()))
-                        .unwrap_or(0..0);
-                    return Err(src.error(
-                        span,
-                        "github",
-                        "log in with `token` (or `token_file`), or as an App with `app_id`, \
-                         `installation_id` and `private_key_file` together, not both"
-                            .to_string(),
-                    ));
-                }
-            };
-            let api_url = match &g.api_url {
-                None => "https://api.github.com".to_string(),
-                Some(u) => {
-                    let url = u.get_ref().trim_end_matches('/').to_string();
-                    if !(url.starts_with("https://") || url.starts_with("http://")) {
-                        return Err(src.error(
-                            u.span(),
-                            "github.api_url",
-                            format!("`{url}` is not an http(s) URL"),
-                        ));
-                    }
-                    url
-                }
-            };
-            let ca_file = match &g.ca_file {
-                None => None,
-                Some(f) => {
-                    let path = rel(Some(f.get_ref().clone()), "");
-                    if !path.is_file() {
-                        return Err(src.error(
-                            f.span(),
-                            "github.ca_file",
-                            format!("{} is not a file", path.display()),
-                        ));
-                    }
-                    Some(path)
-                }
-            };
-            auth.map(|auth| GitHubSettings {
-                ca_file,
-                api_url,
-                auth,
-                deploy_key: g.deploy_key.clone().map(|k| rel(Some(k), "")),
-                known_hosts: g.known_hosts.clone().map(|k| rel(Some(k), "")),
-            })
-        };
+        let github = r.github(&file.github)?;
         Ok(Config {
             github,
             github_secret,
-            hosts_file: rel(file.hosts, "hosts.toml"),
+            hosts_file: r.rel(file.hosts, "hosts.toml"),
             api_token,
             public_url: file
                 .public_url
                 .unwrap_or_else(|| format!("http://{listen}"))
                 .trim_end_matches('/')
                 .to_string(),
-            policies_dir: rel(file.policies, "policies"),
-            sequences_dir: rel(file.sequences, "sequences"),
+            policies_dir: r.rel(file.policies, "policies"),
+            sequences_dir: r.rel(file.sequences, "sequences"),
             database_url,
             listen,
             poll_interval,
@@ -334,6 +180,198 @@ impl Config {
     /// Where remote public-inbox archives are mirrored.
     pub fn inboxes_dir(&self) -> PathBuf {
         self.state_dir.join("inboxes")
+    }
+}
+
+/// One configuration file being read: its text, for errors that name the line, and the
+/// directory its relative paths are relative to.
+struct Reading<'a> {
+    src: Source<'a>,
+    base: &'a Path,
+}
+
+impl Reading<'_> {
+    /// `p` (else `default`), relative to the file's directory unless absolute.
+    fn rel(&self, p: Option<String>, default: &str) -> PathBuf {
+        let p = PathBuf::from(p.unwrap_or_else(|| default.to_string()));
+        if p.is_absolute() {
+            p
+        } else {
+            self.base.join(p)
+        }
+    }
+
+    fn listen(&self, listen: &Option<Spanned<String>>) -> Result<SocketAddr, FileError> {
+        Ok(match listen {
+            None => SocketAddr::from(([127, 0, 0, 1], 8077)),
+            Some(l) => l.get_ref().parse().map_err(|e| {
+                self.src.error(
+                    l.span(),
+                    "listen",
+                    format!(
+                        "`{}` is not an address like 127.0.0.1:8077: {e}",
+                        l.get_ref()
+                    ),
+                )
+            })?,
+        })
+    }
+
+    fn mail_from(&self, mail: &MailFile) -> Result<String, FileError> {
+        Ok(match &mail.from {
+            None => "pushgate <pushgate@localhost>".to_string(),
+            Some(f) => {
+                f.get_ref()
+                    .parse::<lettre::message::Mailbox>()
+                    .map_err(|e| {
+                        self.src
+                            .error(f.span(), "mail.from", format!("not a mail address: {e}"))
+                    })?;
+                f.get_ref().clone()
+            }
+        })
+    }
+
+    /// SMTP when `mail.smtp` says so, else a folder of .eml files.
+    fn mail_transport(
+        &self,
+        mail: &MailFile,
+        state_dir: &Path,
+    ) -> Result<MailTransport, FileError> {
+        Ok(match &mail.smtp {
+            Some(url) => {
+                lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(url.get_ref())
+                    .map_err(|e| {
+                        self.src
+                            .error(url.span(), "mail.smtp", format!("not an SMTP URL: {e}"))
+                    })?;
+                MailTransport::Smtp(url.get_ref().clone())
+            }
+            None => MailTransport::Folder(self.rel(
+                mail.outbox_dir.clone(),
+                &state_dir.join("outbox").display().to_string(),
+            )),
+        })
+    }
+
+    /// A secret is written in the file or kept in a file of its own, not both; it is never
+    /// shorter than `min` characters.
+    fn secret(
+        &self,
+        value: &Option<Spanned<String>>,
+        from_file: &Option<Spanned<String>>,
+        field: &str,
+        min: usize,
+    ) -> Result<Option<String>, FileError> {
+        let (text, span, at) = match (value, from_file) {
+            (None, None) => return Ok(None),
+            (Some(v), None) => (v.get_ref().clone(), v.span(), field.to_string()),
+            (None, Some(f)) => {
+                let at = format!("{field}_file");
+                let path = self.rel(Some(f.get_ref().clone()), "");
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    self.src
+                        .error(f.span(), &at, format!("{}: {e}", path.display()))
+                })?;
+                (
+                    text.trim_end_matches(['\r', '\n']).to_string(),
+                    f.span(),
+                    at,
+                )
+            }
+            (Some(v), Some(_)) => {
+                return Err(self.src.error(
+                    v.span(),
+                    field,
+                    format!("set `{field}` or `{field}_file`, not both"),
+                ))
+            }
+        };
+        if text.chars().count() < min {
+            return Err(self.src.error(
+                span,
+                &at,
+                format!("use a secret of at least {min} characters"),
+            ));
+        }
+        Ok(Some(text))
+    }
+
+    /// `[github]`: a token or an App login, the API's URL, git's keys and authorities; `None`
+    /// when it says no login.
+    fn github(&self, g: &GithubFile) -> Result<Option<GitHubSettings>, FileError> {
+        let token = self.secret(&g.token, &g.token_file, "github.token", 8)?;
+        let auth = match (token, &g.app_id, &g.installation_id, &g.private_key_file) {
+            (None, None, None, None) => None,
+            (Some(t), None, None, None) => Some(GitHubAuth::Token(t)),
+            (None, Some(app), Some(installation), Some(key)) => {
+                let path = self.rel(Some(key.get_ref().clone()), "");
+                let private_key = std::fs::read_to_string(&path).map_err(|e| {
+                    self.src.error(
+                        key.span(),
+                        "github.private_key_file",
+                        format!("{}: {e}", path.display()),
+                    )
+                })?;
+                Some(GitHubAuth::App {
+                    app_id: *app.get_ref(),
+                    private_key,
+                    installation_id: *installation.get_ref(),
+                })
+            }
+            _ => {
+                let span = g
+                    .app_id
+                    .as_ref()
+                    .map(|s| s.span())
+                    .or(g.installation_id.as_ref().map(|s| s.span()))
+                    .or(g.private_key_file.as_ref().map(|s| s.span()))
+                    .or(g.token.as_ref().map(|s| s.span()))
+                    .unwrap_or(0..0);
+                return Err(self.src.error(
+                    span,
+                    "github",
+                    "log in with `token` (or `token_file`), or as an App with `app_id`, \
+                         `installation_id` and `private_key_file` together, not both"
+                        .to_string(),
+                ));
+            }
+        };
+        let api_url = match &g.api_url {
+            None => "https://api.github.com".to_string(),
+            Some(u) => {
+                let url = u.get_ref().trim_end_matches('/').to_string();
+                if !(url.starts_with("https://") || url.starts_with("http://")) {
+                    return Err(self.src.error(
+                        u.span(),
+                        "github.api_url",
+                        format!("`{url}` is not an http(s) URL"),
+                    ));
+                }
+                url
+            }
+        };
+        let ca_file = match &g.ca_file {
+            None => None,
+            Some(f) => {
+                let path = self.rel(Some(f.get_ref().clone()), "");
+                if !path.is_file() {
+                    return Err(self.src.error(
+                        f.span(),
+                        "github.ca_file",
+                        format!("{} is not a file", path.display()),
+                    ));
+                }
+                Some(path)
+            }
+        };
+        Ok(auth.map(|auth| GitHubSettings {
+            ca_file,
+            api_url,
+            auth,
+            deploy_key: g.deploy_key.clone().map(|k| self.rel(Some(k), "")),
+            known_hosts: g.known_hosts.clone().map(|k| self.rel(Some(k), "")),
+        }))
     }
 }
 

@@ -74,9 +74,9 @@ pub enum ProvisionerSpec {
     /// Worktrees on this machine, under the state directory.
     Local,
     /// A static machine: a work directory cleaned before and after each run.
-    Ssh(SshSpec),
+    Ssh(SshTarget),
     /// A dom0: each run gets a fresh guest on a copy-on-write disk.
-    Xen { dom0: SshSpec, xen: Box<XenSpec> },
+    Xen { dom0: SshTarget, xen: Box<XenSpec> },
 }
 
 impl ProvisionerSpec {
@@ -85,31 +85,6 @@ impl ProvisionerSpec {
             ProvisionerSpec::Local => "local",
             ProvisionerSpec::Ssh(_) => "ssh",
             ProvisionerSpec::Xen { .. } => "xen",
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct SshSpec {
-    pub address: String,
-    pub port: u16,
-    pub user: String,
-    pub key: PathBuf,
-    pub known_hosts: PathBuf,
-    pub work_dir: String,
-    pub connect_timeout: Duration,
-}
-
-impl SshSpec {
-    pub fn target(&self) -> SshTarget {
-        SshTarget {
-            address: self.address.clone(),
-            port: self.port,
-            user: self.user.clone(),
-            key: self.key.clone(),
-            known_hosts: self.known_hosts.clone(),
-            work_dir: self.work_dir.clone(),
-            connect_timeout: self.connect_timeout,
         }
     }
 }
@@ -140,7 +115,7 @@ pub struct XenSpec {
     pub kernel: Option<String>,
     /// How long the guest may take to answer SSH.
     pub boot_timeout: Duration,
-    pub guest: SshSpec,
+    pub guest: SshTarget,
     pub mac: String,
 }
 
@@ -451,7 +426,7 @@ fn ssh_spec(
     address: &Spanned<String>,
     common: &Common,
     default_work_dir: &str,
-) -> Result<SshSpec, FileError> {
+) -> Result<SshTarget, FileError> {
     let key = common.key.as_ref().ok_or_else(|| {
         src.error(
             address.span(),
@@ -492,7 +467,7 @@ fn ssh_spec(
             format!("`{work_dir}` must be an absolute path on the host"),
         ));
     }
-    Ok(SshSpec {
+    Ok(SshTarget {
         address: address.get_ref().clone(),
         port: common.port.as_ref().map_or(22, |p| *p.get_ref()),
         user: common

@@ -166,9 +166,9 @@ impl Lab {
     pub fn provisioner(&self, host: &HostSpec) -> Arc<dyn Provisioner> {
         match &host.provisioner {
             ProvisionerSpec::Local => Arc::new(LocalProvisioner::new(self.local_work_dir.clone())),
-            ProvisionerSpec::Ssh(ssh) => Arc::new(SshProvisioner::new(ssh.target())),
+            ProvisionerSpec::Ssh(ssh) => Arc::new(SshProvisioner::new(ssh.clone())),
             ProvisionerSpec::Xen { dom0, xen } => {
-                Arc::new(XenProvisioner::new(dom0.target(), (**xen).clone()))
+                Arc::new(XenProvisioner::new(dom0.clone(), (**xen).clone()))
             }
         }
     }

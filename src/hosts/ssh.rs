@@ -23,8 +23,8 @@ use tokio::io::AsyncWriteExt;
 use super::{Host, HostError, HostRequest, Provisioner, StepExit};
 use crate::sequence::{Step, StepContext};
 
-/// How to reach one static SSH host.
-#[derive(Clone, Debug)]
+/// How to reach one SSH host (a static one, a dom0, a guest), as `hosts.toml` says.
+#[derive(Clone, Debug, PartialEq)]
 pub struct SshTarget {
     pub address: String,
     pub port: u16,

@@ -120,7 +120,7 @@ impl XenProvisioner {
     /// Waits until the guest answers SSH (it is booting, or resuming).
     async fn reach_guest(&self) -> Result<Connection, HostError> {
         let deadline = Instant::now() + self.xen.boot_timeout;
-        let mut target = self.xen.guest.target();
+        let mut target = self.xen.guest.clone();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             target.connect_timeout = left.min(Duration::from_secs(10));

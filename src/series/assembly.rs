@@ -130,94 +130,159 @@ struct Group {
     sender: String,
 }
 
-/// Assembles every revision the mails hold. Mails with the same Message-ID count once (the
-/// first); replies and discussion feed trailers only.
-pub fn assemble(mails: &[Mail]) -> Vec<Revision> {
-    let mut by_id: HashMap<&str, usize> = HashMap::with_capacity(mails.len());
-    for (i, m) in mails.iter().enumerate() {
-        by_id.entry(m.message_id.as_str()).or_insert(i);
+/// A list's mails as assembly looks them up: each Message-ID once (the first), each mail's
+/// kind, and its ancestors in the thread.
+struct Thread<'a> {
+    mails: &'a [Mail],
+    by_id: HashMap<&'a str, usize>,
+    kinds: Vec<Kind>,
+}
+
+impl<'a> Thread<'a> {
+    fn new(mails: &'a [Mail]) -> Thread<'a> {
+        let mut by_id: HashMap<&str, usize> = HashMap::with_capacity(mails.len());
+        for (i, m) in mails.iter().enumerate() {
+            by_id.entry(m.message_id.as_str()).or_insert(i);
+        }
+        Thread {
+            mails,
+            by_id,
+            kinds: mails.iter().map(kind).collect(),
+        }
     }
-    let unique = |i: &usize| by_id.get(mails[*i].message_id.as_str()) == Some(i);
-    let kinds: Vec<Kind> = mails.iter().map(kind).collect();
-    // Ancestors nearest first: In-Reply-To, then References from the end.
-    let ancestors = |i: usize| -> Vec<usize> {
-        let m = &mails[i];
+
+    /// Whether mail `i` is the first with its Message-ID.
+    fn unique(&self, i: usize) -> bool {
+        self.by_id.get(self.mails[i].message_id.as_str()) == Some(&i)
+    }
+
+    /// Ancestors nearest first: In-Reply-To, then References from the end.
+    fn ancestors(&self, i: usize) -> Vec<usize> {
+        let m = &self.mails[i];
         let mut out: Vec<usize> = Vec::new();
         for id in m.in_reply_to.iter().chain(m.references.iter().rev()) {
-            if let Some(&a) = by_id.get(id.as_str()) {
+            if let Some(&a) = self.by_id.get(id.as_str()) {
                 if a != i && !out.contains(&a) {
                     out.push(a);
                 }
             }
         }
         out
-    };
+    }
 
-    let mut groups: BTreeMap<GroupKey, Group> = BTreeMap::new();
-    for i in (0..mails.len()).filter(unique) {
-        let Kind::Patch { number, total } = kinds[i] else {
-            continue;
-        };
+    /// Which group patch `i` (`number` of `total`) belongs to.
+    fn group_key(&self, i: usize, number: u32, total: u32) -> GroupKey {
+        let (mails, kinds) = (self.mails, &self.kinds);
         let m = &mails[i];
         let same_author = |a: usize| mails[a].sender.email == m.sender.email;
         // b4's partial reroll: a newer version of one patch, in reply to that patch.
         let rerolled = m
             .in_reply_to
             .as_deref()
-            .and_then(|id| by_id.get(id))
+            .and_then(|id| self.by_id.get(id))
             .copied()
             .filter(|&p| {
                 matches!(kinds[p], Kind::Patch { number: n, total: t } if n == number && t == total)
                     && same_author(p)
                     && mails[p].subject.version < m.subject.version
             });
-        let key = if let Some(p) = rerolled {
-            GroupKey::Reroll {
+        if let Some(p) = rerolled {
+            return GroupKey::Reroll {
                 of: p,
                 version: m.subject.version,
-            }
-        } else {
-            // The oldest ancestor that belongs to the same revision is its root; followed
-            // from ancestor to ancestor, since a mail may name only its parent.
-            // Not by sender: git format-patch writes each commit's author in From:, so a
-            // series with two authors has two senders in one thread.
-            let belongs = |a: usize| {
-                mails[a].subject.version == m.subject.version
-                    && match kinds[a] {
-                        Kind::Patch { total: t, .. } => t == total,
-                        Kind::Cover { total: t } => t.is_none_or(|t| t == total),
-                        Kind::Other => false,
-                    }
             };
-            let mut root = None;
-            let mut seen = vec![i];
-            while let Some(a) = ancestors(seen[seen.len() - 1])
-                .into_iter()
-                .rfind(|&a| belongs(a))
-            {
-                if seen.contains(&a) {
-                    break; // a loop of In-Reply-To headers
+        }
+        // The oldest ancestor that belongs to the same revision is its root; followed
+        // from ancestor to ancestor, since a mail may name only its parent.
+        // Not by sender: git format-patch writes each commit's author in From:, so a
+        // series with two authors has two senders in one thread.
+        let belongs = |a: usize| {
+            mails[a].subject.version == m.subject.version
+                && match kinds[a] {
+                    Kind::Patch { total: t, .. } => t == total,
+                    Kind::Cover { total: t } => t.is_none_or(|t| t == total),
+                    Kind::Other => false,
                 }
-                root = Some(a);
-                seen.push(a);
-            }
-            match root {
-                Some(r) => GroupKey::Thread(r),
-                None if number == 1 => GroupKey::Thread(i),
-                None => GroupKey::Loose {
-                    sender: m.sender.email.clone(),
-                    version: m.subject.version,
-                    total,
-                    thread: m
-                        .references
-                        .first()
-                        .cloned()
-                        .or(m.in_reply_to.clone())
-                        .unwrap_or_default(),
-                },
-            }
         };
-        let group = groups.entry(key).or_default();
+        let mut root = None;
+        let mut seen = vec![i];
+        while let Some(a) = self
+            .ancestors(seen[seen.len() - 1])
+            .into_iter()
+            .rfind(|&a| belongs(a))
+        {
+            if seen.contains(&a) {
+                break; // a loop of In-Reply-To headers
+            }
+            root = Some(a);
+            seen.push(a);
+        }
+        match root {
+            Some(r) => GroupKey::Thread(r),
+            None if number == 1 => GroupKey::Thread(i),
+            None => GroupKey::Loose {
+                sender: m.sender.email.clone(),
+                version: m.subject.version,
+                total,
+                thread: m
+                    .references
+                    .first()
+                    .cloned()
+                    .or(m.in_reply_to.clone())
+                    .unwrap_or_default(),
+            },
+        }
+    }
+}
+
+/// Where a mail went: the revision, and its patch number (`None` for a cover letter).
+type Places = HashMap<usize, (usize, Option<u32>)>;
+
+/// Assembles every revision the mails hold. Mails with the same Message-ID count once (the
+/// first); replies and discussion feed trailers only.
+pub fn assemble(mails: &[Mail]) -> Vec<Revision> {
+    let thread = Thread::new(mails);
+    let mut groups = group_patches(&thread);
+    // A patch 1 whose own group is rooted at itself may still have a loose sibling group
+    // (patches 2..N that lost their thread): they are the same revision.
+    merge_loose_into_threads(mails, &mut groups);
+    add_covers(&thread, &mut groups);
+    // Partial rerolls are built after the revisions they change.
+    let (rerolls, plain): (Vec<_>, Vec<_>) = groups
+        .into_iter()
+        .partition(|(k, _)| matches!(k, GroupKey::Reroll { .. }));
+    let mut revisions = revisions_of(&thread, plain);
+    let mut place = places(&revisions);
+    add_rerolls(mails, rerolls, &mut revisions, &mut place);
+
+    let ancestors = |i: usize| thread.ancestors(i);
+    collect_trailers(mails, &thread.kinds, &ancestors, &place, &mut revisions);
+    for r in &mut revisions {
+        let base_commit = r.mails().find_map(|i| mails[i].base_commit());
+        let latest = r.mails().filter_map(|i| mails[i].timestamp).max();
+        r.base_commit = base_commit;
+        r.latest = latest;
+    }
+    link_versions(mails, &ancestors, &place, &mut revisions);
+    revisions.sort_by(|a, b| {
+        let first = |r: &Revision| r.mails().filter_map(|i| mails[i].timestamp).min();
+        (first(a), &a.root).cmp(&(first(b), &b.root))
+    });
+    revisions
+}
+
+/// Every patch into its group; of two copies of one patch number the newer wins.
+fn group_patches(thread: &Thread) -> BTreeMap<GroupKey, Group> {
+    let mails = thread.mails;
+    let mut groups: BTreeMap<GroupKey, Group> = BTreeMap::new();
+    for i in (0..mails.len()).filter(|&i| thread.unique(i)) {
+        let Kind::Patch { number, total } = thread.kinds[i] else {
+            continue;
+        };
+        let m = &mails[i];
+        let group = groups
+            .entry(thread.group_key(i, number, total))
+            .or_default();
         group.total = total;
         group.version = m.subject.version;
         group.rfc |= m.subject.rfc;
@@ -232,13 +297,15 @@ pub fn assemble(mails: &[Mail]) -> Vec<Revision> {
             }
         }
     }
-    // A patch 1 whose own group is rooted at itself may still have a loose sibling group
-    // (patches 2..N that lost their thread): they are the same revision.
-    merge_loose_into_threads(mails, &mut groups);
-    // Numbered covers: attach to the group rooted at them, or make one for a cover that has
-    // no patch yet (so "missing 1/3, 2/3, 3/3" can be said).
-    for i in (0..mails.len()).filter(unique) {
-        if let Kind::Cover { total: Some(total) } = kinds[i] {
+    groups
+}
+
+/// Numbered covers: attach to the group rooted at them, or make one for a cover that has no
+/// patch yet (so "missing 1/3, 2/3, 3/3" can be said).
+fn add_covers(thread: &Thread, groups: &mut BTreeMap<GroupKey, Group>) {
+    let mails = thread.mails;
+    for i in (0..mails.len()).filter(|&i| thread.unique(i)) {
+        if let Kind::Cover { total: Some(total) } = thread.kinds[i] {
             groups.entry(GroupKey::Thread(i)).or_insert_with(|| Group {
                 total,
                 version: mails[i].subject.version,
@@ -248,17 +315,15 @@ pub fn assemble(mails: &[Mail]) -> Vec<Revision> {
             });
         }
     }
+}
 
-    let mut revisions: Vec<Revision> = Vec::new();
-    let mut root_of_group: HashMap<GroupKey, usize> = HashMap::new();
-    // Partial rerolls are built after the revisions they change.
-    let (rerolls, plain): (Vec<_>, Vec<_>) = groups
-        .into_iter()
-        .partition(|(k, _)| matches!(k, GroupKey::Reroll { .. }));
-    let mut place: HashMap<usize, (usize, Option<u32>)> = HashMap::new(); // mail -> (revision, patch number)
+/// A revision per group that is not a partial reroll, rooted at its cover or first patch.
+fn revisions_of(thread: &Thread, plain: Vec<(GroupKey, Group)>) -> Vec<Revision> {
+    let mails = thread.mails;
+    let mut revisions = Vec::new();
     for (key, group) in plain {
         let cover = match key {
-            GroupKey::Thread(r) if matches!(kinds[r], Kind::Cover { .. }) => Some(r),
+            GroupKey::Thread(r) if matches!(thread.kinds[r], Kind::Cover { .. }) => Some(r),
             _ => None,
         };
         let mut patches = vec![None; group.total as usize];
@@ -267,15 +332,12 @@ pub fn assemble(mails: &[Mail]) -> Vec<Revision> {
         }
         let root = cover.or_else(|| group.patches.values().next().copied());
         let Some(root) = root else { continue };
-        let sender = mails[root].sender.email.clone();
-        let index = revisions.len();
-        root_of_group.insert(key, index);
         revisions.push(Revision {
             series: String::new(),
             root: mails[root].message_id.clone(),
             version: group.version,
             rfc: group.rfc,
-            sender,
+            sender: mails[root].sender.email.clone(),
             total: group.total,
             cover,
             patches,
@@ -286,6 +348,12 @@ pub fn assemble(mails: &[Mail]) -> Vec<Revision> {
             latest: None,
         });
     }
+    revisions
+}
+
+/// Where each mail of the revisions went.
+fn places(revisions: &[Revision]) -> Places {
+    let mut place = Places::new();
     for (index, r) in revisions.iter().enumerate() {
         if let Some(c) = r.cover {
             place.insert(c, (index, None));
@@ -296,6 +364,16 @@ pub fn assemble(mails: &[Mail]) -> Vec<Revision> {
             }
         }
     }
+    place
+}
+
+/// A partial reroll is the revision it changes with its new patches in their places.
+fn add_rerolls(
+    mails: &[Mail],
+    rerolls: Vec<(GroupKey, Group)>,
+    revisions: &mut Vec<Revision>,
+    place: &mut Places,
+) {
     for (key, group) in rerolls {
         let GroupKey::Reroll { of, version } = key else {
             continue;
@@ -322,20 +400,6 @@ pub fn assemble(mails: &[Mail]) -> Vec<Revision> {
         }
         revisions.push(revision);
     }
-
-    collect_trailers(mails, &kinds, &ancestors, &place, &mut revisions);
-    for r in &mut revisions {
-        let base_commit = r.mails().find_map(|i| mails[i].base_commit());
-        let latest = r.mails().filter_map(|i| mails[i].timestamp).max();
-        r.base_commit = base_commit;
-        r.latest = latest;
-    }
-    link_versions(mails, &ancestors, &place, &mut revisions);
-    revisions.sort_by(|a, b| {
-        let first = |r: &Revision| r.mails().filter_map(|i| mails[i].timestamp).min();
-        (first(a), &a.root).cmp(&(first(b), &b.root))
-    });
-    revisions
 }
 
 /// Patches 2..N that lost their thread (their cover never came, deep threading broke) form a
@@ -392,7 +456,7 @@ fn collect_trailers(
     mails: &[Mail],
     kinds: &[Kind],
     ancestors: &dyn Fn(usize) -> Vec<usize>,
-    place: &HashMap<usize, (usize, Option<u32>)>,
+    place: &Places,
     revisions: &mut [Revision],
 ) {
     for (i, m) in mails.iter().enumerate() {
@@ -425,7 +489,7 @@ fn collect_trailers(
 fn link_versions(
     mails: &[Mail],
     ancestors: &dyn Fn(usize) -> Vec<usize>,
-    place: &HashMap<usize, (usize, Option<u32>)>,
+    place: &Places,
     revisions: &mut [Revision],
 ) {
     let title = |r: &Revision| -> Option<String> {

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use super::subject::{squeeze_space, Subject};
 use super::trailers::{self, Trailer};
-use super::MailError;
+use super::UnreadableMail;
 
 /// A person as a commit records one.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -61,13 +61,13 @@ pub struct Mail {
 
 impl Mail {
     /// Parses one message (no mbox `From ` line in front).
-    pub fn parse(raw: &[u8]) -> Result<Mail, MailError> {
+    pub fn parse(raw: &[u8]) -> Result<Mail, UnreadableMail> {
         if raw.iter().all(u8::is_ascii_whitespace) {
-            return Err(MailError::Empty);
+            return Err(UnreadableMail::Empty);
         }
         let parsed = MessageParser::default()
             .parse(raw)
-            .ok_or(MailError::Unparseable)?;
+            .ok_or(UnreadableMail::Unparseable)?;
         // A mail names at least its sender, subject, id or date; bytes that name none of
         // them are not a mail, whatever a lenient parser made of them.
         let known = ["From", "Subject", "Message-ID", "Date"];
@@ -79,7 +79,7 @@ impl Mail {
             })
         });
         if !has_header {
-            return Err(MailError::NoHeaders);
+            return Err(UnreadableMail::NoHeaders);
         }
 
         let header = |name: &str| raw_header(&parsed, name).map(decode_header);
@@ -798,12 +798,15 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        assert!(matches!(Mail::parse(b""), Err(MailError::Empty)));
+        assert!(matches!(Mail::parse(b""), Err(UnreadableMail::Empty)));
         assert!(Mail::parse(b"\n\n").is_err());
-        assert_eq!(Mail::parse(b"\x00\x01 not mail"), Err(MailError::NoHeaders));
+        assert_eq!(
+            Mail::parse(b"\x00\x01 not mail"),
+            Err(UnreadableMail::NoHeaders)
+        );
         assert_eq!(
             Mail::parse(b"X-Only: this\n\nbody"),
-            Err(MailError::NoHeaders)
+            Err(UnreadableMail::NoHeaders)
         );
     }
 

@@ -14,7 +14,7 @@ pub use subject::{Counter, Subject};
 
 /// Why a mail could not be read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum MailError {
+pub enum UnreadableMail {
     #[error("the message is empty")]
     Empty,
     #[error("the message could not be parsed as RFC 5322")]
@@ -25,7 +25,7 @@ pub enum MailError {
 
 /// Parses every message of an mbox; a message that cannot be read is reported with its place
 /// (1-based) and left out.
-pub fn parse_mbox(data: &[u8]) -> (Vec<Mail>, Vec<(usize, MailError)>) {
+pub fn parse_mbox(data: &[u8]) -> (Vec<Mail>, Vec<(usize, UnreadableMail)>) {
     let mut mails = Vec::new();
     let mut errors = Vec::new();
     for (i, raw) in mbox::split(data).iter().enumerate() {
