@@ -24,6 +24,7 @@ pub mod config;
 pub mod culprit;
 pub mod decision;
 pub mod digest;
+pub mod file_error;
 pub mod forge;
 pub mod gate;
 pub mod hosts;

@@ -494,7 +494,7 @@ fn a_series_applies_as_git_am_applies_it() {
         .patches
         .iter()
         .flatten()
-        .map(|&i| mails[i].as_patch())
+        .map(|&i| pushgate::series::patch(&mails[i]))
         .collect();
 
     let repo = git2::Repository::open(&up.work).unwrap();
@@ -601,7 +601,7 @@ async fn a_series_that_does_not_apply_is_answered_in_its_thread() {
         .patches
         .iter()
         .flatten()
-        .map(|&i| mails[i].as_patch())
+        .map(|&i| pushgate::series::patch(&mails[i]))
         .collect();
 
     // Master moved on under the series.

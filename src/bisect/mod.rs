@@ -12,7 +12,7 @@ use git2::{Oid, Repository, Sort};
 use serde::Serialize;
 use tokio::task::JoinSet;
 
-use crate::culprit::{CulpritFinder, Found, History, Observed, Settings, Step};
+use crate::culprit::{CulpritFinder, Found, History, Observed, Settings, Standing, Step};
 use crate::repo::{short, worktree};
 
 /// What can stop a bisection before it concludes.
@@ -264,6 +264,25 @@ pub async fn bisect(
     workdir.remove().await;
 
     let standing = finder.standing(&observations);
+    Ok(summary(
+        range,
+        found,
+        standing,
+        observations.len() - 1,
+        result_round.iter().max().copied().unwrap_or(0),
+        log,
+    ))
+}
+
+/// What the search came to, with the commits it names.
+fn summary(
+    range: &Range,
+    found: Found,
+    standing: Option<Standing>,
+    executions: usize,
+    rounds: usize,
+    log: Vec<LogEntry>,
+) -> Outcome {
     let commit = |c: usize| range.commits[c].clone();
     let (culprit, probability, candidates) = match &found {
         Found::Culprit {
@@ -289,17 +308,17 @@ pub async fn bisect(
         ),
         Found::Inconsistent { bad, good } => (None, 0.0, vec![commit(*bad), commit(*good)]),
     };
-    Ok(Outcome {
+    Outcome {
         found,
         culprit,
         probability,
         candidates,
-        executions: observations.len() - 1,
-        rounds: result_round.iter().max().copied().unwrap_or(0),
-        commits: history.len(),
+        executions,
+        rounds,
+        commits: range.history.len(),
         flake_rate: standing.map_or(0.0, |s| s.flake_rate),
         log,
-    })
+    }
 }
 
 /// Checks `commit` out in `dir` and runs the command there in a process group of its own.

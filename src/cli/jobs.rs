@@ -168,6 +168,10 @@ fn when(ms: i64) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
+/// Runs one `pushgate jobs` subcommand against the server.
+///
+/// Long because it is a dispatch: one short arm per subcommand, each a request and what it
+/// prints; a function per arm would only move the arms apart.
 pub async fn run(what: JobsCommand, server: ServerArgs) -> Result<()> {
     let config = super::load_config(server.config.as_deref())?;
     let address = server.server.unwrap_or(config.public_url.clone());

@@ -68,7 +68,7 @@ fn check(
                     sequence::load_bindings(dir)?.bind(&mut seq)?
                 }
             }
-            Ok::<_, pushgate::config::FileError>(seq)
+            Ok::<_, pushgate::file_error::FileError>(seq)
         })();
         match checked {
             Ok(seq) => {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::{parse_duration, toml_files, FileError, Source};
+use crate::file_error::{parse_duration, toml_files, FileError, Source};
 use crate::hosts::Needs;
 use crate::sequence::{PauseOn, Sequences};
 
@@ -246,6 +246,17 @@ const DEFAULT_PAUSE: Duration = Duration::from_secs(24 * 3600);
 
 /// At most this many retries: more hides real failures and costs host time.
 const MAX_RETRIES: u32 = 10;
+
+impl<'a> From<&'a Policy> for crate::store::BranchKey<'a> {
+    fn from(p: &'a Policy) -> Self {
+        crate::store::BranchKey {
+            name: &p.name,
+            repository: &p.repository,
+            staging: &p.staging,
+            target: &p.target,
+        }
+    }
+}
 
 impl Policy {
     /// Loads and validates one policy against the sequences that exist.

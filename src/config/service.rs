@@ -9,7 +9,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::config::policy::{self, Policy};
-use crate::config::{parse_duration, FileError, GitHubAuth, GitHubSettings, Source};
+use crate::config::{GitHubAuth, GitHubSettings};
+use crate::file_error::{parse_duration, FileError, Source};
 use crate::sequence::{self, Sequences};
 
 /// How mail leaves pushgate.

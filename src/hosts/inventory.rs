@@ -36,7 +36,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::ssh::SshTarget;
-use crate::config::{parse_duration, FileError, Source};
+use crate::file_error::{parse_duration, FileError, Source};
 
 /// The host every installation has when it has no `hosts.toml`: this machine.
 pub const LOCAL_HOST: &str = "local";
@@ -248,6 +248,7 @@ impl Inventory {
         Self::parse(path, &text)
     }
 
+    /// Reads a hosts file: defaults, then each host with its provisioner's section.
     pub fn parse(path: &Path, text: &str) -> Result<Inventory, FileError> {
         let src = Source { path, text };
         let base = path.parent().unwrap_or(Path::new("."));

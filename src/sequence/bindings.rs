@@ -26,7 +26,7 @@ use toml::Spanned;
 
 use super::model::{ResultFiles, Sequence, Step, Testcase};
 use super::native::{check_workdir, parse_timeout, results};
-use crate::config::{FileError, Source};
+use crate::file_error::{FileError, Source};
 
 /// The file name the bindings have in a sequences directory.
 pub const FILE_NAME: &str = "testcases.toml";

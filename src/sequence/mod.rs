@@ -23,7 +23,7 @@ pub use model::{Sequence, Step};
 pub use pause::PauseOn;
 pub use step_status::StepStatus;
 
-use crate::config::FileError;
+use crate::file_error::FileError;
 
 /// Where a step runs and what it knows about the run.
 #[derive(Clone, Debug)]

@@ -42,7 +42,7 @@ use super::model::{
     make_names_unique, Block, BlockKind, HostNeed, Node, Prepare, ResultFiles, ResultFormat,
     Sequence, Step, Testcase,
 };
-use crate::config::{parse_duration, FileError, Source};
+use crate::file_error::{parse_duration, FileError, Source};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// Blocks nested deeper than this are refused (they also bound the recursion below).
@@ -176,6 +176,9 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
+    /// One step of the file: a command, a testcase bound later, or a block of steps (read
+    /// recursively). One function because each kind is checked against the same set of
+    /// fields, and a mistake must name the field whatever the kind.
     fn node(
         &mut self,
         step: Spanned<StepFile>,

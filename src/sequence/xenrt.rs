@@ -14,7 +14,7 @@ use super::model::{
     Testcase, Vm,
 };
 use super::xml::{Element, Located};
-use crate::config::{FileError, Source};
+use crate::file_error::{FileError, Source};
 
 /// Includes nested deeper than this are a loop.
 const MAX_INCLUDE_DEPTH: usize = 16;

@@ -7,7 +7,7 @@ use std::path::Path;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 
-use crate::config::FileError;
+use crate::file_error::FileError;
 
 /// One XML element with its attributes, children and text.
 #[derive(Clone, Debug)]

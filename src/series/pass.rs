@@ -189,7 +189,7 @@ async fn apply(
             .map_err(|e| PassError::Other(format!("{}: {e}", mirror.path.display())))?;
         let committer = git2::Signature::now("pushgate", committer_address(&from))
             .map_err(|e| PassError::Other(e.to_string()))?;
-        let refs: Vec<_> = patches.iter().map(Mail::as_patch).collect();
+        let refs: Vec<_> = patches.iter().map(super::patch).collect();
         let outcome = match apply_series(&repo, base, &refs, &committer) {
             Ok(commits) => {
                 let tip = commits.last().copied().unwrap_or(base);

@@ -141,7 +141,7 @@ pub async fn queue_series(
             .map_err(|e| QueueError::Internal(format!("{}: {e}", mirror.path.display())))?;
         let signature = git2::Signature::now("pushgate", &committer)
             .map_err(|e| QueueError::Internal(e.to_string()))?;
-        let refs: Vec<_> = patches.iter().map(Mail::as_patch).collect();
+        let refs: Vec<_> = patches.iter().map(super::patch).collect();
         let commits = apply_series(&repo, head, &refs, &signature).map_err(|source| {
             QueueError::DoesNotApply {
                 id,

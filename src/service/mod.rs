@@ -11,8 +11,8 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use crate::config::policy::Policy;
-use crate::config::FileError;
 use crate::config::{Config, MailTransport};
+use crate::file_error::FileError;
 use crate::forge::GitHub;
 use crate::forge::{deliver_due_reports, Forge, ReportDelivery};
 use crate::gate::{BranchOutcome, Gate, GateError, GateSettings, Progress};

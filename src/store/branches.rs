@@ -1,7 +1,6 @@
 //! Policy branches and what the page says about each.
 
-use super::{get, now_ms, read, Result, Store};
-use crate::config::policy::Policy;
+use super::{get, now_ms, Result, Store};
 
 /// One policy's staging branch.
 #[derive(Clone, Debug, serde::Serialize, sqlx::FromRow)]
@@ -22,11 +21,23 @@ pub struct BranchRow {
     pub hold: Option<String>,
 }
 
+/// What the store keeps of a policy's branch: its name and where it points. A policy gives
+/// it (`From<&Policy>`), so the store needs nothing of how policies are written.
+#[derive(Clone, Copy, Debug)]
+pub struct BranchKey<'a> {
+    /// The policy's name.
+    pub name: &'a str,
+    pub repository: &'a str,
+    pub staging: &'a str,
+    pub target: &'a str,
+}
+
 impl Store {
     /// Registers a policy's branch (or updates what the policy says of it); returns its id.
-    pub async fn upsert_branch(&self, policy: &Policy) -> Result<i64> {
+    pub async fn upsert_branch<'a>(&self, branch: impl Into<BranchKey<'a>>) -> Result<i64> {
+        let policy: BranchKey<'a> = branch.into();
         let existing = sqlx::query("SELECT id FROM branches WHERE policy = $1")
-            .bind(&policy.name)
+            .bind(policy.name)
             .fetch_optional(&self.pool)
             .await?;
         if let Some(row) = existing {
@@ -34,9 +45,9 @@ impl Store {
             sqlx::query(
                 "UPDATE branches SET repository = $1, staging = $2, target = $3 WHERE id = $4",
             )
-            .bind(&policy.repository)
-            .bind(&policy.staging)
-            .bind(&policy.target)
+            .bind(policy.repository)
+            .bind(policy.staging)
+            .bind(policy.target)
             .bind(id)
             .execute(&self.pool)
             .await?;
@@ -46,10 +57,10 @@ impl Store {
             "INSERT INTO branches (policy, repository, staging, target, state, message, updated_at)
              VALUES ($1, $2, $3, $4, 'idle', 'not looked at yet', $5) RETURNING id",
         )
-        .bind(&policy.name)
-        .bind(&policy.repository)
-        .bind(&policy.staging)
-        .bind(&policy.target)
+        .bind(policy.name)
+        .bind(policy.repository)
+        .bind(policy.staging)
+        .bind(policy.target)
         .bind(now_ms())
         .fetch_one(&self.pool)
         .await?;
@@ -83,21 +94,15 @@ impl Store {
     }
 
     pub async fn branches(&self) -> Result<Vec<BranchRow>> {
-        sqlx::query("SELECT * FROM branches ORDER BY policy")
+        Ok(sqlx::query_as("SELECT * FROM branches ORDER BY policy")
             .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(read)
-            .collect()
+            .await?)
     }
 
     pub async fn branch(&self, id: i64) -> Result<Option<BranchRow>> {
-        sqlx::query("SELECT * FROM branches WHERE id = $1")
+        Ok(sqlx::query_as("SELECT * FROM branches WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(read)
-            .transpose()
+            .await?)
     }
 }

@@ -1,9 +1,10 @@
 //! Candidates, flights and pushes: the decisions and what they did.
 
 use sqlx::any::AnyRow;
+use sqlx::Row;
 
 use super::outbox::insert_mail;
-use super::{get, now_ms, read, NewMail, NewReport, Result, Store, StoreError};
+use super::{get, json, now_ms, read, word, NewMail, NewReport, Result, Store, StoreError};
 use crate::decision::Verdict;
 use crate::repo::CommitInfo;
 
@@ -47,39 +48,39 @@ pub struct FlightRow {
     pub series_id: Option<i64>,
 }
 
-impl FlightRow {
-    fn from_row(row: &AnyRow) -> Result<Self> {
-        let commits: String = get(row, "commits")?;
-        let state: String = get(row, "state")?;
-        let verdict: Option<String> = get(row, "verdict")?;
+/// By hand: `commits` and `finder_log` are JSON, `verdict` an optional word.
+impl<'r> sqlx::FromRow<'r, AnyRow> for FlightRow {
+    fn from_row(row: &'r AnyRow) -> std::result::Result<Self, sqlx::Error> {
+        let verdict: Option<String> = row.try_get("verdict")?;
         Ok(FlightRow {
-            id: get(row, "id")?,
-            branch_id: get(row, "branch_id")?,
-            candidate_id: get(row, "candidate_id")?,
-            base: get(row, "base")?,
-            tip: get(row, "tip")?,
-            commits: serde_json::from_str(&commits)
-                .map_err(|e| StoreError::Corrupt(format!("flight commits: {e}")))?,
-            state: state
-                .parse()
-                .map_err(|_| StoreError::Corrupt(format!("flight state `{state}`")))?,
+            id: row.try_get("id")?,
+            branch_id: row.try_get("branch_id")?,
+            candidate_id: row.try_get("candidate_id")?,
+            base: row.try_get("base")?,
+            tip: row.try_get("tip")?,
+            commits: json(row, "commits")?,
+            state: word(row, "state")?,
             verdict: verdict
-                .map(|v| Verdict::parse(&v).ok_or(StoreError::Corrupt(format!("verdict `{v}`"))))
+                .map(|v| {
+                    v.parse()
+                        .map_err(|e: strum::ParseError| sqlx::Error::ColumnDecode {
+                            index: "verdict".into(),
+                            source: Box::new(e),
+                        })
+                })
                 .transpose()?,
-            culprit: get(row, "culprit")?,
-            pushed_to: get(row, "pushed_to")?,
-            reason: get(row, "reason")?,
-            created_at: get(row, "created_at")?,
-            finished_at: get(row, "finished_at")?,
-            finder_log: match get::<Option<String>>(row, "finder_log")? {
-                Some(text) => serde_json::from_str(&text)
-                    .map_err(|e| StoreError::Corrupt(format!("flight finder_log: {e}")))?,
-                None => Vec::new(),
-            },
-            series_id: get(row, "series_id")?,
+            culprit: row.try_get("culprit")?,
+            pushed_to: row.try_get("pushed_to")?,
+            reason: row.try_get("reason")?,
+            created_at: row.try_get("created_at")?,
+            finished_at: row.try_get("finished_at")?,
+            finder_log: json(row, "finder_log")?,
+            series_id: row.try_get("series_id")?,
         })
     }
+}
 
+impl FlightRow {
     /// The sha of a commit by its index in the flight (0 is the base).
     pub fn sha(&self, index: usize) -> &str {
         match index {
@@ -163,34 +164,28 @@ impl Store {
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
-        let flight = FlightRow::from_row(&row)?;
+        let flight = read::<FlightRow>(&row)?;
         super::forge::insert_reports(&mut tx, &reports(&flight), now).await?;
         tx.commit().await?;
         Ok(flight)
     }
 
     pub async fn flight(&self, id: i64) -> Result<Option<FlightRow>> {
-        sqlx::query("SELECT * FROM flights WHERE id = $1")
+        Ok(sqlx::query_as("SELECT * FROM flights WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(FlightRow::from_row)
-            .transpose()
+            .await?)
     }
 
     /// The branch's running flight, if any (there is at most one).
     pub async fn active_flight(&self, branch_id: i64) -> Result<Option<FlightRow>> {
-        sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT * FROM flights WHERE branch_id = $1 AND state = 'running' AND series_id IS NULL
              ORDER BY id DESC LIMIT 1",
         )
         .bind(branch_id)
         .fetch_optional(&self.pool)
-        .await?
-        .as_ref()
-        .map(FlightRow::from_row)
-        .transpose()
+        .await?)
     }
 
     /// The newest finished flight of this tip, to avoid deciding the same thing twice.
@@ -199,31 +194,25 @@ impl Store {
         branch_id: i64,
         tip: &str,
     ) -> Result<Option<FlightRow>> {
-        sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT * FROM flights WHERE branch_id = $1 AND tip = $2 AND state = 'done'
              AND series_id IS NULL ORDER BY id DESC LIMIT 1",
         )
         .bind(branch_id)
         .bind(tip)
         .fetch_optional(&self.pool)
-        .await?
-        .as_ref()
-        .map(FlightRow::from_row)
-        .transpose()
+        .await?)
     }
 
     pub async fn recent_flights(&self, branch_id: i64, limit: i64) -> Result<Vec<FlightRow>> {
-        sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT * FROM flights WHERE branch_id = $1 AND series_id IS NULL
              ORDER BY id DESC LIMIT $2",
         )
         .bind(branch_id)
         .bind(limit)
         .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(FlightRow::from_row)
-        .collect()
+        .await?)
     }
 
     /// Stops a flight whose range no longer stands (staging rewritten, target moved aside).
@@ -321,23 +310,20 @@ impl Store {
         .bind(series_id)
         .fetch_one(&mut *tx)
         .await?;
-        let flight = FlightRow::from_row(&row)?;
+        let flight = read::<FlightRow>(&row)?;
         tx.commit().await?;
         Ok(flight)
     }
 
     /// The running flights of mailed series on a branch, oldest first.
     pub async fn running_series_flights(&self, branch_id: i64) -> Result<Vec<FlightRow>> {
-        sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT * FROM flights WHERE branch_id = $1 AND state = 'running'
              AND series_id IS NOT NULL ORDER BY id",
         )
         .bind(branch_id)
         .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(FlightRow::from_row)
-        .collect()
+        .await?)
     }
 
     /// Ends a series flight: its conclusion, the revision's `concluded` state and the reply
@@ -392,23 +378,19 @@ impl Store {
     }
 
     pub async fn push_of(&self, flight_id: i64) -> Result<Option<PushRow>> {
-        sqlx::query("SELECT * FROM pushes WHERE flight_id = $1")
+        Ok(sqlx::query_as("SELECT * FROM pushes WHERE flight_id = $1")
             .bind(flight_id)
             .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(read)
-            .transpose()
+            .await?)
     }
 
     pub async fn pushes(&self, branch_id: i64) -> Result<Vec<PushRow>> {
-        sqlx::query("SELECT * FROM pushes WHERE branch_id = $1 ORDER BY id")
-            .bind(branch_id)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(read)
-            .collect()
+        Ok(
+            sqlx::query_as("SELECT * FROM pushes WHERE branch_id = $1 ORDER BY id")
+                .bind(branch_id)
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 }
 

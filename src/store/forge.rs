@@ -2,7 +2,7 @@
 //! reconciliation pass, maintainers' overrides, and the queue of reports (statuses, check runs,
 //! comments) that waits for the forge as mail waits for SMTP.
 
-use super::{get, now_ms, read, Result, Store};
+use super::{get, now_ms, Result, Store};
 
 /// A candidate a delivery asks for: `policy`'s staging moved from `base` to `tip`.
 #[derive(Clone, Debug)]
@@ -244,35 +244,32 @@ impl Store {
 
     /// Overrides the gate has yet to carry out, oldest first.
     pub async fn pending_overrides(&self, branch_id: i64) -> Result<Vec<OverrideRow>> {
-        sqlx::query("SELECT * FROM overrides WHERE branch_id = $1 AND done_at IS NULL ORDER BY id")
-            .bind(branch_id)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(read)
-            .collect()
+        Ok(sqlx::query_as(
+            "SELECT * FROM overrides WHERE branch_id = $1 AND done_at IS NULL ORDER BY id",
+        )
+        .bind(branch_id)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// A branch's overrides, newest first.
     pub async fn overrides(&self, branch_id: i64, limit: i64) -> Result<Vec<OverrideRow>> {
-        sqlx::query("SELECT * FROM overrides WHERE branch_id = $1 ORDER BY id DESC LIMIT $2")
+        Ok(
+            sqlx::query_as(
+                "SELECT * FROM overrides WHERE branch_id = $1 ORDER BY id DESC LIMIT $2",
+            )
             .bind(branch_id)
             .bind(limit)
             .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(read)
-            .collect()
+            .await?,
+        )
     }
 
     pub async fn override_row(&self, id: i64) -> Result<Option<OverrideRow>> {
-        sqlx::query("SELECT * FROM overrides WHERE id = $1")
+        Ok(sqlx::query_as("SELECT * FROM overrides WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(read)
-            .transpose()
+            .await?)
     }
 
     pub async fn finish_override(&self, id: i64, outcome: &str) -> Result<()> {
@@ -299,7 +296,7 @@ impl Store {
     /// Reports whose attempt is due and that no earlier unsent report of the same commit and
     /// context must precede, oldest first.
     pub async fn due_reports(&self, limit: i64) -> Result<Vec<ReportRow>> {
-        sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT * FROM forge_reports o WHERE o.sent_at IS NULL AND o.next_attempt_at <= $1
              AND NOT EXISTS (SELECT 1 FROM forge_reports e WHERE e.sent_at IS NULL
                  AND e.repository = o.repository AND e.context = o.context AND e.kind = o.kind
@@ -310,10 +307,7 @@ impl Store {
         .bind(now_ms())
         .bind(limit)
         .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(read)
-        .collect()
+        .await?)
     }
 
     /// Whether a later report about the same commit and context is queued: then this one is
@@ -390,13 +384,12 @@ impl Store {
 
     /// Every report, oldest first (for tests and the API).
     pub async fn reports(&self, limit: i64) -> Result<Vec<ReportRow>> {
-        sqlx::query("SELECT * FROM forge_reports ORDER BY id LIMIT $1")
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(read)
-            .collect()
+        Ok(
+            sqlx::query_as("SELECT * FROM forge_reports ORDER BY id LIMIT $1")
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 }
 

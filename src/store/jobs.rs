@@ -114,13 +114,10 @@ impl Store {
     }
 
     pub async fn job(&self, id: i64) -> Result<Option<JobRow>> {
-        sqlx::query("SELECT * FROM jobs WHERE id = $1")
+        Ok(sqlx::query_as("SELECT * FROM jobs WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(read)
-            .transpose()
+            .await?)
     }
 
     /// The newest jobs first, optionally only one submitter's.
@@ -144,12 +141,11 @@ impl Store {
     }
 
     pub async fn queued_jobs(&self) -> Result<Vec<JobRow>> {
-        sqlx::query("SELECT * FROM jobs WHERE state = 'queued' ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(read)
-            .collect()
+        Ok(
+            sqlx::query_as("SELECT * FROM jobs WHERE state = 'queued' ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     /// Moves a queued job to running; false if it is no longer queued (cancelled, or taken by
@@ -241,13 +237,12 @@ impl Store {
     }
 
     pub async fn job_runs(&self, job_id: i64) -> Result<Vec<RunRow>> {
-        sqlx::query("SELECT * FROM runs WHERE job_id = $1 ORDER BY id")
-            .bind(job_id)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(read)
-            .collect()
+        Ok(
+            sqlx::query_as("SELECT * FROM runs WHERE job_id = $1 ORDER BY id")
+                .bind(job_id)
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     /// When a policy's branch last had a periodic job of `sequence`, if ever.

@@ -129,13 +129,12 @@ impl Store {
 
     /// Leases that have not expired.
     pub async fn live_leases(&self) -> Result<Vec<LeaseRow>> {
-        sqlx::query("SELECT * FROM leases WHERE expires_at > $1 ORDER BY host, slot")
-            .bind(now_ms())
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(read)
-            .collect()
+        Ok(
+            sqlx::query_as("SELECT * FROM leases WHERE expires_at > $1 ORDER BY host, slot")
+                .bind(now_ms())
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     /// Lends every slot of `host` to `who` until `expires_at`, or extends their borrow.
@@ -305,11 +304,8 @@ impl Store {
     }
 
     pub async fn host_health(&self) -> Result<Vec<HealthRow>> {
-        sqlx::query("SELECT * FROM host_health ORDER BY host")
+        Ok(sqlx::query_as("SELECT * FROM host_health ORDER BY host")
             .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(read)
-            .collect()
+            .await?)
     }
 }

@@ -164,32 +164,29 @@ const SERIES_SELECT: &str = "SELECT s.*, f.id AS flight, f.state AS flight_state
      FROM series_revisions s LEFT JOIN flights f
         ON f.id = (SELECT MAX(id) FROM flights WHERE series_id = s.id)";
 
-impl SeriesRow {
-    fn from_row(row: &sqlx::any::AnyRow) -> Result<SeriesRow> {
-        let patches: Option<String> = get(row, "patches")?;
+/// By hand: `patches` is JSON.
+impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for SeriesRow {
+    fn from_row(row: &'r sqlx::any::AnyRow) -> std::result::Result<Self, sqlx::Error> {
+        use sqlx::Row;
         Ok(SeriesRow {
-            id: get(row, "id")?,
-            list: get(row, "list")?,
-            root: get(row, "root")?,
-            version: get(row, "version")?,
-            state: get(row, "state")?,
-            base: get(row, "base")?,
-            tip: get(row, "tip")?,
-            superseded_by: get(row, "superseded_by")?,
-            policy: get(row, "policy")?,
-            base_said: get(row, "base_said")?,
-            answering: get(row, "answering")?,
-            patches: match patches {
-                Some(text) => serde_json::from_str(&text)
-                    .map_err(|e| StoreError::Corrupt(format!("series patches: {e}")))?,
-                None => Vec::new(),
-            },
-            queued: get(row, "queued")?,
-            flight: get(row, "flight")?,
-            flight_state: get(row, "flight_state")?,
-            verdict: get(row, "verdict")?,
-            culprit: get(row, "culprit")?,
-            updated_at: get(row, "updated_at")?,
+            id: row.try_get("id")?,
+            list: row.try_get("list")?,
+            root: row.try_get("root")?,
+            version: row.try_get("version")?,
+            state: row.try_get("state")?,
+            base: row.try_get("base")?,
+            tip: row.try_get("tip")?,
+            superseded_by: row.try_get("superseded_by")?,
+            policy: row.try_get("policy")?,
+            base_said: row.try_get("base_said")?,
+            answering: row.try_get("answering")?,
+            patches: super::json(row, "patches")?,
+            queued: row.try_get("queued")?,
+            flight: row.try_get("flight")?,
+            flight_state: row.try_get("flight_state")?,
+            verdict: row.try_get("verdict")?,
+            culprit: row.try_get("culprit")?,
+            updated_at: row.try_get("updated_at")?,
         })
     }
 }
@@ -272,13 +269,10 @@ impl Store {
 
     /// One revision by id.
     pub async fn series(&self, id: i64) -> Result<Option<SeriesRow>> {
-        sqlx::query(&format!("{SERIES_SELECT} WHERE s.id = $1"))
+        Ok(sqlx::query_as(&format!("{SERIES_SELECT} WHERE s.id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(SeriesRow::from_row)
-            .transpose()
+            .await?)
     }
 
     /// Every revision (of one list, when given), newest first.
@@ -298,7 +292,7 @@ impl Store {
                     .await?
             }
         };
-        rows.iter().map(SeriesRow::from_row).collect()
+        rows.iter().map(super::read).collect()
     }
 
     /// Notes where `pushgate series queue` put a revision.

@@ -20,7 +20,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
-pub use branches::BranchRow;
+pub use branches::{BranchKey, BranchRow};
 pub use flights::{Conclusion, FlightRow, FlightState, PushRow};
 pub use forge::{NewReport, OverrideRow, PushedCandidate, Recorded, ReportKind, ReportRow};
 pub use jobs::{JobRow, JobState, NewJob};
@@ -248,8 +248,35 @@ stored_as_word!(
     crate::decision::Role
 );
 
-/// One column of a row, for the rows `sqlx::FromRow` cannot read through the `Any` driver
-/// (JSON text, an optional enum).
+/// A column of JSON text, for the rows whose `sqlx::FromRow` is written by hand: the `Any`
+/// driver has no JSON type. NULL reads as `T`'s default.
+fn json<T>(row: &AnyRow, column: &str) -> std::result::Result<T, sqlx::Error>
+where
+    T: serde::de::DeserializeOwned + Default,
+{
+    match row.try_get::<Option<String>, _>(column)? {
+        None => Ok(T::default()),
+        Some(text) => serde_json::from_str(&text).map_err(|e| sqlx::Error::ColumnDecode {
+            index: column.to_string(),
+            source: Box::new(e),
+        }),
+    }
+}
+
+/// A column holding an enum's word (strum's).
+fn word<T>(row: &AnyRow, column: &str) -> std::result::Result<T, sqlx::Error>
+where
+    T: std::str::FromStr,
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    let text: String = row.try_get(column)?;
+    text.parse().map_err(|e: T::Err| sqlx::Error::ColumnDecode {
+        index: column.to_string(),
+        source: Box::new(e),
+    })
+}
+
+/// One column of a row, where a query reads a single value.
 fn get<'r, T>(row: &'r AnyRow, column: &str) -> Result<T>
 where
     T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,

@@ -1,6 +1,7 @@
 //! The outbox: mail waits here until a transport has taken it.
 
 use sqlx::any::AnyRow;
+use sqlx::Row;
 use sqlx::{Any, Transaction};
 
 use super::{get, now_ms, Result, Store, StoreError};
@@ -31,22 +32,21 @@ pub struct MailRow {
     pub last_error: Option<String>,
 }
 
-impl MailRow {
-    fn from_row(row: &AnyRow) -> Result<Self> {
-        let recipients: String = get(row, "recipients")?;
+/// By hand: `recipients` is JSON.
+impl<'r> sqlx::FromRow<'r, AnyRow> for MailRow {
+    fn from_row(row: &'r AnyRow) -> std::result::Result<Self, sqlx::Error> {
         Ok(MailRow {
-            id: get(row, "id")?,
-            flight_id: get(row, "flight_id")?,
-            kind: get(row, "kind")?,
-            message_id: get(row, "message_id")?,
-            subject: get(row, "subject")?,
-            recipients: serde_json::from_str(&recipients)
-                .map_err(|e| StoreError::Corrupt(format!("mail recipients: {e}")))?,
-            message: get(row, "message")?,
-            attempts: get(row, "attempts")?,
-            sent_at: get(row, "sent_at")?,
-            delivered_to: get(row, "delivered_to")?,
-            last_error: get(row, "last_error")?,
+            id: row.try_get("id")?,
+            flight_id: row.try_get("flight_id")?,
+            kind: row.try_get("kind")?,
+            message_id: row.try_get("message_id")?,
+            subject: row.try_get("subject")?,
+            recipients: super::json(row, "recipients")?,
+            message: row.try_get("message")?,
+            attempts: row.try_get("attempts")?,
+            sent_at: row.try_get("sent_at")?,
+            delivered_to: row.try_get("delivered_to")?,
+            last_error: row.try_get("last_error")?,
         })
     }
 }
@@ -78,17 +78,14 @@ pub(super) async fn insert_mail(
 impl Store {
     /// Mail not yet sent whose next attempt is due.
     pub async fn due_mail(&self, limit: i64) -> Result<Vec<MailRow>> {
-        sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT * FROM outbox WHERE sent_at IS NULL AND next_attempt_at <= $1
              ORDER BY id LIMIT $2",
         )
         .bind(now_ms())
         .bind(limit)
         .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(MailRow::from_row)
-        .collect()
+        .await?)
     }
 
     /// How much mail still waits, due or not.
@@ -126,13 +123,12 @@ impl Store {
     }
 
     pub async fn mail_of_flight(&self, flight_id: i64) -> Result<Vec<MailRow>> {
-        sqlx::query("SELECT * FROM outbox WHERE flight_id = $1 ORDER BY id")
-            .bind(flight_id)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(MailRow::from_row)
-            .collect()
+        Ok(
+            sqlx::query_as("SELECT * FROM outbox WHERE flight_id = $1 ORDER BY id")
+                .bind(flight_id)
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 }
 

@@ -1,6 +1,6 @@
 //! Per-test results of steps, and the pauses of runs that wait after a failing testcase.
 
-use super::{get, now_ms, read, Result, Store};
+use super::{get, now_ms, Result, Store};
 use crate::sequence::results::SubResult;
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -99,24 +99,20 @@ impl Store {
     }
 
     pub async fn pause_row(&self, id: i64) -> Result<Option<PauseRow>> {
-        sqlx::query("SELECT * FROM pauses WHERE id = $1")
+        Ok(sqlx::query_as("SELECT * FROM pauses WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(read)
-            .transpose()
+            .await?)
     }
 
     /// Pauses of a run still waiting, oldest first.
     pub async fn waiting_pauses(&self, run_id: i64) -> Result<Vec<PauseRow>> {
-        sqlx::query("SELECT * FROM pauses WHERE run_id = $1 AND continued_at IS NULL ORDER BY id")
-            .bind(run_id)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(read)
-            .collect()
+        Ok(sqlx::query_as(
+            "SELECT * FROM pauses WHERE run_id = $1 AND continued_at IS NULL ORDER BY id",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// Lets a waiting pause go on; `testcase` picks one, `None` takes them all. Returns how

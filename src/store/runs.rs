@@ -150,23 +150,19 @@ impl Store {
     }
 
     pub async fn runs(&self, flight_id: i64) -> Result<Vec<RunRow>> {
-        sqlx::query("SELECT * FROM runs WHERE flight_id = $1 ORDER BY id")
-            .bind(flight_id)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(read)
-            .collect()
+        Ok(
+            sqlx::query_as("SELECT * FROM runs WHERE flight_id = $1 ORDER BY id")
+                .bind(flight_id)
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     pub async fn run(&self, id: i64) -> Result<Option<RunRow>> {
-        sqlx::query("SELECT * FROM runs WHERE id = $1")
+        Ok(sqlx::query_as("SELECT * FROM runs WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(read)
-            .transpose()
+            .await?)
     }
 
     /// Runs of a branch's flights before `before_flight`, and their steps: the evidence earlier
@@ -206,37 +202,30 @@ impl Store {
 
     /// Steps of one run, in order.
     pub async fn run_steps(&self, run_id: i64) -> Result<Vec<StepRow>> {
-        sqlx::query("SELECT * FROM steps WHERE run_id = $1 ORDER BY position, id")
-            .bind(run_id)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(read)
-            .collect()
+        Ok(
+            sqlx::query_as("SELECT * FROM steps WHERE run_id = $1 ORDER BY position, id")
+                .bind(run_id)
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     /// Steps of every run of a flight, in run and position order.
     pub async fn flight_steps(&self, flight_id: i64) -> Result<Vec<StepRow>> {
-        sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT steps.* FROM steps JOIN runs ON runs.id = steps.run_id
              WHERE runs.flight_id = $1 ORDER BY steps.run_id, steps.position",
         )
         .bind(flight_id)
         .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(read)
-        .collect()
+        .await?)
     }
 
     pub async fn step(&self, id: i64) -> Result<Option<StepRow>> {
-        sqlx::query("SELECT * FROM steps WHERE id = $1")
+        Ok(sqlx::query_as("SELECT * FROM steps WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(read)
-            .transpose()
+            .await?)
     }
 
     pub async fn start_step(

@@ -344,7 +344,7 @@ fn apply_beside_git_am(
             .patches
             .iter()
             .flatten()
-            .map(|&i| mails[i].as_patch())
+            .map(|&i| pushgate::series::patch(&mails[i]))
             .collect();
         let made = apply_series(&repo, base_oid, &series, &committer).map_err(fail)?;
         ours.push(t.elapsed().as_secs_f64() * 1000.0);

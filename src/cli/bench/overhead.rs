@@ -122,6 +122,10 @@ pub async fn measure(args: &Args) -> Result<OverheadReport, BenchError> {
 }
 
 /// Runs the overhead benchmark.
+///
+/// One function on purpose: it reads as the script it is (make the upstream, start the
+/// service, push and time each iteration, then time git doing the same work), and its steps
+/// share the service, the repositories and the clock that pieces would pass back and forth.
 async fn overhead(iterations: usize) -> Result<OverheadReport, BenchError> {
     let tmp = tempfile::tempdir().map_err(fail)?;
     let dir = tmp.path();

@@ -133,6 +133,8 @@ pub async fn measure(args: &Args) -> Result<ScheduleReport, BenchError> {
     schedule(args.hosts, args.queued, args.free, args.rounds.max(1)).await
 }
 
+/// One function on purpose, like the other benchmarks: a script (a lab, a full queue, then the
+/// timed rounds) whose steps share the lab, the store and the random source.
 async fn schedule(
     hosts: usize,
     queued: usize,

@@ -135,10 +135,11 @@ impl Mail {
         trailers::stripspace(&format!("{}\n\n{}", self.commit_subject, self.message))
     }
 
-    /// The patch as git am commits it: the diff, the author with the mail's date in its own
-    /// time zone (the Date header's when the in-body one is unreadable), the commit message.
-    pub fn as_patch(&self) -> crate::repo::apply::Patch<'_> {
-        let date = mail_parser::DateTime::parse_rfc822(&self.date)
+    /// The author's date as git am takes it: the mail's date in its own time zone (the Date
+    /// header's when the in-body one is unreadable), as seconds since the epoch and minutes
+    /// east of UTC.
+    pub fn author_date(&self) -> (i64, i32) {
+        mail_parser::DateTime::parse_rfc822(&self.date)
             .filter(|d| d.is_valid())
             .map(|d| {
                 let offset = (d.tz_hour as i32 * 60 + d.tz_minute as i32)
@@ -146,19 +147,15 @@ impl Mail {
                 (d.to_timestamp(), offset)
             })
             .or_else(|| self.timestamp.map(|t| (t, 0)))
-            .unwrap_or((0, 0));
-        let author_name = if self.author.name.is_empty() {
-            self.author.email.as_str()
+            .unwrap_or((0, 0))
+    }
+
+    /// The author's name as git am writes it: the address when the mail gives no name.
+    pub fn author_name(&self) -> &str {
+        if self.author.name.is_empty() {
+            &self.author.email
         } else {
-            self.author.name.as_str()
-        };
-        crate::repo::apply::Patch {
-            diff: &self.patch,
-            author_name,
-            author_email: &self.author.email,
-            date,
-            message: self.commit_message(),
-            subject: self.listing(),
+            &self.author.name
         }
     }
 

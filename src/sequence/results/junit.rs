@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::{SubResult, SubStatus};
-use crate::config::FileError;
+use crate::file_error::FileError;
 use crate::sequence::xml::{Element, Located};
 
 pub fn parse(file: &Path, text: &str) -> Result<Vec<SubResult>, FileError> {

@@ -1,5 +1,6 @@
-//! Errors in the files people write (policies, sequences, the service config), located by file,
-//! line and field so that whoever wrote the file can fix it without reading pushgate's code.
+//! Errors in the files people write (policies, sequences, hosts, the service config), located
+//! by file, line and field so that whoever wrote the file can fix it without reading the code.
+//! Below every reader of such a file, so that none imports another for its error.
 
 use std::fmt;
 use std::ops::Range;
