@@ -91,6 +91,9 @@ impl Gate {
     }
 
     /// Starts a flight when staging has something new, or says why not.
+    ///
+    /// One function because it is one ladder of early answers (nothing new, diverged, the
+    /// decision stands, an empty range), each saying on the branch why nothing is planned.
     async fn plan(
         &self,
         policy: &Policy,

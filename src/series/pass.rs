@@ -146,7 +146,8 @@ pub async fn series_pass(
 }
 
 /// Applies `r` onto its base in the policy's mirror and records the outcome: applied, with
-/// the flight that tests it, or the reply saying which patch does not apply.
+/// the flight that tests it, or the reply saying which patch does not apply. One function so
+/// that the base it resolved, the commits it made and what it records stay side by side.
 async fn apply(
     store: &Store,
     policy: &Policy,

@@ -100,9 +100,6 @@ impl Store {
     }
 
     pub async fn branch(&self, id: i64) -> Result<Option<BranchRow>> {
-        Ok(sqlx::query_as("SELECT * FROM branches WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
+        self.by_id("branches", id).await
     }
 }

@@ -129,8 +129,6 @@ impl Store {
         reports: impl FnOnce(&FlightRow) -> Vec<NewReport>,
     ) -> Result<FlightRow> {
         let now = now_ms();
-        let commits = serde_json::to_string(commits)
-            .map_err(|e| StoreError::Corrupt(format!("commits: {e}")))?;
         let mut tx = self.pool.begin().await?;
         let queued = sqlx::query(
             "UPDATE candidates SET state = 'testing'
@@ -152,29 +150,15 @@ impl Store {
         .bind(seen_at)
         .execute(&mut *tx)
         .await?;
-        let row = sqlx::query(
-            "INSERT INTO flights (branch_id, candidate_id, base, tip, commits, state, reason, created_at)
-             VALUES ($1, $2, $3, $4, $5, 'running', '', $6) RETURNING *",
-        )
-        .bind(branch_id)
-        .bind(candidate)
-        .bind(base)
-        .bind(tip)
-        .bind(&commits)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
-        let flight = read::<FlightRow>(&row)?;
+        let range = (base, tip, commits);
+        let flight = insert_flight(&mut tx, branch_id, candidate, range, None, now).await?;
         super::forge::insert_reports(&mut tx, &reports(&flight), now).await?;
         tx.commit().await?;
         Ok(flight)
     }
 
     pub async fn flight(&self, id: i64) -> Result<Option<FlightRow>> {
-        Ok(sqlx::query_as("SELECT * FROM flights WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
+        self.by_id("flights", id).await
     }
 
     /// The branch's running flight, if any (there is at most one).
@@ -290,27 +274,13 @@ impl Store {
         };
         let _turn = self.write_turn().await;
         let now = now_ms();
-        let commits = serde_json::to_string(commits)
-            .map_err(|e| StoreError::Corrupt(format!("commits: {e}")))?;
         let mut tx = self.pool.begin().await?;
         let series_id = super::mail::upsert_series(&mut tx, record, Some(applied), now).await?;
         // A candidate of its own, never `queued`: staging's deliveries cannot take it.
         let candidate = insert_candidate(&mut tx, branch_id, base, tip, "series", now).await?;
-        let row = sqlx::query(
-            "INSERT INTO flights
-                (branch_id, candidate_id, base, tip, commits, state, reason, created_at, series_id)
-             VALUES ($1, $2, $3, $4, $5, 'running', '', $6, $7) RETURNING *",
-        )
-        .bind(branch_id)
-        .bind(candidate)
-        .bind(base)
-        .bind(tip)
-        .bind(&commits)
-        .bind(now)
-        .bind(series_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        let flight = read::<FlightRow>(&row)?;
+        let range = (base, tip, commits);
+        let flight =
+            insert_flight(&mut tx, branch_id, candidate, range, Some(series_id), now).await?;
         tx.commit().await?;
         Ok(flight)
     }
@@ -426,6 +396,35 @@ async fn settle_flight(
         .execute(&mut **tx)
         .await?;
     Ok(true)
+}
+
+/// A running flight of `base..tip` (the range's first-parent commits), for staging or, with
+/// `series_id`, for a mailed series.
+async fn insert_flight(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    branch_id: i64,
+    candidate: i64,
+    (base, tip, commits): (&str, &str, &[CommitInfo]),
+    series_id: Option<i64>,
+    now: i64,
+) -> Result<FlightRow> {
+    let commits =
+        serde_json::to_string(commits).map_err(|e| StoreError::Corrupt(format!("commits: {e}")))?;
+    let row = sqlx::query(
+        "INSERT INTO flights
+            (branch_id, candidate_id, base, tip, commits, state, reason, created_at, series_id)
+         VALUES ($1, $2, $3, $4, $5, 'running', '', $6, $7) RETURNING *",
+    )
+    .bind(branch_id)
+    .bind(candidate)
+    .bind(base)
+    .bind(tip)
+    .bind(commits)
+    .bind(now)
+    .bind(series_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    read(&row)
 }
 
 async fn insert_candidate(

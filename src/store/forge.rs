@@ -266,10 +266,7 @@ impl Store {
     }
 
     pub async fn override_row(&self, id: i64) -> Result<Option<OverrideRow>> {
-        Ok(sqlx::query_as("SELECT * FROM overrides WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
+        self.by_id("overrides", id).await
     }
 
     pub async fn finish_override(&self, id: i64, outcome: &str) -> Result<()> {

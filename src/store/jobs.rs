@@ -114,10 +114,7 @@ impl Store {
     }
 
     pub async fn job(&self, id: i64) -> Result<Option<JobRow>> {
-        Ok(sqlx::query_as("SELECT * FROM jobs WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
+        self.by_id("jobs", id).await
     }
 
     /// The newest jobs first, optionally only one submitter's.

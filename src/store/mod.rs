@@ -133,6 +133,18 @@ impl Store {
         }
     }
 
+    /// The row of `table` with this id. `table` is one of the store's own names, never input.
+    async fn by_id<T>(&self, table: &'static str, id: i64) -> Result<Option<T>>
+    where
+        T: for<'r> sqlx::FromRow<'r, AnyRow> + Send + Unpin,
+    {
+        let sql = format!("SELECT * FROM {table} WHERE id = $1");
+        Ok(sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }

@@ -99,10 +99,7 @@ impl Store {
     }
 
     pub async fn pause_row(&self, id: i64) -> Result<Option<PauseRow>> {
-        Ok(sqlx::query_as("SELECT * FROM pauses WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
+        self.by_id("pauses", id).await
     }
 
     /// Pauses of a run still waiting, oldest first.

@@ -159,10 +159,7 @@ impl Store {
     }
 
     pub async fn run(&self, id: i64) -> Result<Option<RunRow>> {
-        Ok(sqlx::query_as("SELECT * FROM runs WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
+        self.by_id("runs", id).await
     }
 
     /// Runs of a branch's flights before `before_flight`, and their steps: the evidence earlier
@@ -222,10 +219,7 @@ impl Store {
     }
 
     pub async fn step(&self, id: i64) -> Result<Option<StepRow>> {
-        Ok(sqlx::query_as("SELECT * FROM steps WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
+        self.by_id("steps", id).await
     }
 
     pub async fn start_step(
