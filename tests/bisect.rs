@@ -256,3 +256,106 @@ fn exit_128_aborts_and_misuse_exits_2() {
     );
     assert_eq!(code, 2);
 }
+
+#[test]
+fn with_json_stdout_is_the_object_and_the_commands_output_goes_to_stderr_by_commit() {
+    let root = tempfile::tempdir().unwrap();
+    let (dir, base, culprit) = repository(root.path());
+    let test = script(
+        root.path(),
+        "echo \"out of $(git rev-parse HEAD)\"\necho \"err of $(git rev-parse HEAD)\" >&2\n\
+         test ! -e bug",
+    );
+    // No --bad: HEAD (master here) is the bad commit.
+    let (code, out, err) = pushgate_bisect(&dir, &["--good", &base, "-j", "2"], &test);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out["culprit"]["sha"],
+        culprit.as_str(),
+        "stdout is one JSON object"
+    );
+    let tested: Vec<&str> = err
+        .lines()
+        .filter_map(|l| l.split_once(" | out of "))
+        .map(|(label, sha)| {
+            assert!(sha.starts_with(label), "{label} labels a run of {sha}");
+            label
+        })
+        .collect();
+    assert!(tested.len() >= 3, "{err}");
+    assert!(
+        err.contains(&format!("{} | err of {culprit}", &culprit[..12])),
+        "{err}"
+    );
+}
+
+#[test]
+fn sigterm_and_sighup_stop_the_search_its_commands_and_their_children() {
+    let root = tempfile::tempdir().unwrap();
+    let (dir, base, _) = repository(root.path());
+    let pids = root.path().join("pids");
+    // Each run leaves a child in the background and then hangs.
+    let test = script(
+        root.path(),
+        &format!(
+            "sleep 300 &\necho $! >> '{p}'\necho $$ >> '{p}'\nsleep 300",
+            p = pids.display()
+        ),
+    );
+    for signal in ["TERM", "HUP"] {
+        let _ = std::fs::remove_file(&pids);
+        let child = Command::new(env!("CARGO_BIN_EXE_pushgate"))
+            .args(["bisect", "--good", &base, "-j", "2", "--json", "--"])
+            .arg("sh")
+            .arg(&test)
+            .current_dir(&dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        while std::fs::read_to_string(&pids)
+            .unwrap_or_default()
+            .lines()
+            .count()
+            < 4
+        {
+            assert!(started.elapsed().as_secs() < 60, "the runs never started");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let kill = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "SIG{signal}: {err}");
+        assert!(err.contains("search aborted"), "SIG{signal}: {err}");
+        assert_eq!(worktrees(&dir), 1, "SIG{signal} leaves no worktree behind");
+        // A killed process stays a zombie until its new parent reaps it: that is dead too.
+        let alive = |pid: &str| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    let state = stat.rsplit_once(") ")?.1.chars().next()?;
+                    Some(state != 'Z' && state != 'X')
+                })
+                .unwrap_or(false)
+        };
+        let all = std::fs::read_to_string(&pids).unwrap();
+        let mut leftovers: Vec<&str> = all.lines().filter(|p| alive(p)).collect();
+        for _ in 0..100 {
+            if leftovers.is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            leftovers.retain(|p| alive(p));
+        }
+        assert!(
+            leftovers.is_empty(),
+            "SIG{signal} left processes running: {leftovers:?}"
+        );
+    }
+}

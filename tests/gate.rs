@@ -65,6 +65,9 @@ async fn a_passing_staging_is_pushed_exactly_once() {
     assert_eq!(pushed.as_deref(), Some(shas[2].as_str()));
     assert_eq!(culprit, None);
     assert_eq!(up.head("master"), shas[2]);
+    // The page and /api/branches say where master is now, not where the pass found it.
+    let branch = &service.store().branches().await.unwrap()[0];
+    assert_eq!(branch.target_head.as_deref(), Some(shas[2].as_str()));
 
     // A second pass finds nothing to do: no second flight, push or mail.
     let again = &service.gate_once().await.unwrap()[0].1;

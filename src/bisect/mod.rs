@@ -12,7 +12,9 @@ use git2::{Oid, Repository, Sort};
 use serde::Serialize;
 use tokio::task::JoinSet;
 
-use crate::culprit::{CulpritFinder, Found, History, Observed, Settings, Standing, Step};
+use crate::culprit::{
+    rounds_bound, CulpritFinder, Found, History, Observed, Settings, Standing, Step,
+};
 use crate::repo::{short, worktree};
 
 /// What can stop a bisection before it concludes.
@@ -131,6 +133,10 @@ pub struct LogEntry {
     /// The most likely culprit after this result (`None`: no culprit) and its probability.
     pub suspect: Option<String>,
     pub probability: f64,
+    /// Answers still in the running after this result (`no culprit` counts as one).
+    pub candidates: usize,
+    /// Roughly how many more rounds the search takes from here, at best.
+    pub rounds_left: usize,
 }
 
 /// What a search tells its watcher as it goes.
@@ -190,6 +196,7 @@ pub async fn bisect(
     let mut running: Vec<Running> = Vec::new();
     let mut tasks: JoinSet<(usize, Result<Option<i32>, String>)> = JoinSet::new();
     let mut free: Vec<usize> = (0..jobs).rev().collect();
+    let mut stop = Stop::new()?;
     let found = loop {
         let pending: Vec<usize> = running.iter().map(|r| r.commit).collect();
         match finder.next(&observations, &pending, free.len()) {
@@ -213,18 +220,22 @@ pub async fn bisect(
         }
         let joined = tokio::select! {
             joined = tasks.join_next() => joined,
-            _ = tokio::signal::ctrl_c() => {
-                tasks.abort_all();
-                workdir.remove().await;
-                return Err(BisectError::Aborted("interrupted; search aborted".into()));
+            signal = stop.signalled() => {
+                abort(&mut tasks, &workdir).await;
+                return Err(BisectError::Aborted(format!("{signal}; search aborted")));
             }
         };
         let Some(joined) = joined else {
             // Nothing running and nothing to start: the finder must conclude next time.
             continue;
         };
-        let (slot, exit) =
-            joined.map_err(|e| BisectError::Aborted(format!("a run failed: {e}")))?;
+        let (slot, exit) = match joined {
+            Ok(done) => done,
+            Err(e) => {
+                abort(&mut tasks, &workdir).await;
+                return Err(BisectError::Aborted(format!("a run failed: {e}")));
+            }
+        };
         let at = running
             .iter()
             .position(|r| r.slot == slot)
@@ -235,8 +246,7 @@ pub async fn bisect(
         let result = match exit.and_then(judge_exit) {
             Ok(r) => r,
             Err(why) => {
-                tasks.abort_all();
-                workdir.remove().await;
+                abort(&mut tasks, &workdir).await;
                 return Err(BisectError::Aborted(format!(
                     "{why} at {} {}; search aborted",
                     short(&commit.sha),
@@ -255,13 +265,13 @@ pub async fn bisect(
                 .and_then(|s| s.suspect)
                 .map(|c| range.commits[c].sha.clone()),
             probability: standing.map_or(0.0, |s| s.probability),
+            candidates: standing.map_or(range.commits.len() + 1, |s| s.candidates),
+            rounds_left: standing.map_or(0, |s| rounds_bound(s.candidates, jobs)),
         };
         progress.finished(&entry, &commit.title);
         log.push(entry);
     };
-    tasks.abort_all();
-    while tasks.join_next().await.is_some() {}
-    workdir.remove().await;
+    abort(&mut tasks, &workdir).await;
 
     let standing = finder.standing(&observations);
     Ok(summary(
@@ -322,22 +332,124 @@ fn summary(
 }
 
 /// Checks `commit` out in `dir` and runs the command there in a process group of its own.
+/// What it prints goes to standard error, each line prefixed with the commit (so that the
+/// output of several worktrees can be read apart, and `--json` keeps standard output for its
+/// object). Whatever the command left running in its group is stopped when it exits, or when
+/// the search drops the run.
 async fn run_command(dir: &Path, commit: Oid, command: &[String]) -> Result<Option<i32>, String> {
     let at = dir.to_path_buf();
     tokio::task::spawn_blocking(move || worktree::switch(&at, commit))
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("cannot check out {commit}: {}", e.message()))?;
-    let status = tokio::process::Command::new(&command[0])
+    let mut child = tokio::process::Command::new(&command[0])
         .args(&command[1..])
         .current_dir(dir)
         .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true)
-        .status()
-        .await
+        .spawn()
         .map_err(|e| format!("cannot run `{}`: {e}", command[0]))?;
+    let group = ProcessGroup(child.id().and_then(|id| i32::try_from(id).ok()));
+    let label = short(&commit.to_string()).to_string();
+    let out = child.stdout.take().map(|o| forward(o, label.clone()));
+    let err = child.stderr.take().map(|e| forward(e, label));
+    let status = child
+        .wait()
+        .await
+        .map_err(|e| format!("cannot wait for `{}`: {e}", command[0]))?;
+    // Children it left behind hold the pipes open: they go with it.
+    drop(group);
+    tokio::join!(
+        async {
+            if let Some(f) = out {
+                f.await
+            }
+        },
+        async {
+            if let Some(f) = err {
+                f.await
+            }
+        }
+    );
     Ok(status.code())
+}
+
+/// Copies a command's output to standard error, line by line, each prefixed with `label`.
+async fn forward(from: impl tokio::io::AsyncRead + Unpin, label: String) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let mut lines = tokio::io::BufReader::new(from);
+    let mut stderr = tokio::io::stderr();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match lines.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        if !line.ends_with(b"\n") {
+            line.push(b'\n');
+        }
+        let mut out = format!("{label} | ").into_bytes();
+        out.extend_from_slice(&line);
+        // One write per line, so that lines of runs side by side do not mix.
+        if stderr.write_all(&out).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A command's process group, killed whole when dropped: after the command exits, or when the
+/// search drops its run (an abort, a signal).
+struct ProcessGroup(Option<i32>);
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0 {
+            // SAFETY: killpg only sends a signal; a group that is gone gives ESRCH, ignored.
+            unsafe {
+                libc::killpg(pgid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+/// Stops every run (dropping a run kills its process group) and removes the worktrees.
+async fn abort(tasks: &mut JoinSet<(usize, Result<Option<i32>, String>)>, workdir: &Worktrees) {
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+    workdir.remove().await;
+}
+
+/// The signals that stop a search: Ctrl-C, SIGTERM (a CI's timeout, `kill`) and SIGHUP (the
+/// terminal went away).
+struct Stop {
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Stop {
+    fn new() -> Result<Stop, BisectError> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let listen = |kind| {
+            signal(kind).map_err(|e| BisectError::Aborted(format!("cannot catch signals: {e}")))
+        };
+        Ok(Stop {
+            term: listen(SignalKind::terminate())?,
+            hup: listen(SignalKind::hangup())?,
+        })
+    }
+
+    /// Completes when one of them arrives, naming it.
+    async fn signalled(&mut self) -> &'static str {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => "interrupted",
+            _ = self.term.recv() => "terminated (SIGTERM)",
+            _ = self.hup.recv() => "hung up (SIGHUP)",
+        }
+    }
 }
 
 /// K worktrees in a temporary directory, removed at the end (also after an abort).

@@ -10,7 +10,7 @@ pub struct Args {
     #[arg(long, required = true)]
     good: Vec<String>,
     /// The commit known bad.
-    #[arg(long)]
+    #[arg(long, default_value = "HEAD")]
     bad: String,
     /// Commits tested at once, each in its own worktree.
     #[arg(long, short = 'j', default_value_t = 1)]
@@ -150,11 +150,18 @@ impl bisect::BisectProgress for PrintedBisect {
             .map_or("no culprit".to_string(), |s| {
                 s[..12.min(s.len())].to_string()
             });
+        let left = match (entry.candidates, entry.rounds_left) {
+            (1, _) => "1 candidate left (confirming it)".to_string(),
+            (n, r) => format!(
+                "{n} candidates left (roughly {r} more round{})",
+                if r == 1 { "" } else { "s" }
+            ),
+        };
         println!(
-            "  {} {title}: {:?}; top suspect {suspect} ({:.3})",
+            "  {} {title}: {:?}; top suspect {suspect} ({:.3}); {left}",
             &entry.sha[..12.min(entry.sha.len())],
             entry.result,
-            entry.probability
+            entry.probability,
         );
     }
 }

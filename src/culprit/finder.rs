@@ -96,6 +96,10 @@ pub struct Standing {
     pub suspect: Option<usize>,
     pub probability: f64,
     pub flake_rate: f64,
+    /// How many answers are still in the running: the fewest that together hold the
+    /// confidence target ("no culprit" counts as one), as `git bisect` says how many
+    /// revisions are left.
+    pub candidates: usize,
 }
 
 /// One search over one history.
@@ -156,6 +160,7 @@ impl<'h> CulpritFinder<'h> {
             suspect,
             probability,
             flake_rate: f,
+            candidates: credible_set(&post, self.settings.confidence),
         })
     }
 
@@ -364,6 +369,20 @@ pub fn indistinguishable(history: &History, untestable: &[bool], commit: usize) 
         .unwrap_or_else(|| vec![commit])
 }
 
+/// The fewest answers (commits, and "no culprit") whose probabilities add up to `confidence`.
+fn credible_set(post: &Posterior, confidence: f64) -> usize {
+    let mut masses: Vec<f64> = post.mass.iter().copied().chain([post.none]).collect();
+    masses.sort_by(|a, b| b.total_cmp(a));
+    let mut held = 0.0;
+    for (i, m) in masses.iter().enumerate() {
+        held += m;
+        if held >= confidence {
+            return i + 1;
+        }
+    }
+    masses.len()
+}
+
 /// The fewest rounds any search with `k` hosts needs for `n` candidates: ceil(log_{k+1} n).
 pub fn rounds_bound(n: usize, k: usize) -> usize {
     let (mut r, mut covered) = (0, 1usize);
@@ -504,6 +523,33 @@ mod tests {
             flake_rate: 0.0,
             seed: 0,
         }
+    }
+
+    #[test]
+    fn the_candidates_left_shrink_to_one_as_the_search_narrows() {
+        let h = History::linear(64).unwrap();
+        let finder = CulpritFinder::new(&h, exact(0.0));
+        // Only the tip is known bad: any of the 64 commits, or none, is still possible.
+        let start = finder.standing(&[(63, Observed::Fail)]).unwrap();
+        assert!(start.candidates >= 60, "{}", start.candidates);
+        // Commit 31 passes: the culprit is above it, half the range.
+        let half = finder
+            .standing(&[(63, Observed::Fail), (31, Observed::Pass)])
+            .unwrap();
+        assert!(
+            half.candidates <= 33 && half.candidates >= 30,
+            "{}",
+            half.candidates
+        );
+        // 40 fails and 39 passes: only 40 is left.
+        let done = finder
+            .standing(&[
+                (63, Observed::Fail),
+                (39, Observed::Pass),
+                (40, Observed::Fail),
+            ])
+            .unwrap();
+        assert_eq!((done.candidates, done.suspect), (1, Some(40)));
     }
 
     #[test]

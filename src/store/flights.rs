@@ -324,7 +324,9 @@ impl Store {
         Ok(())
     }
 
-    /// Records that the target branch was moved for a flight (at most once per flight).
+    /// Records that the target branch was moved for a flight (at most once per flight), and
+    /// that the branch's target is there now, at once: the page and `/api/branches` show the
+    /// new head without waiting for the next fetch.
     pub async fn record_push(
         &self,
         flight: &FlightRow,
@@ -332,6 +334,7 @@ impl Store {
         old_sha: &str,
         new_sha: &str,
     ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO pushes (flight_id, branch_id, target, old_sha, new_sha, pushed_at)
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -342,8 +345,14 @@ impl Store {
         .bind(old_sha)
         .bind(new_sha)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        sqlx::query("UPDATE branches SET target_head = $1 WHERE id = $2")
+            .bind(new_sha)
+            .bind(flight.branch_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
 
