@@ -25,6 +25,8 @@ pub mod culprit;
 pub mod decision;
 pub mod digest;
 pub mod file_error;
+#[cfg(test)]
+pub(crate) mod fixtures;
 pub mod forge;
 pub mod gate;
 pub mod hosts;

@@ -256,7 +256,9 @@ pub async fn bisect(
         };
         observations.push((done.commit, result));
         result_round.push(done.round);
-        let standing = finder.standing(&observations);
+        let assessed = finder.progress(&observations);
+        let standing = assessed.map(|(s, _)| s);
+        let left = assessed.map_or(range.commits.len() + 1, |(_, left)| left);
         let entry = LogEntry {
             sha: commit.sha.clone(),
             result,
@@ -265,8 +267,8 @@ pub async fn bisect(
                 .and_then(|s| s.suspect)
                 .map(|c| range.commits[c].sha.clone()),
             probability: standing.map_or(0.0, |s| s.probability),
-            candidates: standing.map_or(range.commits.len() + 1, |s| s.candidates),
-            rounds_left: standing.map_or(0, |s| rounds_bound(s.candidates, jobs)),
+            candidates: left,
+            rounds_left: rounds_bound(left, jobs),
         };
         progress.finished(&entry, &commit.title);
         log.push(entry);

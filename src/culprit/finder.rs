@@ -96,10 +96,6 @@ pub struct Standing {
     pub suspect: Option<usize>,
     pub probability: f64,
     pub flake_rate: f64,
-    /// How many answers are still in the running: the fewest that together hold the
-    /// confidence target ("no culprit" counts as one), as `git bisect` says how many
-    /// revisions are left.
-    pub candidates: usize,
 }
 
 /// One search over one history.
@@ -152,16 +148,25 @@ impl<'h> CulpritFinder<'h> {
 
     /// The most likely culprit now, or `None` when the results contradict each other.
     pub fn standing(&self, observations: &[(usize, Observed)]) -> Option<Standing> {
+        self.posterior(observations)
+            .map(|(post, f)| standing(&post, f))
+    }
+
+    /// The standing, and how many answers are still in the running: the fewest that together
+    /// hold the confidence target ("no culprit" counts as one), as `git bisect` says how many
+    /// revisions are left. Apart from `standing`, which the gate calls per result of a flight
+    /// and which need not sort the whole posterior each time.
+    pub fn progress(&self, observations: &[(usize, Observed)]) -> Option<(Standing, usize)> {
+        let (post, f) = self.posterior(observations)?;
+        let left = credible_set(&post, self.settings.confidence);
+        Some((standing(&post, f), left))
+    }
+
+    fn posterior(&self, observations: &[(usize, Observed)]) -> Option<(Posterior, f64)> {
         let tallies = tally(self.history.len(), observations);
         let f = self.flake_rate(&tallies);
         let post = Posterior::compute(self.history, &tallies, f, self.settings.prior_no_culprit)?;
-        let (suspect, probability) = post.top();
-        Some(Standing {
-            suspect,
-            probability,
-            flake_rate: f,
-            candidates: credible_set(&post, self.settings.confidence),
-        })
+        Some((post, f))
     }
 
     /// The next commits to test on `free` hosts, given every result so far and the commits
@@ -369,6 +374,15 @@ pub fn indistinguishable(history: &History, untestable: &[bool], commit: usize) 
         .unwrap_or_else(|| vec![commit])
 }
 
+fn standing(post: &Posterior, flake_rate: f64) -> Standing {
+    let (suspect, probability) = post.top();
+    Standing {
+        suspect,
+        probability,
+        flake_rate,
+    }
+}
+
 /// The fewest answers (commits, and "no culprit") whose probabilities add up to `confidence`.
 fn credible_set(post: &Posterior, confidence: f64) -> usize {
     let mut masses: Vec<f64> = post.mass.iter().copied().chain([post.none]).collect();
@@ -530,26 +544,22 @@ mod tests {
         let h = History::linear(64).unwrap();
         let finder = CulpritFinder::new(&h, exact(0.0));
         // Only the tip is known bad: any of the 64 commits, or none, is still possible.
-        let start = finder.standing(&[(63, Observed::Fail)]).unwrap();
-        assert!(start.candidates >= 60, "{}", start.candidates);
+        let (_, start) = finder.progress(&[(63, Observed::Fail)]).unwrap();
+        assert!(start >= 60, "{start}");
         // Commit 31 passes: the culprit is above it, half the range.
-        let half = finder
-            .standing(&[(63, Observed::Fail), (31, Observed::Pass)])
+        let (_, half) = finder
+            .progress(&[(63, Observed::Fail), (31, Observed::Pass)])
             .unwrap();
-        assert!(
-            half.candidates <= 33 && half.candidates >= 30,
-            "{}",
-            half.candidates
-        );
+        assert!((30..=33).contains(&half), "{half}");
         // 40 fails and 39 passes: only 40 is left.
-        let done = finder
-            .standing(&[
+        let (done, left) = finder
+            .progress(&[
                 (63, Observed::Fail),
                 (39, Observed::Pass),
                 (40, Observed::Fail),
             ])
             .unwrap();
-        assert_eq!((done.candidates, done.suspect), (1, Some(40)));
+        assert_eq!((left, done.suspect), (1, Some(40)));
     }
 
     #[test]

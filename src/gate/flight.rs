@@ -202,7 +202,7 @@ impl Gate {
         // moved from the flight's base (an ancestor of its tip by construction): asking every
         // round walks the whole range, which at Linux's size is most of the gate's own time.
         let target_inside = on_staging
-            && (heads.target.to_string() == flight.base || {
+            && (heads.target == oid(&flight.base)? || {
                 match self.is_ancestor(mirror, heads.target, tip).await {
                     Ok(yes) => yes,
                     Err(e) => return Ok(Err(e)),

@@ -179,85 +179,33 @@ impl Gate {
     }
 }
 
-/// What the gate's unit tests share: a policy, a flight and its runs as the store gives them.
+/// What the gate's unit tests share: flight 7 of two commits (Ann's, then Bob's), done with
+/// `verdict`, and its runs (the tip failed on hosts a and b, the baseline passed on c).
 #[cfg(test)]
 pub(crate) mod tests {
-    use crate::config::Policy;
     use crate::decision::{Role, Verdict};
-    use crate::repo::CommitInfo;
-    use crate::store::{FlightRow, FlightState, RunRow, RunState};
+    use crate::fixtures::{commit, run, ANN, BOB};
+    use crate::store::{FlightRow, RunRow, RunState};
 
-    pub(crate) fn policy() -> Policy {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("smoke.toml"),
-            "[[step]]\nname = \"test\"\ncommand = \"make check\"\ntimeout = \"10m\"\n",
-        )
-        .unwrap();
-        let sequences = crate::sequence::load_dir(dir.path()).unwrap();
-        Policy::parse(
-            &dir.path().join("xen.toml"),
-            "repository = \"https://xenbits.example.org/xen.git\"\nsequences = [\"smoke\"]\n\
-             [mail]\nlist = \"xen-devel@lists.example.org\"\n",
-            &sequences,
-        )
-        .unwrap()
-    }
+    pub(crate) use crate::fixtures::policy;
 
-    /// Flight 7 of two commits, the first Ann's, done with `verdict`.
     pub(crate) fn flight(verdict: Verdict) -> FlightRow {
-        let commit = |n: usize, author: (&str, &str)| CommitInfo {
-            sha: format!("{n:02}{}", "ab".repeat(19)),
-            title: format!("change {n}"),
-            author_name: author.0.into(),
-            author_email: author.1.into(),
-            committer_name: "Mia Maintainer".into(),
-            committer_email: "mia@example.org".into(),
-        };
-        let commits = vec![
-            commit(1, ("Ann Author", "ann@example.org")),
-            commit(2, ("Bob Builder", "bob@example.org")),
-        ];
-        FlightRow {
-            id: 7,
-            branch_id: 1,
-            candidate_id: 1,
-            base: "00".repeat(20),
-            tip: commits[1].sha.clone(),
-            commits,
-            state: FlightState::Done,
-            verdict: Some(verdict),
-            culprit: None,
-            pushed_to: None,
-            reason: "smoke/test broke".into(),
-            created_at: 0,
-            finished_at: Some(0),
-            finder_log: Vec::new(),
-            series_id: None,
-        }
+        let commits = vec![commit(1, "change 1", ANN), commit(2, "change 2", BOB)];
+        let mut flight = crate::fixtures::flight(commits, verdict, None);
+        flight.reason = "smoke/test broke".into();
+        flight
     }
 
-    /// The tip failed on host a and again on b, the baseline passed on c.
     pub(crate) fn runs() -> Vec<RunRow> {
-        let run = |id: i64, index: usize, role: Role, host: &str, state: RunState| RunRow {
-            id,
-            flight_id: Some(7),
-            job_id: None,
-            commit_index: index,
-            sha: format!("{index:02}"),
-            role,
-            attempt: 1,
-            sequence: "smoke".into(),
-            host: host.into(),
-            state,
-            error: None,
-            created_at: 0,
-            finished_at: Some(0),
+        let on = |mut r: RunRow, host: &str| {
+            r.host = host.into();
+            r
         };
+        let tip = "02".to_string();
         vec![
-            run(1, 2, Role::Tip, "a", RunState::Fail),
-            run(2, 2, Role::Tip, "b", RunState::Fail),
-            run(3, 0, Role::Baseline, "c", RunState::Pass),
+            on(run(1, 2, &tip, Role::Tip, 1, RunState::Fail), "a"),
+            on(run(2, 2, &tip, Role::Tip, 1, RunState::Fail), "b"),
+            on(run(3, 0, "00", Role::Baseline, 1, RunState::Pass), "c"),
         ]
     }
 }

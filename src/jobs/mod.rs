@@ -101,11 +101,7 @@ impl JobRunner {
 
     /// The mirror a job fetches into: its policy's, else one named for the repository.
     fn mirror_name(&self, job: &JobRow) -> String {
-        match self
-            .policies
-            .iter()
-            .find(|p| p.repository == job.repository)
-        {
+        match self.policy_of(job) {
             Some(p) => p.name.clone(),
             None => format!("job-{:08x}", crc32fast::hash(job.repository.as_bytes())),
         }

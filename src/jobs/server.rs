@@ -244,10 +244,7 @@ impl JobRunner {
         run_id: i64,
         sha: &str,
     ) -> Result<(JobState, String), StoreError> {
-        let policy = self
-            .policies
-            .iter()
-            .find(|p| p.repository == job.repository);
+        let policy = self.policy_of(job);
         let needs = match job_needs(sequence, policy, job.host.as_deref()) {
             Ok(n) => n,
             Err(why) => return Ok((JobState::Broken, why)),

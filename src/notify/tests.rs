@@ -3,18 +3,13 @@
 //! (`cargo insta review`), instead of slipping past a `contains` check.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use super::*;
-use crate::config::Policy;
 use crate::culprit::Observed;
 use crate::decision::{FinderStep, Role, Verdict};
+use crate::fixtures::{commit, flight, policy_in, run, step, ANN, BOB};
 use crate::intake::mail::Mail;
-use crate::repo::CommitInfo;
-use crate::store::{
-    Conclusion, FlightRow, FlightState, HealthRow, JobRow, JobState, NewMail, PushRow, RunRow,
-    RunState, StepRow,
-};
+use crate::store::{Conclusion, HealthRow, JobRow, JobState, NewMail, PushRow, RunState};
 
 /// The mail as its reader gets it, less the one header that changes by the second.
 fn shown(mail: &NewMail) -> String {
@@ -41,93 +36,10 @@ fn shown(mail: &NewMail) -> String {
     out
 }
 
-fn commit(n: usize, title: &str, author: (&str, &str)) -> CommitInfo {
-    CommitInfo {
-        sha: format!("{n:02}{}", "ab".repeat(19)),
-        title: title.into(),
-        author_name: author.0.into(),
-        author_email: author.1.into(),
-        committer_name: "Mia Maintainer".into(),
-        committer_email: "mia@example.org".into(),
-    }
-}
-
-fn flight(commits: Vec<CommitInfo>, verdict: Verdict, culprit: Option<usize>) -> FlightRow {
-    FlightRow {
-        id: 7,
-        branch_id: 1,
-        candidate_id: 3,
-        base: "00".repeat(20),
-        tip: commits.last().map(|c| c.sha.clone()).unwrap_or_default(),
-        state: FlightState::Done,
-        verdict: Some(verdict),
-        culprit: culprit.map(|i| commits[i - 1].sha.clone()),
-        pushed_to: None,
-        reason: String::new(),
-        created_at: 0,
-        finished_at: Some(0),
-        finder_log: Vec::new(),
-        series_id: None,
-        commits,
-    }
-}
-
-fn run(id: i64, index: usize, sha: &str, role: Role, attempt: u32, state: RunState) -> RunRow {
-    RunRow {
-        id,
-        flight_id: Some(7),
-        job_id: None,
-        commit_index: index,
-        sha: sha.into(),
-        role,
-        attempt,
-        sequence: "smoke".into(),
-        host: "local".into(),
-        state,
-        error: None,
-        created_at: 0,
-        finished_at: Some(0),
-    }
-}
-
-fn step(id: i64, run_id: i64, name: &str, status: &str, log: Option<&Path>) -> StepRow {
-    StepRow {
-        id,
-        run_id,
-        position: 0,
-        name: name.into(),
-        status: status.into(),
-        exit_code: (status != "pass").then_some(1),
-        log_path: log.map(|p| p.display().to_string()),
-        started_at: Some(0),
-        finished_at: Some(0),
-    }
-}
-
-/// A policy and its sequences as a project would write them.
-fn policy(dir: &Path) -> (Policy, crate::sequence::Sequences) {
-    std::fs::create_dir_all(dir.join("sequences")).unwrap();
-    std::fs::write(
-        dir.join("sequences/smoke.toml"),
-        "[[step]]\nname = \"build\"\ncommand = \"make\"\ntimeout = \"10m\"\n\n\
-         [[step]]\nname = \"test\"\ncommand = \"make check\"\ntimeout = \"10m\"\n",
-    )
-    .unwrap();
-    let sequences = crate::sequence::load_dir(&dir.join("sequences")).unwrap();
-    let policy = Policy::parse(
-        &dir.join("xen.toml"),
-        "repository = \"https://xenbits.example.org/xen.git\"\nsequences = [\"smoke\"]\n\
-         [mail]\nlist = \"xen-devel@lists.example.org\"\n",
-        &sequences,
-    )
-    .unwrap();
-    (policy, sequences)
-}
-
 #[test]
 fn a_regression_sends_a_gate_report_and_a_culprit_mail() {
     let dir = tempfile::tempdir().unwrap();
-    let (policy, sequences) = policy(dir.path());
+    let (policy, sequences) = policy_in(dir.path());
     let log = dir.path().join("test.log");
     std::fs::write(
         &log,
@@ -135,26 +47,14 @@ fn a_regression_sends_a_gate_report_and_a_culprit_mail() {
     )
     .unwrap();
     let commits = vec![
-        commit(
-            1,
-            "docs: say what it is for",
-            ("Ann Author", "ann@example.org"),
-        ),
-        commit(
-            2,
-            "x86/mm: tidy the page walk",
-            ("Bob Builder", "bob@example.org"),
-        ),
+        commit(1, "docs: say what it is for", ANN),
+        commit(2, "x86/mm: tidy the page walk", BOB),
         commit(
             3,
             "greet: simplify the greeting",
             ("Carol Coder", "carol@example.org"),
         ),
-        commit(
-            4,
-            "docs: list the authors",
-            ("Ann Author", "ann@example.org"),
-        ),
+        commit(4, "docs: list the authors", ANN),
     ];
     let flight = flight(commits, Verdict::Regression, Some(3));
     let sha = |i: usize| flight.commits[i - 1].sha.clone();
@@ -224,18 +124,10 @@ fn a_regression_sends_a_gate_report_and_a_culprit_mail() {
 #[test]
 fn a_pass_sends_a_gate_report_only() {
     let dir = tempfile::tempdir().unwrap();
-    let (policy, sequences) = policy(dir.path());
+    let (policy, sequences) = policy_in(dir.path());
     let commits = vec![
-        commit(
-            1,
-            "docs: say what it is for",
-            ("Ann Author", "ann@example.org"),
-        ),
-        commit(
-            2,
-            "x86/mm: tidy the page walk",
-            ("Bob Builder", "bob@example.org"),
-        ),
+        commit(1, "docs: say what it is for", ANN),
+        commit(2, "x86/mm: tidy the page walk", BOB),
     ];
     let flight = flight(commits, Verdict::Pass, None);
     let runs = vec![run(1, 2, &flight.tip, Role::Tip, 1, RunState::Pass)];
@@ -435,7 +327,7 @@ fn a_host_out_of_service_is_told_to_the_admin() {
 #[test]
 fn a_forced_push_is_told_to_the_list() {
     let dir = tempfile::tempdir().unwrap();
-    let (policy, _) = policy(dir.path());
+    let (policy, _) = policy_in(dir.path());
     let force = crate::store::OverrideRow {
         id: 5,
         branch_id: 1,

@@ -51,7 +51,6 @@ pub struct FlightRow {
 /// By hand: `commits` and `finder_log` are JSON, `verdict` an optional word.
 impl<'r> sqlx::FromRow<'r, AnyRow> for FlightRow {
     fn from_row(row: &'r AnyRow) -> std::result::Result<Self, sqlx::Error> {
-        let verdict: Option<String> = row.try_get("verdict")?;
         Ok(FlightRow {
             id: row.try_get("id")?,
             branch_id: row.try_get("branch_id")?,
@@ -59,16 +58,11 @@ impl<'r> sqlx::FromRow<'r, AnyRow> for FlightRow {
             base: row.try_get("base")?,
             tip: row.try_get("tip")?,
             commits: json(row, "commits")?,
-            state: word(row, "state")?,
-            verdict: verdict
-                .map(|v| {
-                    v.parse()
-                        .map_err(|e: strum::ParseError| sqlx::Error::ColumnDecode {
-                            index: "verdict".into(),
-                            source: Box::new(e),
-                        })
-                })
-                .transpose()?,
+            state: word(row, "state")?.ok_or_else(|| sqlx::Error::ColumnDecode {
+                index: "state".into(),
+                source: "a flight without a state".into(),
+            })?,
+            verdict: word(row, "verdict")?,
             culprit: row.try_get("culprit")?,
             pushed_to: row.try_get("pushed_to")?,
             reason: row.try_get("reason")?,

@@ -275,17 +275,21 @@ where
     }
 }
 
-/// A column holding an enum's word (strum's).
-fn word<T>(row: &AnyRow, column: &str) -> std::result::Result<T, sqlx::Error>
+/// A column holding an enum's word (strum's); NULL reads as `None`.
+fn word<T>(row: &AnyRow, column: &str) -> std::result::Result<Option<T>, sqlx::Error>
 where
     T: std::str::FromStr,
     T::Err: std::error::Error + Send + Sync + 'static,
 {
-    let text: String = row.try_get(column)?;
-    text.parse().map_err(|e: T::Err| sqlx::Error::ColumnDecode {
-        index: column.to_string(),
-        source: Box::new(e),
-    })
+    let Some(text) = row.try_get::<Option<String>, _>(column)? else {
+        return Ok(None);
+    };
+    text.parse()
+        .map(Some)
+        .map_err(|e: T::Err| sqlx::Error::ColumnDecode {
+            index: column.to_string(),
+            source: Box::new(e),
+        })
 }
 
 /// One column of a row, where a query reads a single value.
