@@ -139,7 +139,12 @@ fn names_the_same_culprit_as_git_bisect_run_in_fewer_rounds() {
     );
     assert_eq!(code, 0, "{err}");
     assert_eq!(one["culprit"]["sha"], culprit.as_str());
-    assert_eq!(one["probability"], 1.0);
+    // Told the test never flakes, only an earlier bug fixed inside the range (rare) is left.
+    assert!(
+        one["probability"].as_f64().unwrap() > 0.9999,
+        "{}",
+        one["probability"]
+    );
     assert_eq!(
         one["executions"].as_u64().unwrap() as usize,
         runs(root.path())

@@ -22,6 +22,16 @@ pub enum Mode {
     ReportOnly,
 }
 
+/// What a step that never passed on this branch, and fails on the baseline too, does to a
+/// flight: let through (OSSTest's meaning; the report says so) or block.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NeverPassed {
+    #[default]
+    Pass,
+    Block,
+}
+
 /// Who hears about a flight.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct MailPolicy {
@@ -47,6 +57,8 @@ pub struct Policy {
     pub mode: Mode,
     /// How many times a failing test is run again before the failure counts.
     pub retries: u32,
+    /// Whether a step that never passed here blocks.
+    pub never_passed: NeverPassed,
     /// How long to wait before testing a tip again whose flight was `broken`.
     pub retry_broken_after: Duration,
     /// How often a good commit fails these sequences anyway; `None` estimates it from the
@@ -148,6 +160,8 @@ struct File {
     mode: Mode,
     #[serde(default = "default_retries")]
     retries: Spanned<u32>,
+    #[serde(default)]
+    never_passed: NeverPassed,
     retry_broken_after: Option<Spanned<String>>,
     flake_rate: Option<Spanned<f64>>,
     confidence: Option<Spanned<f64>>,
@@ -316,6 +330,7 @@ impl Policy {
             sequences: listed,
             mode: file.mode,
             retries: file.retries.into_inner(),
+            never_passed: file.never_passed,
             retry_broken_after: search.retry_broken_after,
             flake_rate: search.flake_rate,
             confidence: search.confidence,

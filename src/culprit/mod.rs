@@ -19,6 +19,6 @@ pub mod synthetic;
 pub use finder::{indistinguishable, rounds_bound, CulpritFinder, Found, Settings, Standing, Step};
 pub use history::{History, HistoryError, MAX_COMMITS};
 pub use model::{
-    estimate_flake_rate, flake_rate_from_counts, tally, z_channel_capacity, Observed, Posterior,
-    Tally, MAX_FLAKE_RATE,
+    tally, z_channel_capacity, FlakeHistory, Model, Observed, Posterior, Tally, MAX_FLAKE_RATE,
+    RATES,
 };

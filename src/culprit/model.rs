@@ -2,8 +2,22 @@
 //! candidate, plus "there is no culprit" (the failures were flakes).
 //!
 //! Results go through a flaky-fail channel: a bad commit always fails; a good commit fails with
-//! probability `f`. So a pass proves every ancestor good, and a fail is weak evidence when `f` is
-//! large. Likelihoods are kept as (number of zero factors, log of the rest), so that `f = 0` is
+//! probability `f`. So a pass proves a commit good, and a fail is weak evidence when `f` is
+//! large.
+//!
+//! "Commit c is the culprit" means what a maintainer means by the culprit of the tip's failure:
+//! c and every commit after it up to the tip fail, and c's parents pass. It says nothing about
+//! commits below c beyond its parents: they may be good, or bad because of an earlier bug that a
+//! later commit fixed (a revert, or any fix). So a failure below a later pass is explained, not
+//! a contradiction, and it does not pull the search down. Along the first-parent line the
+//! commits below c follow a two-state chain (good, or inside such an earlier, fixed bug); a
+//! commit of a merged branch that is not a descendant of c is on its own either good or bad.
+//!
+//! The flake rate may be told, or inferred with the culprit: the posterior is over (culprit,
+//! rate) pairs on a grid of rates, with a prior over the grid, and the culprit's probability is
+//! summed over the rates. A stated probability then includes the doubt about the rate.
+//!
+//! Likelihoods are kept as (number of zero factors, log of the rest), so that `f = 0` is
 //! exact and a contradiction shows as "every hypothesis has a zero" rather than as NaN.
 
 use super::history::History;
@@ -99,6 +113,198 @@ fn if_bad(t: &Tally) -> Lik {
     }
 }
 
+impl Lik {
+    fn linear(self) -> f64 {
+        if self.zeros > 0 {
+            0.0
+        } else {
+            self.log.exp()
+        }
+    }
+
+    fn of_linear(x: f64) -> Lik {
+        if x > 0.0 {
+            Lik {
+                zeros: 0,
+                log: x.ln(),
+            }
+        } else {
+            Lik { zeros: 1, log: 0.0 }
+        }
+    }
+}
+
+/// The chance that a bug which a later commit of the range fixes begins at an ordinary
+/// commit: rare, and such a bug is fixed soon (`FIX` per commit), so a search of a clean range
+/// costs what it did before fixes were thought of.
+pub const ONSET: f64 = 1e-5;
+pub const FIX: f64 = 0.3;
+/// The same at a commit blamed for an earlier failure: after a blocked flight a fix on top is
+/// the normal case, anywhere above it, so whether the blamed commit still explains the tip is
+/// left to the tests.
+pub const ONSET_BLAMED: f64 = 0.5;
+pub const FIX_BLAMED: f64 = 0.02;
+
+/// The flake rates a search considers when the rate is not told.
+pub const RATES: [f64; 16] = [
+    0.0, 0.002, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.13, 0.16, 0.2, 0.25, 0.3, 0.4, 0.5,
+];
+
+/// What a search assumes before any of its results.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Model {
+    /// The flake rates considered, each with its prior probability (they sum to 1).
+    pub rates: Vec<(f64, f64)>,
+    /// The prior probability that the range has no culprit, before any result (the tip's
+    /// failure included); the rest is spread evenly over the commits.
+    pub prior_none: f64,
+    /// Commits blamed for an earlier failure (indexed by commit; empty for none).
+    pub blamed: Vec<bool>,
+}
+
+impl Model {
+    /// A model with a told flake rate.
+    pub fn told(flake_rate: f64, prior_none: f64) -> Model {
+        Model {
+            rates: vec![(flake_rate.clamp(0.0, MAX_FLAKE_RATE), 1.0)],
+            prior_none,
+            blamed: Vec::new(),
+        }
+    }
+
+    /// A model that infers the flake rate, from a weak prior (a quarter on "never flakes", the
+    /// rest spread over the grid) updated with earlier runs of the test on good commits: `runs`
+    /// of them, `fails` failed.
+    pub fn inferred(history: FlakeHistory, prior_none: f64) -> Model {
+        let (runs, fails) = (history.runs, history.fails.min(history.runs));
+        let logs: Vec<f64> = RATES
+            .iter()
+            .map(|&f| {
+                let weak: f64 = if f == 0.0 {
+                    0.25
+                } else {
+                    0.75 / (RATES.len() - 1) as f64
+                };
+                let fit = if f == 0.0 {
+                    if fails > 0 {
+                        f64::NEG_INFINITY
+                    } else {
+                        0.0
+                    }
+                } else {
+                    fails as f64 * f.ln() + (runs - fails) as f64 * (1.0 - f).ln()
+                };
+                weak.ln() + fit
+            })
+            .collect();
+        let top = logs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let weights: Vec<f64> = logs.iter().map(|l| (l - top).exp()).collect();
+        let total: f64 = weights.iter().sum();
+        Model {
+            rates: RATES
+                .iter()
+                .zip(weights)
+                .map(|(&f, w)| (f, w / total))
+                .filter(|&(_, w)| w > 1e-12)
+                .collect(),
+            prior_none,
+            blamed: Vec::new(),
+        }
+    }
+
+    fn is_blamed(&self, commit: usize) -> bool {
+        self.blamed.get(commit).copied().unwrap_or(false)
+    }
+
+    /// Roughly how likely a commit that failed every run is bad on its own (an earlier, fixed
+    /// bug) rather than good and flaky, were it not the culprit's descendant: then running it
+    /// again tells nothing.
+    pub(crate) fn earlier_bug_share(&self, commit: usize, t: &Tally, f: f64) -> f64 {
+        if t.fails == 0 || t.passes > 0 {
+            return 0.0;
+        }
+        let fix = if self.is_blamed(commit) {
+            FIX_BLAMED
+        } else {
+            FIX
+        };
+        let bug = self.onset(commit) / fix;
+        let flakes = f.powi(t.fails.min(1000) as i32);
+        bug / (bug + flakes)
+    }
+
+    fn onset(&self, commit: usize) -> f64 {
+        if self.is_blamed(commit) {
+            ONSET_BLAMED
+        } else {
+            ONSET
+        }
+    }
+}
+
+/// The state of the first-parent line at one commit: good, inside an earlier bug begun at an
+/// ordinary commit, or inside one begun at a blamed commit (fixed at its own, slower rate).
+#[derive(Clone, Copy, Debug)]
+struct Chain {
+    good: f64,
+    bad: f64,
+    bad_blamed: f64,
+}
+
+impl Chain {
+    /// Below the range: the base is good.
+    fn start() -> Chain {
+        Chain {
+            good: 1.0,
+            bad: 0.0,
+            bad_blamed: 0.0,
+        }
+    }
+
+    /// Onto the next line commit, weighing its runs (in the good and the bad state; `Some`
+    /// in `only_good` rules the bad state out), kept scaled to 1 with the log in `scale`.
+    fn forward(
+        self,
+        scale: f64,
+        blamed: bool,
+        weights: Option<(Lik, Lik)>,
+        only_good: Option<()>,
+    ) -> (Chain, f64) {
+        let mut next = self.step(blamed);
+        if only_good.is_some() {
+            next.bad = 0.0;
+            next.bad_blamed = 0.0;
+        }
+        let Some((good, bad)) = weights else {
+            return (next, scale);
+        };
+        next.good *= good.linear();
+        next.bad *= bad.linear();
+        next.bad_blamed *= bad.linear();
+        let total = next.good + next.bad + next.bad_blamed;
+        if total > 0.0 {
+            next.good /= total;
+            next.bad /= total;
+            next.bad_blamed /= total;
+            (next, scale + total.ln())
+        } else {
+            (next, scale)
+        }
+    }
+
+    /// Onto the next commit of the line.
+    fn step(self, blamed: bool) -> Chain {
+        let onset_blamed = if blamed { ONSET_BLAMED } else { 0.0 };
+        Chain {
+            good: self.good * (1.0 - ONSET - onset_blamed)
+                + self.bad * FIX
+                + self.bad_blamed * FIX_BLAMED,
+            bad: self.good * ONSET + self.bad * (1.0 - FIX),
+            bad_blamed: self.good * onset_blamed + self.bad_blamed * (1.0 - FIX_BLAMED),
+        }
+    }
+}
+
 /// The posterior after a set of results.
 #[derive(Clone, Debug)]
 pub struct Posterior {
@@ -106,86 +312,353 @@ pub struct Posterior {
     pub mass: Vec<f64>,
     /// Probability that there is no culprit: every failure was a flake.
     pub none: f64,
+    /// The flake rate's posterior mean.
+    pub flake_rate: f64,
+}
+
+/// Where each commit sits, for the likelihoods: the same at every flake rate.
+struct Layout {
+    /// The first-parent line from the oldest to the tip.
+    main: Vec<usize>,
+    on_main: Vec<bool>,
+    /// For each commit, the line commit it joins the line at (itself, or the merge that
+    /// brings it in).
+    merged_at: Vec<usize>,
+    /// For each commit, the line commit whose state it shares: itself on the line; for a
+    /// merged commit, its newest line ancestor (`None`: none in the range, so it shares the
+    /// base's, good). A merged commit descends from a line commit c exactly when this is at
+    /// or above c.
+    fork: Vec<Option<usize>>,
+    /// Merged commits that were run, by the line commit they forked from.
+    forked_at: Vec<Vec<usize>>,
+    forked_at_base: Vec<usize>,
+    /// For a merged commit c: its run descendants (itself included) that forked below the
+    /// merge bringing c in, so that the line's chain counts them as if not c's descendants.
+    early_descendants: Vec<Vec<usize>>,
+    /// Line commits at or below this one have a run at or after them that passed: none of
+    /// them can start a failure that lasts to the tip.
+    pass_reaches: Option<usize>,
+    /// For merged commits: whether a blamed commit is among their ancestors.
+    blamed_below: Vec<bool>,
+    /// Each line commit's position on the line.
+    line_index: Vec<usize>,
+    /// Per line position: whether a blamed commit is it or comes in with it (a merge that
+    /// brings in a blamed commit may bring in its bug).
+    blamed_line: Vec<bool>,
+}
+
+impl Layout {
+    fn of(history: &History, tallies: &[Tally], model: &Model) -> Layout {
+        let n = history.len();
+        let observed = |c: usize| tallies[c].passes + tallies[c].fails > 0;
+        let mut main = Vec::new();
+        let mut at = Some(history.tip());
+        while let Some(c) = at {
+            main.push(c);
+            at = history.first_parent(c);
+        }
+        main.reverse();
+        let mut on_main = vec![false; n];
+        let mut merged_at: Vec<usize> = (0..n).collect();
+        for &m in &main {
+            on_main[m] = true;
+            for &s in history.introduced(m) {
+                merged_at[s as usize] = m;
+            }
+        }
+        let mut fork: Vec<Option<usize>> = vec![None; n];
+        let mut forked_at = vec![Vec::new(); n];
+        let mut forked_at_base = Vec::new();
+        for c in 0..n {
+            fork[c] = if on_main[c] {
+                Some(c)
+            } else {
+                history.parents(c).filter_map(|p| fork[p]).max()
+            };
+            if !on_main[c] && observed(c) {
+                match fork[c] {
+                    Some(m) => forked_at[m].push(c),
+                    None => forked_at_base.push(c),
+                }
+            }
+        }
+        let side_runs: Vec<usize> = (0..n).filter(|&x| !on_main[x] && observed(x)).collect();
+        let below = |x: usize, m: usize| fork[x].is_none_or(|f| f < m);
+        let early_descendants = (0..n)
+            .map(|c| {
+                if on_main[c] {
+                    return Vec::new();
+                }
+                side_runs
+                    .iter()
+                    .copied()
+                    .filter(|&x| below(x, merged_at[c]) && history.is_ancestor(c, x))
+                    .collect()
+            })
+            .collect();
+        let pass_reaches = (0..n)
+            .filter(|&x| tallies[x].passes > 0)
+            .filter_map(|x| fork[x])
+            .max();
+        let blamed: Vec<usize> = (0..n).filter(|&b| model.is_blamed(b)).collect();
+        let blamed_below = (0..n)
+            .map(|x| blamed.iter().any(|&b| history.is_ancestor(b, x)))
+            .collect();
+        let mut line_index = vec![0; n];
+        for (i, &m) in main.iter().enumerate() {
+            line_index[m] = i;
+        }
+        let blamed_line = main
+            .iter()
+            .map(|&m| {
+                model.is_blamed(m)
+                    || history
+                        .introduced(m)
+                        .iter()
+                        .any(|&s| model.is_blamed(s as usize))
+            })
+            .collect();
+        Layout {
+            line_index,
+            blamed_line,
+            main,
+            on_main,
+            merged_at,
+            fork,
+            forked_at,
+            forked_at_base,
+            early_descendants,
+            pass_reaches,
+            blamed_below,
+        }
+    }
+}
+
+/// The likelihood of every hypothesis (each commit as the culprit, then "no culprit") at one
+/// flake rate, each as a `Lik` times a factor of about 1 (the chain's share), so that
+/// hypotheses between two run commits share their `Lik` and cost no logarithm.
+///
+/// Along the first-parent line the commits below the culprit follow the chain (good, or inside
+/// an earlier bug that a later commit fixed); a merged commit shares the state of the line
+/// commit it forked from, and may besides be bad on its own (rarely; often, above a blamed
+/// commit).
+fn likelihoods(history: &History, layout: &Layout, tallies: &[Tally], f: f64) -> Vec<(Lik, f64)> {
+    let n = history.len();
+    let own_onset = |x: usize| {
+        if layout.blamed_below[x] {
+            ONSET_BLAMED
+        } else {
+            ONSET
+        }
+    };
+    // A merged commit whose line state is good: good, or bad on its own.
+    let good_or_own_bug = |x: usize| {
+        let onset = own_onset(x);
+        Lik::of_linear(
+            (1.0 - onset) * if_good(&tallies[x], f).linear() + onset * if_bad(&tallies[x]).linear(),
+        )
+    };
+    let base = layout
+        .forked_at_base
+        .iter()
+        .fold(Lik::default(), |acc, &x| acc + good_or_own_bug(x));
+    // What the runs at each line commit weigh in the chain's good and bad states (a merged
+    // commit shares the state of the line commit it forked from).
+    let line = &layout.main;
+    let weights: Vec<Option<(Lik, Lik)>> = line
+        .iter()
+        .map(|&m| {
+            let runs = &layout.forked_at[m];
+            if tallies[m].passes + tallies[m].fails == 0 && runs.is_empty() {
+                return None;
+            }
+            let mut good = if_good(&tallies[m], f);
+            let mut bad = if_bad(&tallies[m]);
+            for &x in runs {
+                good = good + good_or_own_bug(x);
+                bad = bad + if_bad(&tallies[x]);
+            }
+            Some((good, bad))
+        })
+        .collect();
+    // The chain's forward pass. The hypothesis says the first parent is good, so what is kept
+    // is the likelihood given that (divided by the chain's prior of it): otherwise older
+    // culprits would gain merely from having fewer commits below them where an earlier bug
+    // could hide. The chain's mass is kept scaled to 1 and its log carried apart, so long
+    // ranges neither underflow nor pay a logarithm per commit.
+    let mut after: Vec<(Chain, f64)> = Vec::with_capacity(line.len());
+    let mut prior_good: Vec<f64> = Vec::with_capacity(line.len() + 1);
+    let (mut chain, mut scale) = (Chain::start(), 0.0);
+    let mut prior = Chain::start();
+    for (&blamed, &weight) in layout.blamed_line.iter().zip(&weights) {
+        prior_good.push(prior.good);
+        prior = prior.step(blamed);
+        (chain, scale) = chain.forward(scale, blamed, weight, None);
+        after.push((chain, scale));
+    }
+    prior_good.push(prior.good);
+    // Below line position i, with its first parent good: (log, share).
+    let below = |i: usize| {
+        let (chain, scale) = i.checked_sub(1).map_or((Chain::start(), 0.0), |j| after[j]);
+        (scale, chain.good / prior_good[i])
+    };
+    let none = {
+        let (chain, scale) = after[line.len() - 1];
+        (scale, chain.good / prior_good[line.len()])
+    };
+    let scaled = |(log, share): (f64, f64)| (base + Lik { zeros: 0, log }, share);
+    let mut out: Vec<(Lik, f64)> = (0..n)
+        .map(|c| {
+            let m = layout.merged_at[c];
+            let i = layout.line_index[m];
+            if layout.on_main[c] {
+                let (mut l, share) = scaled(below(i));
+                if layout.pass_reaches.is_some_and(|p| p >= m) {
+                    l.zeros += 1;
+                }
+                return (l, share);
+            }
+            // A merged commit: its descendants that forked below the merge are bad, and its
+            // merged parents good, where the chain weighed them as neither; run the chain
+            // again from the first such line commit to the merge.
+            let mut changes: Vec<(usize, Lik, bool)> = Vec::new();
+            let mut at_base = Lik::default();
+            let mut change = |fork: Option<usize>, by: Lik, must_be_good: bool| match fork {
+                // The base is good.
+                None => at_base = at_base + by,
+                Some(at) => changes.push((layout.line_index[at], by, must_be_good)),
+            };
+            for &x in &layout.early_descendants[c] {
+                change(
+                    layout.fork[x],
+                    if_bad(&tallies[x]) - good_or_own_bug(x),
+                    false,
+                );
+            }
+            for p in history.parents(c).filter(|&p| !layout.on_main[p]) {
+                if tallies[p].passes + tallies[p].fails > 0 && layout.fork[p] < Some(m) {
+                    change(
+                        layout.fork[p],
+                        if_good(&tallies[p], f) - good_or_own_bug(p),
+                        true,
+                    );
+                }
+            }
+            changes.sort_by_key(|c| c.0);
+            let (mut l, share) = match changes.first() {
+                None => scaled(below(i)),
+                Some(&(from, _, _)) => {
+                    let (mut chain, mut scale) = from
+                        .checked_sub(1)
+                        .map_or((Chain::start(), 0.0), |j| after[j]);
+                    let mut pending = changes.iter().peekable();
+                    for (j, weight) in weights.iter().enumerate().take(i).skip(from) {
+                        let mut by = Lik::default();
+                        let mut must_be_good = false;
+                        while let Some(&&(at, l, good)) = pending.peek() {
+                            if at != j {
+                                break;
+                            }
+                            by = by + l;
+                            must_be_good |= good;
+                            pending.next();
+                        }
+                        let weight = weight.map(|(g, b)| (g + by, b));
+                        let weight = weight.or(Some((by, Lik::default())));
+                        (chain, scale) = chain.forward(
+                            scale,
+                            layout.blamed_line[j],
+                            weight,
+                            must_be_good.then_some(()),
+                        );
+                    }
+                    scaled((scale, chain.good / prior_good[i]))
+                }
+            };
+            l = l + at_base;
+            if layout.pass_reaches.is_some_and(|p| p >= m) {
+                l.zeros += 1;
+            }
+            (l, share)
+        })
+        .collect();
+    out.push(scaled(none));
+    out
 }
 
 impl Posterior {
     /// Computes the posterior, or `None` when no hypothesis explains the results at all (a
-    /// commit passed although an ancestor failed, and flakes are ruled out).
-    ///
-    /// `prior_none` is the prior probability that the range has no culprit, before any result
-    /// (the tip's failure included); the rest is spread evenly over the commits.
-    pub fn compute(
-        history: &History,
-        tallies: &[Tally],
-        flake_rate: f64,
-        prior_none: f64,
-    ) -> Option<Posterior> {
+    /// commit both passed and failed, and flakes are ruled out).
+    pub fn compute(history: &History, tallies: &[Tally], model: &Model) -> Option<Posterior> {
         let n = history.len();
-        let observed: Vec<usize> = (0..n)
-            .filter(|&c| tallies[c].passes + tallies[c].fails > 0)
-            .collect();
-        // The likelihood of everything if all commits are good, and per observed commit the
-        // change if it is bad instead.
-        let mut all_good = Lik::default();
-        let mut delta = vec![Lik::default(); n];
-        for &x in &observed {
-            let good = if_good(&tallies[x], flake_rate);
-            all_good = all_good + good;
-            delta[x] = if_bad(&tallies[x]) - good;
-        }
-        // Hypothesis c makes exactly c's descendants bad: its likelihood is `all_good` plus the
-        // deltas of its observed descendants. Walk from the tip down; a commit with one child
-        // adds its own delta to the child's sum, a fork point sums its descendants directly.
-        let mut sum = vec![Lik::default(); n];
-        for c in (0..n).rev() {
-            sum[c] = match history.children(c) {
-                [] => delta[c],
-                [only] => sum[*only as usize] + delta[c],
-                _ => observed
-                    .iter()
-                    .filter(|&&x| history.is_ancestor(c, x))
-                    .fold(Lik::default(), |acc, &x| acc + delta[x]),
-            };
-        }
-        let per_commit = ((1.0 - prior_none) / n as f64).ln();
-        let none_prior = prior_none.ln();
-        let hyp = |c: Option<usize>| -> Lik {
-            let (lik, prior) = match c {
-                Some(c) => (all_good + sum[c], per_commit),
-                None => (all_good, none_prior),
-            };
-            Lik {
-                zeros: lik.zeros,
-                log: lik.log + prior,
+        let per_commit = ((1.0 - model.prior_none) / n as f64).ln();
+        let none_prior = model.prior_none.ln();
+        let mut per_rate: Vec<(f64, Vec<(Lik, f64)>)> = Vec::with_capacity(model.rates.len());
+        // The largest log: shares stay within a few times 1, so every weight stays in range.
+        let mut top = f64::NEG_INFINITY;
+        let layout = Layout::of(history, tallies, model);
+        for &(f, w) in &model.rates {
+            let mut liks = likelihoods(history, &layout, tallies, f);
+            for (h, (l, share)) in liks.iter_mut().enumerate() {
+                l.log += w.ln() + if h < n { per_commit } else { none_prior };
+                if l.zeros == 0 && *share > 0.0 && l.log.is_finite() {
+                    top = top.max(l.log);
+                }
             }
-        };
-        let all: Vec<Lik> = (0..n).map(Some).chain([None]).map(hyp).collect();
-        let best_zeros = all.iter().map(|l| l.zeros).min()?;
-        if best_zeros > 0 {
-            return None;
+            per_rate.push((f, liks));
         }
-        let top = all
-            .iter()
-            .filter(|l| l.zeros == 0 && l.log.is_finite())
-            .map(|l| l.log)
-            .fold(f64::NEG_INFINITY, f64::max);
         if !top.is_finite() {
             return None;
         }
-        let weights: Vec<f64> = all
-            .iter()
-            .map(|l| {
-                if l.zeros == 0 {
-                    (l.log - top).exp()
-                } else {
-                    0.0
+        let weigh = |exact: bool, top: f64| {
+            let mut weights = vec![0.0; n + 1];
+            let mut rate_sum = 0.0;
+            for (f, liks) in &per_rate {
+                let mut last = (f64::NAN, 0.0);
+                for (h, (l, share)) in liks.iter().enumerate() {
+                    if l.zeros > 0 || *share <= 0.0 {
+                        continue;
+                    }
+                    let w = if exact {
+                        // Tiny shares everywhere: fold each into its log before scaling.
+                        (l.log + share.ln() - top).exp()
+                    } else if l.log == last.0 {
+                        last.1 * share
+                    } else {
+                        last = (l.log, (l.log - top).exp());
+                        last.1 * share
+                    };
+                    weights[h] += w;
+                    rate_sum += f * w;
                 }
-            })
-            .collect();
-        let total: f64 = weights.iter().sum();
+            }
+            (weights, rate_sum)
+        };
+        let (mut weights, mut rate_sum) = weigh(false, top);
+        let mut total: f64 = weights.iter().sum();
+        if total.is_nan() || total <= 1e-250 {
+            let best = per_rate
+                .iter()
+                .flat_map(|(_, liks)| liks.iter())
+                .filter(|(l, share)| l.zeros == 0 && *share > 0.0)
+                .map(|(l, share)| l.log + share.ln())
+                .fold(f64::NEG_INFINITY, f64::max);
+            if !best.is_finite() {
+                return None;
+            }
+            (weights, rate_sum) = weigh(true, best);
+            total = weights.iter().sum();
+        }
+        if total.is_nan() || total <= 0.0 {
+            return None;
+        }
         let mut mass: Vec<f64> = weights.iter().map(|w| w / total).collect();
         let none = mass.pop().unwrap_or(0.0);
-        Some(Posterior { mass, none })
+        Some(Posterior {
+            mass,
+            none,
+            flake_rate: rate_sum / total,
+        })
     }
 
     /// The probability that each commit is bad (the culprit is among its ancestors): the mass
@@ -216,28 +689,12 @@ impl Posterior {
     }
 }
 
-/// A flake rate from results: among runs of commits known to be good (they, or a descendant,
-/// passed), the share that failed, pulled towards a prior of 1% so that a handful of runs
-/// neither proves the test perfect nor condemns it.
-pub fn estimate_flake_rate(history: &History, tallies: &[Tally]) -> f64 {
-    let passed: Vec<usize> = (0..history.len())
-        .filter(|&c| tallies[c].passes > 0)
-        .collect();
-    let (mut runs, mut fails) = (0u64, 0u64);
-    for (c, t) in tallies.iter().enumerate() {
-        if passed.iter().any(|&p| history.is_ancestor(c, p)) {
-            runs += u64::from(t.passes + t.fails);
-            fails += u64::from(t.fails);
-        }
-    }
-    flake_rate_from_counts(runs, fails)
-}
-
-/// The smoothed estimate from runs of known-good commits and how many of them failed.
-pub fn flake_rate_from_counts(runs: u64, fails: u64) -> f64 {
-    const PRIOR_FAILS: f64 = 1.0;
-    const PRIOR_RUNS: f64 = 100.0;
-    ((fails as f64 + PRIOR_FAILS) / (runs as f64 + PRIOR_RUNS)).clamp(1e-4, MAX_FLAKE_RATE)
+/// Earlier runs of a test on commits known to be good: how many, and how many of them failed.
+/// The prior of an inferred flake rate.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlakeHistory {
+    pub runs: u64,
+    pub fails: u64,
 }
 
 /// Above this, a fail says almost nothing and a search could not end; such a test needs fixing.
@@ -259,35 +716,89 @@ mod tests {
     use super::*;
 
     fn post(h: &History, obs: &[(usize, Observed)], f: f64) -> Option<Posterior> {
-        Posterior::compute(h, &tally(h.len(), obs), f, 0.5)
+        Posterior::compute(h, &tally(h.len(), obs), &Model::told(f, 0.5))
     }
 
-    fn close(a: f64, b: f64) -> bool {
-        (a - b).abs() < 1e-9
+    fn close(a: f64, b: f64, within: f64) -> bool {
+        (a - b).abs() < within
     }
 
     #[test]
-    fn a_pass_rules_out_every_ancestor_and_a_fail_without_flakes_everything_else() {
+    fn a_pass_rules_out_every_ancestor_and_a_fail_without_flakes_all_but_a_fixed_bug() {
         let h = History::linear(8).unwrap();
         let p = post(&h, &[(7, Observed::Fail), (3, Observed::Pass)], 0.0).unwrap();
         assert!(p.mass[..=3].iter().all(|&m| m == 0.0));
-        assert!(p.mass[4..].iter().all(|&m| close(m, 0.25)));
+        assert!(p.mass[4..].iter().all(|&m| close(m, 0.25, 1e-4)));
         assert_eq!(p.none, 0.0);
         let p = post(&h, &[(7, Observed::Fail), (5, Observed::Fail)], 0.0).unwrap();
-        assert!(p.mass[6..].iter().all(|&m| m == 0.0));
-        assert!(close(p.mass[0], 1.0 / 6.0));
+        // Above 5, the culprit needs 5's failure to be an earlier bug fixed since: rare.
+        assert!(p.mass[6..].iter().all(|&m| m < 1e-4));
+        assert!(close(p.mass[0], 1.0 / 6.0, 1e-3));
+        // 6's parent failed: without flakes 6 cannot be where the failure began.
+        assert_eq!(p.mass[6], 0.0);
     }
 
     #[test]
     fn with_flakes_a_fail_only_tilts_the_odds() {
         let h = History::linear(4).unwrap();
         let p = post(&h, &[(3, Observed::Fail), (1, Observed::Fail)], 0.1).unwrap();
-        // Commits 0 and 1 explain both fails; 2 and 3 need commit 1's fail to be a flake; "no
-        // culprit" needs both to be flakes.
-        let (a, b) = (p.mass[0], p.mass[2]);
-        assert!(close(p.mass[1], a) && close(p.mass[3], b));
-        assert!(close(b / a, 0.1));
-        assert!(close(p.none / a, 4.0 * 0.01));
+        // Commits 0 and 1 explain both fails; 2 and 3 need commit 1's fail to be a flake (or an
+        // earlier bug); "no culprit" needs both to be flakes.
+        let (a, b) = (p.mass[0], p.mass[3]);
+        assert!(close(p.mass[1], a, 1e-4 * a));
+        assert!(close(b / a, 0.1, 0.01), "{}", b / a);
+        assert!(close(p.none / a, 4.0 * 0.01, 0.01));
+        assert!(close(p.flake_rate, 0.1, 1e-9));
+    }
+
+    #[test]
+    fn a_failure_below_a_later_pass_does_not_pull_the_search_down() {
+        // 3 broke and 5 fixed it; 8 broke again. Without flakes the old model had no answer.
+        let h = History::linear(10).unwrap();
+        let obs = [
+            (9, Observed::Fail),
+            (3, Observed::Fail),
+            (4, Observed::Fail),
+            (6, Observed::Pass),
+        ];
+        let p = post(&h, &obs, 0.0).unwrap();
+        assert!(p.mass[..=6].iter().all(|&m| m == 0.0));
+        assert!(p.mass[7..].iter().all(|&m| close(m, 1.0 / 3.0, 1e-4)));
+        // With flakes too, and whatever the rate.
+        let inferred = Posterior::compute(
+            &h,
+            &tally(10, &obs),
+            &Model::inferred(FlakeHistory::default(), 0.5),
+        )
+        .unwrap();
+        assert!(inferred.mass[..=6].iter().all(|&m| m == 0.0));
+    }
+
+    #[test]
+    fn a_commit_blamed_before_does_not_explain_the_tip_by_itself() {
+        // Flight 1 saw 2 fail three times and 1 pass; the tip, 12, fails now.
+        let h = History::linear(13).unwrap();
+        let obs = [
+            (1, Observed::Pass),
+            (2, Observed::Fail),
+            (2, Observed::Fail),
+            (2, Observed::Fail),
+            (12, Observed::Fail),
+        ];
+        let plain = Model::told(0.05, 0.5);
+        let p = Posterior::compute(&h, &tally(13, &obs), &plain).unwrap();
+        assert!(p.mass[2] > 0.99, "{}", p.mass[2]);
+        let blamed = Model {
+            blamed: (0..13).map(|c| c == 2).collect(),
+            ..plain
+        };
+        let p = Posterior::compute(&h, &tally(13, &obs), &blamed).unwrap();
+        assert!(p.mass[2] < 0.8, "{}", p.mass[2]);
+        // A pass above it settles that it was fixed.
+        let mut more = obs.to_vec();
+        more.push((7, Observed::Pass));
+        let p = Posterior::compute(&h, &tally(13, &more), &blamed).unwrap();
+        assert!(p.mass[..=7].iter().all(|&m| m == 0.0));
     }
 
     #[test]
@@ -296,10 +807,10 @@ mod tests {
         let h = History::new(vec![vec![], vec![0], vec![0], vec![2], vec![1, 3], vec![4]]).unwrap();
         let p = post(&h, &[(5, Observed::Fail), (1, Observed::Pass)], 0.0).unwrap();
         assert!(p.mass[0] == 0.0 && p.mass[1] == 0.0);
-        assert!(close(p.mass[3], 0.25));
+        assert!(close(p.mass[3], 0.25, 1e-4));
         let bad = p.bad_probability(&h);
-        assert!(close(bad[3], 0.5) && close(bad[4], 0.75) && close(bad[5], 1.0));
-        assert!(close(bad[1], 0.0));
+        assert!(close(bad[3], 0.5, 1e-4) && close(bad[4], 0.75, 1e-4) && close(bad[5], 1.0, 1e-4));
+        assert!(close(bad[1], 0.0, 1e-4));
         // Passes on both sides and a fail at the merge leave the merge itself.
         let p = post(
             &h,
@@ -312,32 +823,32 @@ mod tests {
             0.0,
         )
         .unwrap();
-        assert_eq!(p.top(), (Some(4), 1.0));
+        assert_eq!(p.top().0, Some(4));
+        assert!(p.top().1 > 0.999);
+        // A merged commit that failed below a pass of the merge is an earlier, fixed bug.
+        let p = post(
+            &h,
+            &[
+                (5, Observed::Fail),
+                (3, Observed::Fail),
+                (4, Observed::Pass),
+            ],
+            0.0,
+        )
+        .unwrap();
+        assert_eq!(p.top().0, Some(5));
     }
 
     #[test]
     fn contradictions_without_flakes_have_no_posterior() {
         let h = History::linear(5).unwrap();
-        assert!(post(
-            &h,
-            &[
-                (4, Observed::Fail),
-                (2, Observed::Fail),
-                (3, Observed::Pass)
-            ],
-            0.0
-        )
-        .is_none());
-        assert!(post(
-            &h,
-            &[
-                (4, Observed::Fail),
-                (2, Observed::Fail),
-                (3, Observed::Pass)
-            ],
-            0.05
-        )
-        .is_some());
+        let obs = [
+            (4, Observed::Fail),
+            (2, Observed::Fail),
+            (2, Observed::Pass),
+        ];
+        assert!(post(&h, &obs, 0.0).is_none());
+        assert!(post(&h, &obs, 0.05).is_some());
     }
 
     #[test]
@@ -349,21 +860,59 @@ mod tests {
     }
 
     #[test]
-    fn flake_rate_estimate_counts_only_known_good_commits() {
+    fn the_inferred_rate_follows_the_evidence() {
         let h = History::linear(10).unwrap();
-        let t = tally(
-            10,
-            &[
-                (4, Observed::Pass),
-                (4, Observed::Fail),
-                (2, Observed::Fail),
-                (9, Observed::Fail),
-                (9, Observed::Fail),
-            ],
+        let weak = Model::inferred(FlakeHistory::default(), 0.5);
+        assert!(close(
+            weak.rates.iter().map(|r| r.1).sum::<f64>(),
+            1.0,
+            1e-9
+        ));
+        // A tip that failed and passed on retry is a flake; 4 passing then failing says the
+        // test is flaky at some rate well above nothing.
+        let obs = [
+            (9, Observed::Fail),
+            (4, Observed::Pass),
+            (4, Observed::Fail),
+            (4, Observed::Fail),
+        ];
+        let p = Posterior::compute(&h, &tally(10, &obs), &weak).unwrap();
+        assert!(p.flake_rate > 0.1, "{}", p.flake_rate);
+        // A long history of runs pins the rate.
+        let known = Model::inferred(
+            FlakeHistory {
+                runs: 2000,
+                fails: 200,
+            },
+            0.5,
         );
-        // Known good: 0..=4 (4 passed). Runs there: 3, fails 2. Commit 9 does not count.
-        assert!(close(estimate_flake_rate(&h, &t), 3.0 / 103.0));
-        assert!(close(flake_rate_from_counts(0, 0), 0.01));
+        let p = Posterior::compute(&h, &tally(10, &[(9, Observed::Fail)]), &known).unwrap();
+        assert!(close(p.flake_rate, 0.1, 0.01), "{}", p.flake_rate);
+        let clean = Model::inferred(
+            FlakeHistory {
+                runs: 2000,
+                fails: 0,
+            },
+            0.5,
+        );
+        let p = Posterior::compute(&h, &tally(10, &[(9, Observed::Fail)]), &clean).unwrap();
+        assert!(p.flake_rate < 0.002, "{}", p.flake_rate);
+    }
+
+    #[test]
+    fn long_ranges_neither_underflow_nor_lose_the_answer() {
+        let h = History::linear(4096).unwrap();
+        let mut obs = vec![(4095, Observed::Fail), (2000, Observed::Pass)];
+        obs.extend([(2001, Observed::Fail); 300]);
+        for model in [
+            Model::told(0.3, 0.5),
+            Model::inferred(FlakeHistory::default(), 0.5),
+        ] {
+            let p = Posterior::compute(&h, &tally(4096, &obs), &model).unwrap();
+            assert_eq!(p.top().0, Some(2001));
+            let total: f64 = p.mass.iter().sum::<f64>() + p.none;
+            assert!(close(total, 1.0, 1e-9));
+        }
     }
 
     #[test]

@@ -95,6 +95,9 @@ pub struct World {
     pub untestable: Vec<bool>,
     pub flake_rate: f64,
     pub seed: u64,
+    /// An earlier bug, begun at the first commit and fixed by the second (a revert, or any
+    /// later fix), below the culprit: the history is not monotone.
+    pub fixed: Option<(usize, usize)>,
 }
 
 impl World {
@@ -112,15 +115,48 @@ impl World {
             untestable,
             flake_rate,
             seed,
+            fixed: None,
         }
+    }
+
+    /// A world whose range also holds an earlier bug fixed before the culprit, all three on the
+    /// first-parent line (the culprit's parent is good); `None` when the line is too short.
+    pub fn with_fixed_bug(history: &History, flake_rate: f64, seed: u64) -> Option<World> {
+        let mut rng = SmallRng::seed_from_u64(seed ^ 0xF1C5);
+        let mut line = vec![history.tip()];
+        while let Some(p) = line.last().and_then(|&c| history.first_parent(c)) {
+            line.push(p);
+        }
+        line.reverse();
+        if line.len() < 3 {
+            return None;
+        }
+        let at = rng.random_range(2..line.len());
+        let fixed_at = rng.random_range(1..at);
+        let begun = rng.random_range(0..fixed_at);
+        Some(World {
+            culprit: line[at],
+            untestable: vec![false; history.len()],
+            flake_rate,
+            seed,
+            fixed: Some((line[begun], line[fixed_at])),
+        })
+    }
+
+    /// Whether a commit is bad: the culprit is among its ancestors, or the earlier bug is and
+    /// its fix is not.
+    pub fn is_bad(&self, history: &History, commit: usize) -> bool {
+        history.is_ancestor(self.culprit, commit)
+            || self.fixed.is_some_and(|(begun, fixed)| {
+                history.is_ancestor(begun, commit) && !history.is_ancestor(fixed, commit)
+            })
     }
 
     /// The result of the `attempt`-th run (from 0) of `commit`.
     pub fn result(&self, history: &History, commit: usize, attempt: u32) -> Observed {
         if self.untestable[commit] {
             Observed::Untestable
-        } else if history.is_ancestor(self.culprit, commit)
-            || draw(self.seed, commit, attempt) < self.flake_rate
+        } else if self.is_bad(history, commit) || draw(self.seed, commit, attempt) < self.flake_rate
         {
             Observed::Fail
         } else {
@@ -169,9 +205,44 @@ pub struct Trial {
     pub decisions: usize,
 }
 
+/// What a search is given from earlier ones, as a gate's flight is given earlier flights'.
+#[derive(Clone, Debug, Default)]
+pub struct Reused {
+    pub earlier: Vec<(usize, Observed)>,
+    pub blamed: Vec<usize>,
+}
+
+impl Reused {
+    /// What an earlier flight that blamed the world's fixed bug left: the bug's first commit
+    /// failed twice, its parent (when in the range) passed.
+    pub fn blamed_fix(history: &History, world: &World) -> Reused {
+        let Some((begun, _)) = world.fixed else {
+            return Reused::default();
+        };
+        let mut earlier = vec![(begun, Observed::Fail), (begun, Observed::Fail)];
+        earlier.extend(history.parents(begun).map(|p| (p, Observed::Pass)));
+        Reused {
+            earlier,
+            blamed: vec![begun],
+        }
+    }
+}
+
 /// Runs a search to its end in synchronous rounds of `hosts` runs.
 pub fn simulate(history: &History, world: &World, settings: Settings, hosts: usize) -> Trial {
-    let finder = CulpritFinder::new(history, Settings { hosts, ..settings });
+    simulate_reusing(history, world, settings, hosts, Reused::default())
+}
+
+/// The same, given earlier searches' results.
+pub fn simulate_reusing(
+    history: &History,
+    world: &World,
+    settings: Settings,
+    hosts: usize,
+    reused: Reused,
+) -> Trial {
+    let finder = CulpritFinder::new(history, Settings { hosts, ..settings })
+        .reusing(reused.earlier, &reused.blamed);
     let mut attempts = vec![0u32; history.len()];
     let mut observations = vec![(history.tip(), Observed::Fail)];
     attempts[history.tip()] = 1;

@@ -130,21 +130,42 @@ impl std::fmt::Display for Verdict {
 }
 
 /// What the flight concluded.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Decision {
     pub verdict: Verdict,
     /// The commit to fast-forward the target to (index into the range); `None` pushes nothing.
     pub push_to: Option<usize>,
-    /// The first bad commit, for a regression.
-    pub culprit: Option<usize>,
+    /// For a regression, the commit each regression began at, oldest first: one per set of
+    /// steps that regressed together.
+    pub culprits: Vec<Blame>,
     /// The failing steps that block (for a regression) or that were let through (otherwise).
     pub steps: BTreeSet<String>,
+    /// Steps that failed on the tip but did not gate, and why (`like-baseline`,
+    /// `never-passed`).
+    pub not_gating: Vec<(String, Verdict)>,
     /// One sentence a maintainer can read on the page and in the mail.
     pub reason: String,
 }
 
+impl Decision {
+    /// The oldest culprit: the commit the target may not reach.
+    pub fn culprit(&self) -> Option<usize> {
+        self.culprits.iter().map(|b| b.index).min()
+    }
+}
+
+/// One commit named the culprit of one regression.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Blame {
+    /// Index into the range (1..=n).
+    pub index: usize,
+    /// The steps whose failure began there.
+    pub steps: BTreeSet<String>,
+    pub probability: f64,
+}
+
 /// What the driver must do next.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Next {
     /// Run these tests, at once when there are several.
     Test(Vec<(usize, Role)>),
@@ -166,6 +187,12 @@ pub struct Facts<'a> {
     /// Tests of this range's commits made by earlier flights (indices are this flight's):
     /// evidence the culprit finder reuses instead of running again.
     pub earlier: &'a [Observation],
+    /// Commits of this range that earlier flights named culprits (indices are this flight's):
+    /// the finder does not take their failures to reach the tip.
+    pub blamed: &'a [usize],
+    /// Whether a step that never passed on this branch and fails on the baseline too blocks
+    /// (policy `never_passed = "block"`) instead of being let through.
+    pub never_passed_blocks: bool,
     /// How the culprit finder is tuned (flake rate, confidence, tests that may run at once).
     pub finder: Settings,
 }
@@ -233,21 +260,32 @@ fn judge(facts: &Facts, index: usize, role: Role, allowed: &BTreeSet<String>) ->
     }
 }
 
+fn decision(
+    verdict: Verdict,
+    push_to: Option<usize>,
+    culprits: Vec<Blame>,
+    steps: BTreeSet<String>,
+    reason: String,
+) -> Decision {
+    Decision {
+        verdict,
+        push_to,
+        culprits,
+        steps,
+        not_gating: Vec::new(),
+        reason,
+    }
+}
+
 /// The decision as the driver's next action.
 fn concluded(
     verdict: Verdict,
     push_to: Option<usize>,
-    culprit: Option<usize>,
+    culprits: Vec<Blame>,
     steps: BTreeSet<String>,
     reason: String,
 ) -> Next {
-    Next::Conclude(Decision {
-        verdict,
-        push_to,
-        culprit,
-        steps,
-        reason,
-    })
+    Next::Conclude(decision(verdict, push_to, culprits, steps, reason))
 }
 
 fn list(steps: &BTreeSet<String>) -> String {
@@ -258,14 +296,23 @@ fn list(steps: &BTreeSet<String>) -> String {
 pub fn decide(facts: &Facts) -> Next {
     match triage(facts) {
         Err(next) => next,
-        Ok(Regressed { steps, allowed }) => search(facts, steps, &allowed),
+        Ok(Regressed {
+            steps,
+            allowed,
+            not_gating,
+        }) => match search(facts, steps, &allowed) {
+            Next::Conclude(d) => Next::Conclude(Decision { not_gating, ..d }),
+            next => next,
+        },
     }
 }
 
-/// The steps a flight found regressed, and the failures that do not count against a commit.
+/// The steps a flight found regressed, the failures that do not count against a commit, and
+/// the tip's failures that do not gate.
 struct Regressed {
     steps: BTreeSet<String>,
     allowed: BTreeSet<String>,
+    not_gating: Vec<(String, Verdict)>,
 }
 
 /// Tests the tip and the baseline and tells a regression from everything else; `Err` is the
@@ -274,8 +321,8 @@ fn triage(facts: &Facts) -> Result<Regressed, Next> {
     let n = facts.n;
     let none = BTreeSet::new();
     let test = |index, role| Err(Next::Test(vec![(index, role)]));
-    let conclude = |verdict, push_to, culprit, steps, reason| {
-        Err(concluded(verdict, push_to, culprit, steps, reason))
+    let conclude = |verdict, push_to, steps, reason| {
+        Err(concluded(verdict, push_to, Vec::new(), steps, reason))
     };
 
     let tip_failed = match judge(facts, n, Role::Tip, &none) {
@@ -283,7 +330,6 @@ fn triage(facts: &Facts) -> Result<Regressed, Next> {
         Judged::Broken { reason } => {
             return conclude(
                 Verdict::Broken,
-                None,
                 None,
                 none,
                 format!("the tip could not be tested (infrastructure, not the commit): {reason}"),
@@ -293,7 +339,6 @@ fn triage(facts: &Facts) -> Result<Regressed, Next> {
             return conclude(
                 Verdict::Pass,
                 Some(n),
-                None,
                 none,
                 "the tip passed every step".into(),
             )
@@ -302,7 +347,6 @@ fn triage(facts: &Facts) -> Result<Regressed, Next> {
             return conclude(
                 Verdict::Flaky,
                 Some(n),
-                None,
                 none,
                 "the tip failed, then passed on retry: flaky, not blocking".into(),
             )
@@ -315,7 +359,6 @@ fn triage(facts: &Facts) -> Result<Regressed, Next> {
         Judged::Broken { reason } => {
             return conclude(
                 Verdict::Broken,
-                None,
                 None,
                 tip_failed,
                 format!(
@@ -339,15 +382,41 @@ fn triage(facts: &Facts) -> Result<Regressed, Next> {
         .cloned()
         .collect();
 
+    // Failures the baseline shares are `like-baseline` once the step has worked here before;
+    // a step that never passed on this branch is `never-passed`.
+    let not_gating: Vec<(String, Verdict)> = tip_failed
+        .difference(&regressed)
+        .map(|s| {
+            let verdict = if facts.ever_passed.contains(s) {
+                Verdict::LikeBaseline
+            } else {
+                Verdict::NeverPassed
+            };
+            (s.clone(), verdict)
+        })
+        .collect();
+    let never_passed: BTreeSet<String> = not_gating
+        .iter()
+        .filter(|(_, v)| *v == Verdict::NeverPassed)
+        .map(|(s, _)| s.clone())
+        .collect();
+    let blocks = facts.never_passed_blocks && !never_passed.is_empty();
     if regressed.is_empty() {
-        // Failures the baseline shares are `like-baseline` once the step has worked here
-        // before; a step that never passed on this branch is `never-passed`.
-        let like = tip_failed
-            .iter()
-            .any(|s| base_failed.contains(s) && facts.ever_passed.contains(s));
-        let (verdict, reason) = if !like {
+        let like = not_gating.iter().any(|(_, v)| *v == Verdict::LikeBaseline);
+        let (verdict, push_to, reason) = if blocks {
             (
                 Verdict::NeverPassed,
+                None,
+                format!(
+                    "the tip fails {}, which never passed on this branch and fails on the \
+                     baseline too: blocking, as the policy says (never_passed = \"block\")",
+                    list(&never_passed)
+                ),
+            )
+        } else if !like {
+            (
+                Verdict::NeverPassed,
+                Some(n),
                 format!(
                     "the tip fails {}, which never passed on this branch and fails on the \
                      baseline too: not blocking",
@@ -357,105 +426,50 @@ fn triage(facts: &Facts) -> Result<Regressed, Next> {
         } else {
             (
                 Verdict::LikeBaseline,
+                Some(n),
                 format!(
                     "the tip fails {}, which fails on the baseline too: not blocking",
                     list(&tip_failed)
                 ),
             )
         };
-        return conclude(verdict, Some(n), None, tip_failed, reason);
+        return Err(Next::Conclude(Decision {
+            not_gating,
+            ..decision(verdict, push_to, Vec::new(), tip_failed, reason)
+        }));
     }
 
-    // Old failures do not make a commit bad; only a regressed or newly failing step does.
+    // Old failures do not make a commit bad; only a regressed or newly failing step does
+    // (and a step that never passed, where the policy makes those block).
     let allowed: BTreeSet<String> = tip_failed
         .difference(&regressed)
         .chain(base_failed.iter())
+        .filter(|s| !(blocks && never_passed.contains(*s)))
         .cloned()
         .collect();
     Ok(Regressed {
         steps: regressed,
         allowed,
+        not_gating,
     })
 }
 
-/// Searches the range for the culprit of the regressed steps.
-fn search(facts: &Facts, regressed: BTreeSet<String>, allowed: &BTreeSet<String>) -> Next {
-    let n = facts.n;
-    let results = finder_results(facts, allowed);
-    let history = match History::linear(n) {
-        Ok(h) => h,
-        Err(e) => {
-            return concluded(
-                Verdict::Broken,
-                None,
-                None,
-                regressed,
-                format!("the range cannot be searched: {e}"),
-            )
-        }
-    };
-    let finder = CulpritFinder::new(&history, facts.finder);
-    let last_good = |below: usize| {
-        results
-            .iter()
-            .filter(|(c, o)| *o == Observed::Pass && *c + 1 < below)
-            .map(|(c, _)| c + 1)
-            .max()
-    };
-    match finder.next(&results, &[], facts.finder.hosts.max(1)) {
-        Step::Test(commits) => {
-            // A commit whose tests keep breaking cannot be judged: stop, and push only
-            // what is proven good.
-            if let Some((i, reason)) =
-                commits
-                    .iter()
-                    .find_map(|&c| match judge(facts, c + 1, Role::Bisect, allowed) {
-                        Judged::Broken { reason } => Some((c + 1, reason)),
-                        _ => None,
-                    })
-            {
-                let reason = format!(
-                    "{} broke, but the search stopped: commit #{i} could not be tested \
-                     (infrastructure, not the commit): {reason}",
-                    list(&regressed)
-                );
-                return concluded(Verdict::Broken, last_good(n + 1), None, regressed, reason);
-            }
-            // The finder may ask for repeats of a suspect; two tests of one commit at once
-            // would share an attempt number, so repeats wait for the next decision.
-            let mut tests: Vec<(usize, Role)> =
-                commits.into_iter().map(|c| (c + 1, Role::Bisect)).collect();
-            tests.sort_unstable();
-            tests.dedup();
-            Next::Test(tests)
-        }
-        // Nothing is pending between decisions, so the finder never waits; should it, the
-        // search has nothing left to run and stops with what it has.
-        Step::Wait => conclude_search(
-            Found::GaveUp {
-                suspect: None,
-                probability: 0.0,
-            },
-            n,
-            &regressed,
-            last_good,
-        ),
-        Step::Done(found) => conclude_search(found, n, &regressed, last_good),
-    }
+/// One search: the regressed steps whose results agree on every commit tested, and those
+/// results (earlier flights' apart, as evidence that never confirms).
+struct Search {
+    steps: BTreeSet<String>,
+    earlier: Vec<(usize, Observed)>,
+    own: Vec<(usize, Observed)>,
 }
 
-/// Every judged test of a range commit, for the finder (index `i` of the range is `i - 1`):
-/// the tip's attempts and the search's, earlier flights' before this flight's. A test whose
-/// only failures are old ones (`allowed`) passed; broken tests say nothing.
-fn finder_results(facts: &Facts, allowed: &BTreeSet<String>) -> Vec<(usize, Observed)> {
-    let mut results = judged_results(facts.earlier, facts.n, allowed);
-    results.extend(judged_results(facts.observations, facts.n, allowed));
-    results
-}
-
-fn judged_results(
+/// The results of one step for the finder (index `i` of the range is `i - 1`). A test whose
+/// only failures are old ones (`allowed`) passed; one that failed elsewhere before reaching
+/// the step leaves the commit untestable for this step (another regression hides it); a
+/// broken test says nothing.
+fn step_results(
     observations: &[Observation],
     n: usize,
+    step: &str,
     allowed: &BTreeSet<String>,
 ) -> Vec<(usize, Observed)> {
     observations
@@ -464,8 +478,10 @@ fn judged_results(
         .filter_map(|o| {
             let result = match &o.outcome {
                 Outcome::Pass => Observed::Pass,
+                Outcome::Fail { failed, .. } if failed.contains(step) => Observed::Fail,
+                Outcome::Fail { passed, .. } if passed.contains(step) => Observed::Pass,
                 Outcome::Fail { failed, .. } if failed.is_subset(allowed) => Observed::Pass,
-                Outcome::Fail { .. } => Observed::Fail,
+                Outcome::Fail { .. } => Observed::Untestable,
                 Outcome::Broken { .. } => return None,
             };
             Some((o.index - 1, result))
@@ -473,93 +489,247 @@ fn judged_results(
         .collect()
 }
 
-fn conclude_search(
-    found: Found,
-    n: usize,
+/// One search per regression: steps that failed and passed on exactly the same tests are one
+/// regression (most often, one commit broke them together); any other step gets its own.
+fn searches(
+    facts: &Facts,
     regressed: &BTreeSet<String>,
-    last_good: impl Fn(usize) -> Option<usize>,
-) -> Next {
-    let broke = list(regressed);
-    let decision = |verdict, push_to, culprit, reason| {
-        concluded(verdict, push_to, culprit, regressed.clone(), reason)
-    };
-    match found {
-        Found::Culprit {
-            commit,
-            probability,
-        } => {
-            let culprit = commit + 1;
-            decision(
-                Verdict::Regression,
-                (culprit > 1).then_some(culprit - 1),
-                Some(culprit),
-                format!(
-                    "{broke} broke: the first bad commit is #{culprit} of {n} (probability {probability:.3})"
-                ),
+    allowed: &BTreeSet<String>,
+) -> Vec<Search> {
+    let mut out: Vec<Search> = Vec::new();
+    for step in regressed {
+        let earlier = step_results(facts.earlier, facts.n, step, allowed);
+        let own = step_results(facts.observations, facts.n, step, allowed);
+        match out
+            .iter_mut()
+            .find(|s| s.earlier == earlier && s.own == own)
+        {
+            Some(s) => {
+                s.steps.insert(step.clone());
+            }
+            None => out.push(Search {
+                steps: [step.clone()].into(),
+                earlier,
+                own,
+            }),
+        }
+    }
+    out
+}
+
+impl Search {
+    fn finder<'h>(&self, history: &'h History, facts: &Facts) -> CulpritFinder<'h> {
+        let blamed: Vec<usize> = facts
+            .blamed
+            .iter()
+            .filter_map(|i| i.checked_sub(1))
+            .collect();
+        CulpritFinder::new(history, facts.finder).reusing(self.earlier.clone(), &blamed)
+    }
+}
+
+/// Searches the range for the culprit of each regression, sharing every test among them.
+fn search(facts: &Facts, regressed: BTreeSet<String>, allowed: &BTreeSet<String>) -> Next {
+    let n = facts.n;
+    let history = match History::linear(n) {
+        Ok(h) => h,
+        Err(e) => {
+            return concluded(
+                Verdict::Broken,
+                None,
+                Vec::new(),
+                regressed,
+                format!("the range cannot be searched: {e}"),
             )
         }
-        Found::NoCulprit { probability } => decision(
-            Verdict::Flaky,
-            Some(n),
-            None,
-            format!(
+    };
+    let hosts = facts.finder.hosts.max(1);
+    let searches = searches(facts, &regressed, allowed);
+    let mut wanted: Vec<Vec<usize>> = Vec::new();
+    let mut found: Vec<(BTreeSet<String>, Found)> = Vec::new();
+    for s in &searches {
+        match s.finder(&history, facts).next(&s.own, &[], hosts) {
+            Step::Test(commits) => wanted.push(commits),
+            // Nothing is pending between decisions, so the finder never waits; should it, the
+            // search has nothing left to run and stops with what it has.
+            Step::Wait => found.push((
+                s.steps.clone(),
+                Found::GaveUp {
+                    suspect: None,
+                    probability: 0.0,
+                },
+            )),
+            Step::Done(f) => found.push((s.steps.clone(), f)),
+        }
+    }
+    let pushable = newest_pushable(facts, allowed, &found);
+    if wanted.is_empty() {
+        return conclude_searches(found, n, &regressed, pushable);
+    }
+    // The searches' wishes in turns, so that each gets its share of the hosts; repeats of one
+    // commit wait for the next decision (two tests of one commit at once would share an
+    // attempt number).
+    let mut tests: Vec<usize> = Vec::new();
+    for turn in 0.. {
+        let mut any = false;
+        for w in &wanted {
+            if let Some(&c) = w.get(turn) {
+                any = true;
+                if tests.len() < hosts && !tests.contains(&c) {
+                    tests.push(c);
+                }
+            }
+        }
+        if !any || tests.len() >= hosts {
+            break;
+        }
+    }
+    // A commit whose tests keep breaking cannot be judged: stop, and push only what is proven
+    // good.
+    if let Some((i, reason)) =
+        tests
+            .iter()
+            .find_map(|&c| match judge(facts, c + 1, Role::Bisect, allowed) {
+                Judged::Broken { reason } => Some((c + 1, reason)),
+                _ => None,
+            })
+    {
+        let reason = format!(
+            "{} broke, but the search stopped: commit #{i} could not be tested \
+             (infrastructure, not the commit): {reason}",
+            list(&regressed)
+        );
+        return concluded(Verdict::Broken, pushable, Vec::new(), regressed, reason);
+    }
+    let mut tests: Vec<(usize, Role)> = tests.into_iter().map(|c| (c + 1, Role::Bisect)).collect();
+    tests.sort_unstable();
+    Next::Test(tests)
+}
+
+/// The newest commit that may become the target: tested (in this flight or an earlier one)
+/// and passing every step that gates, below every culprit named. Steps whose failures the
+/// searches found to be flakes do not gate.
+fn newest_pushable(
+    facts: &Facts,
+    allowed: &BTreeSet<String>,
+    found: &[(BTreeSet<String>, Found)],
+) -> Option<usize> {
+    let mut ignored = allowed.clone();
+    let mut below = facts.n + 1;
+    for (steps, f) in found {
+        match f {
+            Found::NoCulprit { .. } => ignored.extend(steps.iter().cloned()),
+            Found::Culprit { commit, .. } => below = below.min(commit + 1),
+            Found::OneOf { commits, .. } => {
+                below = below.min(commits.iter().min().map_or(below, |c| c + 1))
+            }
+            Found::Inconsistent { .. } | Found::GaveUp { .. } => {}
+        }
+    }
+    facts
+        .earlier
+        .iter()
+        .chain(facts.observations)
+        .filter(|o| o.index >= 1 && o.index < below && o.role != Role::Baseline)
+        .filter(|o| match &o.outcome {
+            Outcome::Pass => true,
+            Outcome::Fail { failed, .. } => failed.is_subset(&ignored),
+            Outcome::Broken { .. } => false,
+        })
+        .map(|o| o.index)
+        .max()
+}
+
+/// The conclusion once every search has ended.
+fn conclude_searches(
+    found: Vec<(BTreeSet<String>, Found)>,
+    n: usize,
+    regressed: &BTreeSet<String>,
+    pushable: Option<usize>,
+) -> Next {
+    let mut culprits: Vec<Blame> = Vec::new();
+    let mut sentences: Vec<String> = Vec::new();
+    let mut flakes = true;
+    for (steps, f) in &found {
+        let broke = list(steps);
+        flakes &= matches!(f, Found::NoCulprit { .. });
+        sentences.push(match f {
+            Found::Culprit {
+                commit,
+                probability,
+            } => {
+                culprits.push(Blame {
+                    index: commit + 1,
+                    steps: steps.clone(),
+                    probability: *probability,
+                });
+                format!(
+                    "{broke} broke: the first bad commit is #{} of {n} (probability {probability:.3})",
+                    commit + 1
+                )
+            }
+            Found::NoCulprit { probability } => format!(
                 "the tip's failures of {broke} were flakes: no commit of the range is bad \
-                 (probability {probability:.3}); not blocking"
+                 (probability {probability:.3})"
             ),
-        ),
-        Found::OneOf {
-            commits,
-            probability,
-        } => {
-            let first = commits.iter().min().map_or(n, |c| c + 1);
-            let names: Vec<String> = commits.iter().map(|c| format!("#{}", c + 1)).collect();
-            decision(
-                Verdict::Regression,
-                (first > 1).then_some(first - 1),
-                None,
+            Found::OneOf {
+                commits,
+                probability,
+            } => {
+                let names: Vec<String> = commits.iter().map(|c| format!("#{}", c + 1)).collect();
                 format!(
                     "{broke} broke: the first bad commit is one of {} (probability {probability:.3})",
                     names.join(", ")
-                ),
-            )
-        }
-        Found::Inconsistent { bad, good } => decision(
-            Verdict::Regression,
-            last_good(bad + 1),
-            None,
-            format!(
-                "{broke} broke, but the results contradict each other: #{} failed repeatedly \
-                 while its descendant #{} passed (fixed inside the range?); only what is proven \
-                 good is pushed",
-                bad + 1,
-                good + 1
+                )
+            }
+            Found::Inconsistent { bad, .. } => format!(
+                "{broke} broke, but the results contradict each other: #{} both passed and \
+                 failed although the test is taken not to flake",
+                bad + 1
             ),
-        ),
-        Found::GaveUp {
-            suspect,
-            probability,
-        } => decision(
-            Verdict::Regression,
-            last_good(n + 1),
-            None,
-            match suspect {
+            Found::GaveUp {
+                suspect,
+                probability,
+            } => match suspect {
                 Some(c) => format!(
                     "{broke} broke; the search spent its budget of runs: the top suspect is #{} \
-                     (probability {probability:.3}); only what is proven good is pushed",
+                     (probability {probability:.3})",
                     c + 1
                 ),
                 None => format!(
-                    "{broke} broke; the search spent its budget of runs without a suspect; only \
-                     what is proven good is pushed"
+                    "{broke} broke; the search spent its budget of runs without a suspect"
                 ),
             },
-        ),
+        });
     }
+    culprits.sort_by_key(|b| b.index);
+    if flakes {
+        return concluded(
+            Verdict::Flaky,
+            Some(n),
+            Vec::new(),
+            regressed.clone(),
+            format!("{}; not blocking", sentences.join("; ")),
+        );
+    }
+    let pushed = match pushable {
+        Some(i) => format!("pushed as far as #{i}, the newest commit that passed"),
+        None => "nothing pushed: no commit of the range passed".to_string(),
+    };
+    concluded(
+        Verdict::Regression,
+        pushable,
+        culprits,
+        regressed.clone(),
+        format!("{}; {pushed}", sentences.join("; ")),
+    )
 }
 
 /// One line of the finder's log: a result, then the top suspect after it.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct FinderStep {
+    /// The steps the search is for.
+    pub search: String,
     /// Index into the range (1..=n).
     pub index: usize,
     pub result: Observed,
@@ -568,28 +738,31 @@ pub struct FinderStep {
     pub probability: f64,
 }
 
-/// The finder's log of a flight: its results in order, each with the standing after it.
+/// The finder's log of a flight: per search, this flight's results in order, each with the
+/// standing after it.
 pub fn finder_log(facts: &Facts) -> Vec<FinderStep> {
     let Ok(history) = History::linear(facts.n) else {
         return Vec::new();
     };
-    let finder = CulpritFinder::new(&history, facts.finder);
-    let Ok(Regressed { allowed, .. }) = triage(facts) else {
+    let Ok(Regressed { steps, allowed, .. }) = triage(facts) else {
         return Vec::new();
     };
-    let all = finder_results(facts, &allowed);
-    let earlier = judged_results(facts.earlier, facts.n, &allowed).len();
-    (earlier..all.len())
-        .filter_map(|i| {
-            let standing = finder.standing(&all[..=i])?;
-            Some(FinderStep {
-                index: all[i].0 + 1,
-                result: all[i].1,
-                suspect: standing.suspect.map(|c| c + 1),
-                probability: standing.probability,
-            })
-        })
-        .collect()
+    let mut log = Vec::new();
+    for s in searches(facts, &steps, &allowed) {
+        let finder = s.finder(&history, facts);
+        for i in 0..s.own.len() {
+            if let Some(standing) = finder.standing(&s.own[..=i]) {
+                log.push(FinderStep {
+                    search: list(&s.steps),
+                    index: s.own[i].0 + 1,
+                    result: s.own[i].1,
+                    suspect: standing.suspect.map(|c| c + 1),
+                    probability: standing.probability,
+                });
+            }
+        }
+    }
+    log
 }
 
 #[cfg(test)]
@@ -624,6 +797,34 @@ mod tests {
         ever_passed: &[&str],
         flake_rate: f64,
         hosts: usize,
+        answer: impl FnMut(usize, Role, usize) -> Outcome,
+    ) -> (Decision, Vec<(usize, Role)>) {
+        run_after(
+            n,
+            retries,
+            ever_passed,
+            flake_rate,
+            hosts,
+            &Told::default(),
+            answer,
+        )
+    }
+
+    /// What earlier flights and the policy tell a flight.
+    #[derive(Default)]
+    struct Told {
+        earlier: Vec<Observation>,
+        blamed: Vec<usize>,
+        never_passed_blocks: bool,
+    }
+
+    fn run_after(
+        n: usize,
+        retries: u32,
+        ever_passed: &[&str],
+        flake_rate: f64,
+        hosts: usize,
+        told: &Told,
         mut answer: impl FnMut(usize, Role, usize) -> Outcome,
     ) -> (Decision, Vec<(usize, Role)>) {
         let ever = set(ever_passed);
@@ -634,7 +835,9 @@ mod tests {
                 retries,
                 observations: &obs,
                 ever_passed: &ever,
-                earlier: &[],
+                earlier: &told.earlier,
+                blamed: &told.blamed,
+                never_passed_blocks: told.never_passed_blocks,
                 finder: Settings {
                     flake_rate: Some(flake_rate),
                     hosts,
@@ -688,7 +891,7 @@ mod tests {
                 for retries in 0..=2 {
                     let (d, tests) = run(n, retries, &[], broken_at(culprit));
                     assert_eq!(d.verdict, Verdict::Regression, "n={n} c={culprit}");
-                    assert_eq!(d.culprit, Some(culprit));
+                    assert_eq!(d.culprit(), Some(culprit));
                     let expect_push = (culprit > 1).then_some(culprit - 1);
                     assert_eq!(d.push_to, expect_push, "n={n} c={culprit}");
                     assert_eq!(d.steps, set(&["smoke/test"]));
@@ -760,7 +963,7 @@ mod tests {
         });
         assert_eq!(d.verdict, Verdict::Regression);
         // Commit 1 only shows the baseline's old failure, so it is good; 2 is the culprit.
-        assert_eq!(d.culprit, Some(2));
+        assert_eq!(d.culprit(), Some(2));
         assert_eq!(d.push_to, Some(1));
     }
 
@@ -775,7 +978,7 @@ mod tests {
             }
         });
         assert_eq!(d.verdict, Verdict::Regression);
-        assert_eq!(d.culprit, Some(4));
+        assert_eq!(d.culprit(), Some(4));
         assert_eq!(d.steps, set(&["smoke/test"]));
     }
 
@@ -786,7 +989,7 @@ mod tests {
         });
         assert_eq!(d.verdict, Verdict::Broken);
         assert_eq!(d.push_to, None);
-        assert_eq!(d.culprit, None);
+        assert_eq!(d.culprit(), None);
         assert_eq!(tests.len(), 2);
         assert!(d.reason.contains("host down"));
     }
@@ -818,7 +1021,7 @@ mod tests {
             }
         });
         assert_eq!(d.verdict, Verdict::Broken);
-        assert_eq!(d.culprit, None);
+        assert_eq!(d.culprit(), None);
         assert_eq!(d.push_to, Some(8));
     }
 
@@ -831,7 +1034,7 @@ mod tests {
             _ => fail(&["smoke/test"], &[]),
         });
         assert_eq!(d.verdict, Verdict::Broken);
-        assert_eq!((d.push_to, d.culprit), (None, None));
+        assert_eq!((d.push_to, d.culprit()), (None, None));
     }
 
     #[test]
@@ -844,18 +1047,19 @@ mod tests {
                 broken_at(15)(i, role, attempt)
             }
         });
-        assert_eq!(d.culprit, Some(15));
+        assert_eq!(d.culprit(), Some(15));
         assert_eq!(d.push_to, Some(14));
     }
 
     #[test]
     fn several_hosts_search_at_once_and_earlier_flights_count() {
         let (d, tests) = run_with(64, 0, &[], 0.0, 4, broken_at(40));
-        assert_eq!(d.culprit, Some(40));
+        assert_eq!(d.culprit(), Some(40));
         let bisect = tests.iter().filter(|t| t.1 == Role::Bisect).count();
         assert!(bisect > 3, "{bisect} tests");
 
-        // Results of an earlier flight at the same commits leave nothing to search.
+        // Results of an earlier flight at the same commits leave nothing to search but the
+        // culprit and its parent, seen again in this flight.
         let ever = BTreeSet::new();
         let fail = fail(&["smoke/test"], &[]);
         let earlier: Vec<Observation> = [(39, Outcome::Pass), (40, fail.clone())]
@@ -878,25 +1082,182 @@ mod tests {
                 outcome: Outcome::Pass,
             },
         ];
-        let facts = Facts {
-            n: 64,
-            retries: 0,
-            observations: &obs,
-            ever_passed: &ever,
-            earlier: &earlier,
-            finder: Settings {
-                flake_rate: Some(0.0),
-                ..Settings::default()
-            },
+        let mut obs = obs;
+        let settings = Settings {
+            flake_rate: Some(0.0),
+            hosts: 2,
+            ..Settings::default()
         };
-        match decide(&facts) {
-            Next::Conclude(d) => assert_eq!((d.culprit, d.push_to), (Some(40), Some(39))),
+        fn facts<'a>(
+            obs: &'a [Observation],
+            ever: &'a BTreeSet<String>,
+            earlier: &'a [Observation],
+            finder: Settings,
+        ) -> Facts<'a> {
+            Facts {
+                n: 64,
+                retries: 0,
+                observations: obs,
+                ever_passed: ever,
+                earlier,
+                blamed: &[],
+                never_passed_blocks: false,
+                finder,
+            }
+        }
+        match decide(&facts(&obs, &ever, &earlier, settings)) {
+            Next::Test(t) => assert_eq!(t, vec![(39, Role::Bisect), (40, Role::Bisect)]),
+            other => panic!("{other:?}"),
+        }
+        obs.extend([
+            Observation {
+                index: 39,
+                role: Role::Bisect,
+                outcome: Outcome::Pass,
+            },
+            Observation {
+                index: 40,
+                role: Role::Bisect,
+                outcome: fail,
+            },
+        ]);
+        match decide(&facts(&obs, &ever, &earlier, settings)) {
+            Next::Conclude(d) => assert_eq!((d.culprit(), d.push_to), (Some(40), Some(39))),
             other => panic!("{other:?}"),
         }
         // The log shows this flight's results only, each with the standing after it.
-        let log = finder_log(&facts);
-        assert_eq!(log.len(), 1);
+        let log = finder_log(&facts(&obs, &ever, &earlier, settings));
+        assert_eq!(log.len(), 3);
         assert_eq!((log[0].index, log[0].suspect), (64, Some(40)));
+    }
+
+    #[test]
+    fn after_a_revert_the_new_breaker_is_found_and_everything_before_it_pushed() {
+        // Flight 1 blamed #3 (it failed, #2 passed). #5 reverted it; #9 broke the test anew.
+        let bad = |i: usize| (3..5).contains(&i) || i >= 9;
+        let answer = move |i: usize, _: Role, _: usize| {
+            if bad(i) {
+                fail(&["smoke/test"], &["smoke/build"])
+            } else {
+                Outcome::Pass
+            }
+        };
+        let told = Told {
+            earlier: [
+                (2, Outcome::Pass),
+                (3, fail(&["smoke/test"], &["smoke/build"])),
+            ]
+            .into_iter()
+            .map(|(index, outcome)| Observation {
+                index,
+                role: Role::Bisect,
+                outcome,
+            })
+            .collect(),
+            blamed: vec![3],
+            ..Told::default()
+        };
+        for hosts in [1, 4] {
+            for f in [0.0, 0.05] {
+                let (d, tests) = run_after(12, 0, &[], f, hosts, &told, answer);
+                assert_eq!(d.verdict, Verdict::Regression, "{}", d.reason);
+                assert_eq!(d.culprit(), Some(9), "hosts={hosts} f={f}: {}", d.reason);
+                assert_eq!(d.push_to, Some(8), "{}", d.reason);
+                // Named only after this flight saw #9 fail and #8 pass.
+                assert!(tests.contains(&(8, Role::Bisect)) && tests.contains(&(9, Role::Bisect)));
+            }
+        }
+    }
+
+    #[test]
+    fn two_steps_broken_by_two_commits_get_two_culprits() {
+        // #4 breaks smoke/a, #7 breaks smoke/b; both steps run on every commit.
+        let answer = |i: usize, _: Role, _: usize| {
+            let mut failed = Vec::new();
+            let mut passed = Vec::new();
+            for (step, from) in [("smoke/a", 4), ("smoke/b", 7)] {
+                if i >= from {
+                    failed.push(step)
+                } else {
+                    passed.push(step)
+                }
+            }
+            if failed.is_empty() {
+                Outcome::Pass
+            } else {
+                fail(&failed, &passed)
+            }
+        };
+        for hosts in [1, 3] {
+            let (d, _) = run_with(10, 0, &[], 0.0, hosts, answer);
+            let found: Vec<(usize, Vec<String>)> = d
+                .culprits
+                .iter()
+                .map(|b| (b.index, b.steps.iter().cloned().collect()))
+                .collect();
+            assert_eq!(
+                found,
+                vec![
+                    (4, vec!["smoke/a".to_string()]),
+                    (7, vec!["smoke/b".to_string()])
+                ],
+                "{}",
+                d.reason
+            );
+            assert_eq!(d.push_to, Some(3));
+        }
+        // Steps that broke together are one regression.
+        let (d, _) = run(10, 0, &[], |i, _, _| {
+            if i >= 6 {
+                fail(&["smoke/a", "smoke/b"], &[])
+            } else {
+                Outcome::Pass
+            }
+        });
+        assert_eq!(d.culprits.len(), 1);
+        assert_eq!(d.culprits[0].steps, set(&["smoke/a", "smoke/b"]));
+    }
+
+    #[test]
+    fn a_regression_hidden_behind_another_does_not_loop() {
+        // #3 breaks smoke/a, and the sequence stops there, so smoke/b (broken by #6) is
+        // never reached on #3..: its search cannot look there, and stops.
+        let (d, tests) = run(10, 0, &["smoke/b"], |i, role, _| match (i, role) {
+            (_, Role::Baseline) => Outcome::Pass,
+            (i, _) if i >= 3 => fail(&["smoke/a"], &[]),
+            _ => Outcome::Pass,
+        });
+        assert_eq!(d.culprit(), Some(3), "{}", d.reason);
+        assert!(tests.len() < 20, "{tests:?}");
+    }
+
+    #[test]
+    fn never_passed_steps_are_let_through_and_counted_or_block_when_told() {
+        let answer = |_: usize, _: Role, _: usize| fail(&["smoke/new"], &["smoke/build"]);
+        let (d, _) = run(5, 0, &[], answer);
+        assert_eq!((d.verdict, d.push_to), (Verdict::NeverPassed, Some(5)));
+        assert_eq!(
+            d.not_gating,
+            vec![("smoke/new".to_string(), Verdict::NeverPassed)]
+        );
+        let told = Told {
+            never_passed_blocks: true,
+            ..Told::default()
+        };
+        let (d, _) = run_after(5, 0, &[], 0.0, 1, &told, answer);
+        assert_eq!((d.verdict, d.push_to), (Verdict::NeverPassed, None));
+        assert!(
+            d.reason.contains("never_passed = \"block\""),
+            "{}",
+            d.reason
+        );
+        // A like-baseline step is let through either way, and said so.
+        let (d, _) = run_after(5, 0, &["smoke/new"], 0.0, 1, &told, answer);
+        assert_eq!((d.verdict, d.push_to), (Verdict::LikeBaseline, Some(5)));
+        assert_eq!(
+            d.not_gating,
+            vec![("smoke/new".to_string(), Verdict::LikeBaseline)]
+        );
     }
 
     #[test]

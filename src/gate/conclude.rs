@@ -11,7 +11,29 @@ use crate::forge;
 use crate::gate::Event;
 use crate::notify::{self, FlightFacts};
 use crate::repo::{short, Mirror, RepoError};
-use crate::store::{Conclusion, FlightRow, RunRow, StepRow};
+use crate::store::{BlameRow, Conclusion, FlightRow, RunRow, StepRow};
+
+/// What earlier flights of the branch told this one: the culprits they named, and which of
+/// them gave results this flight reused.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Earlier {
+    pub blames: Vec<BlameRow>,
+    pub flights: Vec<i64>,
+}
+
+/// The decision's culprits as stored.
+pub(crate) fn blame_rows(flight: &FlightRow, decision: &Decision) -> Vec<BlameRow> {
+    decision
+        .culprits
+        .iter()
+        .map(|b| BlameRow {
+            flight_id: flight.id,
+            sha: flight.sha(b.index).to_string(),
+            steps: b.steps.iter().cloned().collect(),
+            probability: b.probability,
+        })
+        .collect()
+}
 
 impl Gate {
     /// Pushes what the decision allows, then records the conclusion and its mail at once.
@@ -25,6 +47,7 @@ impl Gate {
         runs: &[RunRow],
         run_steps: &[StepRow],
         finder_log: &[FinderStep],
+        earlier: &Earlier,
     ) -> Result<Driven, GateError> {
         let push_sha = decision.push_to.map(|i| flight.sha(i).to_string());
         let mut push = self.store.push_of(flight.id).await?;
@@ -87,7 +110,8 @@ impl Gate {
 
         let conclusion = Conclusion {
             verdict: decision.verdict,
-            culprit: decision.culprit.map(|i| flight.sha(i).to_string()),
+            culprit: decision.culprit().map(|i| flight.sha(i).to_string()),
+            blames: blame_rows(flight, &decision),
             pushed_to: push.as_ref().map(|p| p.new_sha.clone()),
             reason,
             finder_log: notify::finder_lines(flight, finder_log),
@@ -97,8 +121,11 @@ impl Gate {
             policy,
             flight,
             conclusion: &conclusion,
-            culprit_index: decision.culprit,
+            culprits: &decision.culprits,
             steps: &decision.steps,
+            not_gating: &decision.not_gating,
+            blamed_before: &earlier.blames,
+            reused_from: &earlier.flights,
             push: push.as_ref(),
             would_push: would_push.as_deref(),
             runs,
@@ -117,7 +144,7 @@ impl Gate {
                     reason: &conclusion.reason,
                     passed_up_to: decision.push_to.filter(|_| !refused),
                     report_only: policy.mode == Mode::ReportOnly,
-                    culprit: decision.culprit,
+                    culprit: decision.culprit(),
                 },
                 &self.settings.public_url,
             ),

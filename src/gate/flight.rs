@@ -6,11 +6,9 @@ use std::collections::BTreeSet;
 
 use tracing::Instrument;
 
-use super::observations::{
-    earlier_observations, flake_rate_from_history, next_attempt, observations,
-};
-use super::{oid, BranchOutcome, Gate, GateError, Heads};
-use crate::config::policy::Policy;
+use super::observations::{earlier_observations, flake_history, next_attempt, observations};
+use super::{oid, BranchOutcome, Earlier, Gate, GateError, Heads};
+use crate::config::policy::{NeverPassed, Policy};
 use crate::culprit;
 use crate::decision::{decide, finder_log, Facts, Next, Observation, Role};
 use crate::forge;
@@ -43,6 +41,10 @@ struct Prior {
     ever_passed: BTreeSet<String>,
     /// Results of these same commits in earlier flights.
     earlier: Vec<Observation>,
+    /// Culprits earlier flights named and the flights whose results are reused; the culprits'
+    /// indices in this flight's range (those still in it).
+    told: Earlier,
+    blamed: Vec<usize>,
     finder: culprit::Settings,
 }
 
@@ -92,6 +94,8 @@ impl Gate {
                     observations: &observed,
                     ever_passed: &prior.ever_passed,
                     earlier: &prior.earlier,
+                    blamed: &prior.blamed,
+                    never_passed_blocks: policy.never_passed == NeverPassed::Block,
                     finder: prior.finder,
                 };
                 match decide(&facts) {
@@ -107,7 +111,16 @@ impl Gate {
                                 .await;
                         }
                         return self
-                            .conclude(policy, mirror, &flight, decision, &runs, &steps, &log)
+                            .conclude(
+                                policy,
+                                mirror,
+                                &flight,
+                                decision,
+                                &runs,
+                                &steps,
+                                &log,
+                                &prior.told,
+                            )
                             .await;
                     }
                 }
@@ -132,18 +145,34 @@ impl Gate {
             .collect();
         let earlier = earlier_observations(&old_runs, &old_steps, &policy.sequences, &index_of);
         let finder = culprit::Settings {
-            flake_rate: Some(
-                policy
-                    .flake_rate
-                    .unwrap_or_else(|| flake_rate_from_history(&old_runs)),
-            ),
+            flake_rate: policy.flake_rate,
+            flake_history: flake_history(&old_runs),
             confidence: policy.confidence,
             hosts: policy.hosts,
             ..Default::default()
         };
+        let blames = self
+            .store
+            .earlier_blames(flight.branch_id, flight.id)
+            .await?;
+        let mut flights: Vec<i64> = old_runs
+            .iter()
+            .filter(|r| index_of.contains_key(r.sha.as_str()))
+            .filter_map(|r| r.flight_id)
+            .collect();
+        flights.sort_unstable();
+        flights.dedup();
+        let mut blamed: Vec<usize> = blames
+            .iter()
+            .filter_map(|b| index_of.get(b.sha.as_str()).copied())
+            .collect();
+        blamed.sort_unstable();
+        blamed.dedup();
         Ok(Prior {
             ever_passed,
             earlier,
+            told: Earlier { blames, flights },
+            blamed,
             finder,
         })
     }

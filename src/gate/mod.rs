@@ -14,6 +14,7 @@ mod observations;
 mod overrides;
 mod pass;
 
+pub(crate) use conclude::{blame_rows, Earlier};
 pub use events::{Event, LogProgress, Progress};
 pub(crate) use flight::{Driven, Tested};
 

@@ -126,10 +126,10 @@ pub fn earlier_observations(
     observations(&mapped, steps, &[], sequences)
 }
 
-/// A flake rate from a branch's history: among commits with a passing run (so good: a bad
-/// commit never passes), the share of runs that failed, smoothed (see
-/// [`crate::culprit::flake_rate_from_counts`]).
-pub fn flake_rate_from_history(runs: &[RunRow]) -> f64 {
+/// What a branch's history says of its tests' flakiness: runs of commits with a passing run
+/// (so good: a bad commit never passes), and how many of those failed. The finder's prior of
+/// the flake rate when the policy does not set one.
+pub fn flake_history(runs: &[RunRow]) -> crate::culprit::FlakeHistory {
     let mut per_sha: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
     for r in runs {
         let e = per_sha.entry(r.sha.as_str()).or_default();
@@ -143,7 +143,7 @@ pub fn flake_rate_from_history(runs: &[RunRow]) -> f64 {
         .values()
         .filter(|(passes, _)| *passes > 0)
         .fold((0, 0), |(r, f), (p, x)| (r + p + x, f + x));
-    crate::culprit::flake_rate_from_counts(runs, fails)
+    crate::culprit::FlakeHistory { runs, fails }
 }
 
 /// The attempt to make next for a commit in a role, and which sequences it still needs.

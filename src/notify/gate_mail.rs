@@ -10,10 +10,10 @@ use serde::Serialize;
 use super::envelope::seal;
 use super::ReportError;
 use crate::config::policy::{Mode, Policy};
-use crate::decision::Verdict;
+use crate::decision::{Blame, Verdict};
 use crate::repo::{short, CommitInfo};
 use crate::sequence::Sequences;
-use crate::store::{Conclusion, FlightRow, NewMail, PushRow, RunRow, StepRow};
+use crate::store::{BlameRow, Conclusion, FlightRow, NewMail, PushRow, RunRow, StepRow};
 use crate::templates::render;
 
 /// Lines of the failing step's log quoted in the culprit mail.
@@ -24,9 +24,16 @@ pub struct FlightFacts<'a> {
     pub policy: &'a Policy,
     pub flight: &'a FlightRow,
     pub conclusion: &'a Conclusion,
-    pub culprit_index: Option<usize>,
+    /// The culprits named, one per regression, oldest first.
+    pub culprits: &'a [Blame],
     /// The failing steps the decision is about (`sequence/step`).
     pub steps: &'a BTreeSet<String>,
+    /// Steps that failed on the tip and did not gate, and why.
+    pub not_gating: &'a [(String, Verdict)],
+    /// Culprits earlier flights of the branch named: their authors were mailed then.
+    pub blamed_before: &'a [BlameRow],
+    /// Earlier flights whose results this flight reused.
+    pub reused_from: &'a [i64],
     pub push: Option<&'a PushRow>,
     /// Where a report-only policy would have moved the target.
     pub would_push: Option<&'a str>,
@@ -80,6 +87,11 @@ struct Context<'a> {
     would_push: Option<&'a str>,
     culprit: Option<&'a CommitInfo>,
     steps: Vec<&'a str>,
+    /// Every regression: its first bad commit and the steps it broke.
+    regressions: Vec<Regression<'a>>,
+    not_gating: Vec<String>,
+    blamed_before: Vec<String>,
+    reused_from: String,
     tests: Vec<String>,
     finder_log: Vec<String>,
     failing_step: Option<FailingStep>,
@@ -88,7 +100,16 @@ struct Context<'a> {
     url: String,
 }
 
-/// The mail a finished flight sends: a gate report, and a culprit mail for a regression.
+#[derive(Serialize, Clone)]
+struct Regression<'a> {
+    #[serde(skip)]
+    blame: &'a Blame,
+    commit: &'a CommitInfo,
+    steps: Vec<&'a str>,
+}
+
+/// The mail a finished flight sends: a gate report, and a culprit mail per regression whose
+/// culprit no earlier flight named (its author heard then).
 pub fn compose(f: &FlightFacts) -> Result<Vec<NewMail>, ReportError> {
     let flight = f.flight;
     let policy = f.policy;
@@ -96,8 +117,19 @@ pub fn compose(f: &FlightFacts) -> Result<Vec<NewMail>, ReportError> {
         .push
         .and_then(|p| flight.commits.iter().position(|c| c.sha == p.new_sha))
         .map(|i| i + 1);
-    let culprit = f.culprit_index.and_then(|i| flight.commit(i));
-    let headline = headline(f, culprit);
+    let regressions: Vec<Regression> = f
+        .culprits
+        .iter()
+        .filter_map(|b| {
+            Some(Regression {
+                blame: b,
+                commit: flight.commit(b.index)?,
+                steps: b.steps.iter().map(String::as_str).collect(),
+            })
+        })
+        .collect();
+    let culprit = regressions.first().map(|r| r.commit);
+    let headline = headline(f, &regressions);
     let failing = failing_step(f);
     let context = Context {
         headline: headline.clone(),
@@ -114,7 +146,7 @@ pub fn compose(f: &FlightFacts) -> Result<Vec<NewMail>, ReportError> {
             .iter()
             .enumerate()
             .map(|(i, c)| RangeCommit {
-                mark: if Some(i + 1) == f.culprit_index {
+                mark: if f.culprits.iter().any(|b| b.index == i + 1) {
                     "x"
                 } else if pushed_index.is_some_and(|p| i < p) {
                     "+"
@@ -133,6 +165,19 @@ pub fn compose(f: &FlightFacts) -> Result<Vec<NewMail>, ReportError> {
         would_push: f.would_push.map(short),
         culprit,
         steps: f.steps.iter().map(String::as_str).collect(),
+        regressions: regressions.clone(),
+        not_gating: f
+            .not_gating
+            .iter()
+            .map(|(s, v)| format!("{s}: {v}"))
+            .collect(),
+        blamed_before: blamed_before_lines(f),
+        reused_from: f
+            .reused_from
+            .iter()
+            .map(|id| format!("#{id}"))
+            .collect::<Vec<_>>()
+            .join(", "),
         tests: test_lines(f),
         finder_log: finder_lines(flight, f.finder_log),
         reproduce: failing
@@ -162,7 +207,33 @@ pub fn compose(f: &FlightFacts) -> Result<Vec<NewMail>, ReportError> {
             render("gate-report.txt", &context)?,
         )?);
     }
-    if let (Some(c), Verdict::Regression) = (culprit, f.conclusion.verdict) {
+    let mut context = context;
+    let fresh = regressions
+        .iter()
+        .filter(|r| !f.blamed_before.iter().any(|b| b.sha == r.commit.sha));
+    for (n, r) in fresh.enumerate() {
+        if f.conclusion.verdict != Verdict::Regression {
+            break;
+        }
+        let c = r.commit;
+        context.culprit = Some(c);
+        context.steps = r.steps.clone();
+        context.failing_step = failing_step_at(
+            f.runs,
+            f.run_steps,
+            &r.blame.steps,
+            r.blame.index,
+            f.public_url,
+        );
+        context.reproduce = context
+            .failing_step
+            .as_ref()
+            .map(|s| reproduce(f, s))
+            .unwrap_or_default();
+        let kind = match n {
+            0 => "culprit".to_string(),
+            n => format!("culprit-{}", n + 1),
+        };
         let mut to = Vec::new();
         if policy.mail.authors {
             to.extend(mailbox(&c.author_name, &c.author_email));
@@ -182,7 +253,7 @@ pub fn compose(f: &FlightFacts) -> Result<Vec<NewMail>, ReportError> {
             );
             mails.push(build(
                 f,
-                "culprit",
+                &kind,
                 &subject,
                 &to,
                 &cc,
@@ -207,7 +278,74 @@ fn pushed_count(flight: &FlightRow, push: &PushRow) -> usize {
     new.saturating_sub(old)
 }
 
-fn headline(f: &FlightFacts, culprit: Option<&CommitInfo>) -> String {
+/// What became of each commit earlier flights blamed that is still in the range.
+fn blamed_before_lines(f: &FlightFacts) -> Vec<String> {
+    let flight = f.flight;
+    let mut lines = Vec::new();
+    let mut seen = HashSet::new();
+    for b in f.blamed_before {
+        let Some(at) = flight.commits.iter().position(|c| c.sha == b.sha) else {
+            continue;
+        };
+        if !seen.insert(&b.sha) || f.culprits.iter().any(|c| c.index == at + 1) {
+            continue;
+        }
+        let c = &flight.commits[at];
+        let revert = format!("Revert \"{}\"", c.title);
+        let mut fate: Vec<String> = Vec::new();
+        if let Some(r) = flight.commits[at + 1..]
+            .iter()
+            .position(|x| x.title == revert)
+        {
+            let r = at + 1 + r;
+            fate.push(format!(
+                "reverted by #{} {}",
+                r + 1,
+                short(&flight.commits[r].sha)
+            ));
+        }
+        match f.culprits.iter().map(|c| c.index).min() {
+            Some(now) if now > at + 1 => fate.push(format!(
+                "fixed since: the tip's failure began later, at #{now}"
+            )),
+            None if f.conclusion.verdict != Verdict::Regression => {
+                fate.push("fixed since: the tip passes".into())
+            }
+            _ => {}
+        }
+        if fate.is_empty() {
+            fate.push("still in the range".into());
+        }
+        lines.push(format!(
+            "#{} {} {}: blamed by flight {}; {}",
+            at + 1,
+            short(&c.sha),
+            c.title,
+            b.flight_id,
+            fate.join("; ")
+        ));
+    }
+    lines
+}
+
+fn headline(f: &FlightFacts, regressions: &[Regression]) -> String {
+    let mut line = headline_of_verdict(f, regressions);
+    if !f.not_gating.is_empty() {
+        let mut why: Vec<&str> = f.not_gating.iter().map(|(_, v)| v.as_str()).collect();
+        why.sort_unstable();
+        why.dedup();
+        let n = f.not_gating.len();
+        line.push_str(&format!(
+            "; {n} step{} did not gate ({})",
+            if n == 1 { "" } else { "s" },
+            why.join(", ")
+        ));
+    }
+    line
+}
+
+fn headline_of_verdict(f: &FlightFacts, regressions: &[Regression]) -> String {
+    let culprit = regressions.first().map(|r| r.commit);
     let p = f.policy;
     let verdict = f.conclusion.verdict;
     let tail = if matches!(verdict, Verdict::Pass) {
@@ -216,8 +354,12 @@ fn headline(f: &FlightFacts, culprit: Option<&CommitInfo>) -> String {
         format!(" ({verdict})")
     };
     if let Some(c) = culprit {
+        let more = match regressions.len() {
+            1 => String::new(),
+            n => format!(" and {} more", n - 1),
+        };
         return format!(
-            "[{}] blocked: regression in {} \"{}\"",
+            "[{}] blocked: regression in {} \"{}\"{more}",
             p.staging,
             short(&c.sha),
             c.title
@@ -256,14 +398,20 @@ fn headline(f: &FlightFacts, culprit: Option<&CommitInfo>) -> String {
 /// One line per result of the search: the commit, its result, then the top suspect.
 pub fn finder_lines(flight: &FlightRow, log: &[crate::decision::FinderStep]) -> Vec<String> {
     let name = |i: usize| flight.commit(i).map_or("?", |c| short(&c.sha));
+    let several = log.iter().any(|s| s.search != log[0].search);
     log.iter()
         .map(|s| {
+            let search = if several {
+                format!("[{}] ", s.search)
+            } else {
+                String::new()
+            };
             let suspect = match s.suspect {
                 Some(c) => format!("#{c} {}", name(c)),
                 None => "no culprit".into(),
             };
             format!(
-                "#{:<3} {}  {:<4}  top suspect {suspect} ({:.3})",
+                "{search}#{:<3} {}  {:<4}  top suspect {suspect} ({:.3})",
                 s.index,
                 name(s.index),
                 match s.result {
@@ -305,9 +453,10 @@ fn test_lines(f: &FlightFacts) -> Vec<String> {
         .collect()
 }
 
-/// The first step of the culprit's failing run that is one of the decision's steps.
+/// The first step of the (oldest) culprit's failing run that is one of its steps.
 fn failing_step(f: &FlightFacts) -> Option<FailingStep> {
-    failing_step_at(f.runs, f.run_steps, f.steps, f.culprit_index?, f.public_url)
+    let first = f.culprits.first()?;
+    failing_step_at(f.runs, f.run_steps, &first.steps, first.index, f.public_url)
 }
 
 /// The first failed or timed-out step, among `steps` (`sequence/step`), of the runs of the

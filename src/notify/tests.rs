@@ -80,12 +80,14 @@ fn a_regression_sends_a_gate_report_and_a_culprit_mail() {
     };
     let finder_log = [
         FinderStep {
+            search: "smoke/test".into(),
             index: 2,
             result: Observed::Pass,
             suspect: Some(3),
             probability: 0.6,
         },
         FinderStep {
+            search: "smoke/test".into(),
             index: 3,
             result: Observed::Fail,
             suspect: Some(3),
@@ -96,6 +98,7 @@ fn a_regression_sends_a_gate_report_and_a_culprit_mail() {
     let conclusion = Conclusion {
         verdict: Verdict::Regression,
         culprit: Some(sha(3)),
+        blames: Vec::new(),
         pushed_to: Some(sha(2)),
         reason: "smoke/test broke: the first bad commit is #3 of 4".into(),
         finder_log: Vec::new(),
@@ -104,7 +107,14 @@ fn a_regression_sends_a_gate_report_and_a_culprit_mail() {
         policy: &policy,
         flight: &flight,
         conclusion: &conclusion,
-        culprit_index: Some(3),
+        culprits: &[crate::decision::Blame {
+            index: 3,
+            steps: ["smoke/test".to_string()].into(),
+            probability: 0.999,
+        }],
+        not_gating: &[],
+        blamed_before: &[],
+        reused_from: &[],
         steps: &steps,
         push: Some(&push),
         would_push: None,
@@ -145,6 +155,7 @@ fn a_pass_sends_a_gate_report_only() {
     let conclusion = Conclusion {
         verdict: Verdict::Pass,
         culprit: None,
+        blames: Vec::new(),
         pushed_to: Some(flight.tip.clone()),
         reason: "every sequence passed on the tip".into(),
         finder_log: Vec::new(),
@@ -153,7 +164,10 @@ fn a_pass_sends_a_gate_report_only() {
         policy: &policy,
         flight: &flight,
         conclusion: &conclusion,
-        culprit_index: None,
+        culprits: &[],
+        not_gating: &[],
+        blamed_before: &[],
+        reused_from: &[],
         steps: &BTreeSet::new(),
         push: Some(&push),
         would_push: None,

@@ -98,7 +98,8 @@ impl Gate {
         })?;
         let conclusion = Conclusion {
             verdict: decision.verdict,
-            culprit: decision.culprit.map(|i| flight.sha(i).to_string()),
+            culprit: decision.culprit().map(|i| flight.sha(i).to_string()),
+            blames: crate::gate::blame_rows(flight, &decision),
             pushed_to: None,
             reason: decision.reason.clone(),
             finder_log: notify::finder_lines(flight, finder_log),
@@ -142,7 +143,7 @@ impl Gate {
                 sequences: policy.sequences.clone(),
             },
             Verdict::Regression => {
-                let at = decision.culprit.unwrap_or(flight.commits.len());
+                let at = decision.culprit().unwrap_or(flight.commits.len());
                 let step = notify::failing_step_at(
                     runs,
                     run_steps,
@@ -151,7 +152,7 @@ impl Gate {
                     &self.settings.public_url,
                 );
                 // Patch i of the series made commit i of the flight.
-                let culprit = match decision.culprit {
+                let culprit = match decision.culprit() {
                     Some(i) => {
                         let subject = match series.patches.get(i - 1) {
                             Some(id) => mail(id.clone()).await?.map(|m| m.subject_line),

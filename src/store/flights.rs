@@ -93,11 +93,35 @@ impl FlightRow {
 #[derive(Clone, Debug)]
 pub struct Conclusion {
     pub verdict: Verdict,
+    /// The oldest culprit.
     pub culprit: Option<String>,
+    /// Every culprit named, one per regression.
+    pub blames: Vec<BlameRow>,
     pub pushed_to: Option<String>,
     pub reason: String,
     /// The culprit finder's log, one line per result (empty when it did not search).
     pub finder_log: Vec<String>,
+}
+
+/// A commit a flight named the culprit of a regression.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct BlameRow {
+    pub flight_id: i64,
+    pub sha: String,
+    /// The steps whose failure began there.
+    pub steps: Vec<String>,
+    pub probability: f64,
+}
+
+impl<'r> sqlx::FromRow<'r, AnyRow> for BlameRow {
+    fn from_row(row: &'r sqlx::any::AnyRow) -> std::result::Result<Self, sqlx::Error> {
+        Ok(BlameRow {
+            flight_id: row.try_get("flight_id")?,
+            sha: row.try_get("sha")?,
+            steps: json(row, "steps")?,
+            probability: row.try_get("probability")?,
+        })
+    }
 }
 
 #[derive(Clone, Debug, serde::Serialize, sqlx::FromRow)]
@@ -357,6 +381,23 @@ impl Store {
             .await?)
     }
 
+    /// The culprits a branch's staging flights before `before_flight` named, oldest first.
+    pub async fn earlier_blames(
+        &self,
+        branch_id: i64,
+        before_flight: i64,
+    ) -> Result<Vec<BlameRow>> {
+        Ok(sqlx::query_as(
+            "SELECT blames.* FROM blames JOIN flights ON flights.id = blames.flight_id
+             WHERE flights.branch_id = $1 AND flights.id < $2 AND flights.series_id IS NULL
+             ORDER BY blames.flight_id, blames.sha",
+        )
+        .bind(branch_id)
+        .bind(before_flight)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     pub async fn pushes(&self, branch_id: i64) -> Result<Vec<PushRow>> {
         Ok(
             sqlx::query_as("SELECT * FROM pushes WHERE branch_id = $1 ORDER BY id")
@@ -393,6 +434,18 @@ async fn settle_flight(
     .await?;
     if updated.rows_affected() == 0 {
         return Ok(false);
+    }
+    for blame in &conclusion.blames {
+        sqlx::query(
+            "INSERT INTO blames (flight_id, sha, steps, probability) VALUES ($1, $2, $3, $4)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(flight.id)
+        .bind(&blame.sha)
+        .bind(serde_json::to_string(&blame.steps).unwrap_or_default())
+        .bind(blame.probability)
+        .execute(&mut **tx)
+        .await?;
     }
     sqlx::query("UPDATE candidates SET state = 'decided' WHERE id = $1")
         .bind(flight.candidate_id)

@@ -21,7 +21,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
 pub use branches::{BranchKey, BranchRow};
-pub use flights::{Conclusion, FlightRow, FlightState, PushRow};
+pub use flights::{BlameRow, Conclusion, FlightRow, FlightState, PushRow};
 pub use forge::{NewReport, OverrideRow, PushedCandidate, Recorded, ReportKind, ReportRow};
 pub use jobs::{JobRow, JobState, NewJob};
 pub use leases::{BorrowRefusal, HealthRow, LeaseRow};

@@ -12,7 +12,8 @@ use git2::{Oid, Repository, Signature, Time};
 use serde::Serialize;
 
 use super::{fail, BenchError, Report};
-use pushgate::culprit::synthetic::{self, draw, Judgement, Shape, World};
+use pushgate::culprit::synthetic::{self, draw, Judgement, Reused, Shape, World};
+use pushgate::culprit::Found;
 use pushgate::culprit::{rounds_bound, z_channel_capacity, History, Settings, MAX_COMMITS};
 
 /// Which cells to run and how often.
@@ -26,8 +27,31 @@ pub struct Options {
     pub hosts: Vec<usize>,
     pub flake_rates: Vec<f64>,
     pub untestable_rates: Vec<f64>,
+    /// Whether the finder is told the flake rate, or infers it.
+    pub modes: Vec<Mode>,
+    pub worlds: Vec<WorldKind>,
     pub seed: u64,
     pub threads: usize,
+}
+
+/// Whether a search is told the flake rate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    Told,
+    /// Never told: the finder infers the rate with the culprit, from a weak prior.
+    Unknown,
+}
+
+/// What the range holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WorldKind {
+    /// One culprit; every commit after it fails.
+    Plain,
+    /// An earlier bug, blamed by an earlier flight and fixed since (a revert or a later fix),
+    /// below a new culprit: the search is a gate's second flight.
+    FixedBug,
 }
 
 impl Default for Options {
@@ -38,8 +62,10 @@ impl Default for Options {
             shapes: Shape::ALL.to_vec(),
             sizes: vec![8, 64, 512, 4096],
             hosts: vec![1, 4, 16],
-            flake_rates: vec![0.0, 0.01, 0.05, 0.10],
+            flake_rates: vec![0.0, 0.01, 0.05, 0.10, 0.20],
             untestable_rates: vec![0.0, 0.10],
+            modes: vec![Mode::Told, Mode::Unknown],
+            worlds: vec![WorldKind::Plain],
             seed: 1,
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
         }
@@ -49,6 +75,8 @@ impl Default for Options {
 /// One cell of the table.
 #[derive(Clone, Debug, Serialize)]
 pub struct Cell {
+    pub mode: Mode,
+    pub world: WorldKind,
     pub shape: Shape,
     pub n: usize,
     pub k: usize,
@@ -94,6 +122,49 @@ pub struct GitCell {
 #[derive(Debug, Serialize)]
 pub struct CulpritReport {
     pub cells: Vec<Cell>,
+    /// Searches that named an answer without being told the flake rate, by the probability
+    /// they stated, against how often they were right.
+    pub calibration: Vec<Bin>,
+}
+
+/// One bin of stated probabilities.
+#[derive(Clone, Debug, Serialize)]
+pub struct Bin {
+    pub from: f64,
+    pub to: f64,
+    pub searches: usize,
+    pub stated_mean: f64,
+    pub right: f64,
+}
+
+/// The bins' edges: answers are stated at 0.995 and above.
+const BINS: [f64; 6] = [0.0, 0.99, 0.995, 0.999, 0.9999, 1.0000001];
+
+/// An answer's stated probability and whether it held the culprit.
+type Stated = (f64, bool);
+
+fn calibration(stated: &[Stated]) -> Vec<Bin> {
+    BINS.windows(2)
+        .map(|w| {
+            let inside: Vec<&Stated> = stated
+                .iter()
+                .filter(|s| s.0 >= w[0] && s.0 < w[1])
+                .collect();
+            let n = inside.len();
+            Bin {
+                from: w[0],
+                to: w[1].min(1.0),
+                searches: n,
+                stated_mean: mean(&inside.iter().map(|s| s.0).collect::<Vec<_>>()),
+                right: if n == 0 {
+                    0.0
+                } else {
+                    inside.iter().filter(|s| s.1).count() as f64 / n as f64
+                },
+            }
+        })
+        .filter(|b| b.searches > 0)
+        .collect()
 }
 
 fn mean(xs: &[f64]) -> f64 {
@@ -135,9 +206,16 @@ pub struct Args {
     /// Host counts, comma-separated.
     #[arg(long, value_delimiter = ',', default_values_t = [1, 4, 16])]
     hosts: Vec<usize>,
-    /// Flake rates, comma-separated.
-    #[arg(long, value_delimiter = ',', default_values_t = [0.0, 0.01, 0.05, 0.1])]
+    /// Flake rates, comma-separated (in `unknown` mode, the true rates searches face).
+    #[arg(long, value_delimiter = ',', default_values_t = [0.0, 0.01, 0.05, 0.1, 0.2])]
     flake_rates: Vec<f64>,
+    /// Whether the finder is `told` the flake rate or infers it (`unknown`), comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = ["told".to_string(), "unknown".to_string()])]
+    modes: Vec<String>,
+    /// What ranges hold: `plain` (one culprit) or `fixed-bug` (an earlier culprit, blamed
+    /// before and fixed since, below a new one), comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = ["plain".to_string()])]
+    worlds: Vec<String>,
     /// Untestable rates, comma-separated.
     #[arg(long, value_delimiter = ',', default_values_t = [0.0, 0.1])]
     untestable_rates: Vec<f64>,
@@ -172,7 +250,31 @@ pub fn measure(args: &Args) -> anyhow::Result<CulpritReport> {
     {
         anyhow::bail!("--flake-rates/--untestable-rates: {bad} is not in [0, 0.5)");
     }
+    let modes = args
+        .modes
+        .iter()
+        .map(|m| match m.as_str() {
+            "told" => Ok(Mode::Told),
+            "unknown" => Ok(Mode::Unknown),
+            other => Err(anyhow::anyhow!(
+                "--modes: unknown mode `{other}` (told, unknown)"
+            )),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let worlds = args
+        .worlds
+        .iter()
+        .map(|w| match w.as_str() {
+            "plain" => Ok(WorldKind::Plain),
+            "fixed-bug" => Ok(WorldKind::FixedBug),
+            other => Err(anyhow::anyhow!(
+                "--worlds: unknown world `{other}` (plain, fixed-bug)"
+            )),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let options = Options {
+        modes,
+        worlds,
         trials: args.trials.max(1),
         git_trials: args.git_trials,
         shapes,
@@ -185,7 +287,9 @@ pub fn measure(args: &Args) -> anyhow::Result<CulpritReport> {
     };
     let report = run(&options, &|c| {
         eprintln!(
-            "{} N={} k={} f={} u={}: exact {:.3}, rounds {:.1}, runs {:.1}",
+            "{:?} {:?} {} N={} k={} f={} u={}: exact {:.3}, rounds {:.1}, runs {:.1}",
+            c.mode,
+            c.world,
             c.shape.as_str(),
             c.n,
             c.k,
@@ -208,6 +312,7 @@ fn run(options: &Options, progress: &(dyn Fn(&Cell) + Sync)) -> Result<CulpritRe
     }
     let next = Mutex::new(0usize);
     let cells = Mutex::new(Vec::new());
+    let stated: Mutex<Vec<Stated>> = Mutex::new(Vec::new());
     let error = Mutex::new(None);
     std::thread::scope(|scope| {
         for _ in 0..options.threads.max(1) {
@@ -220,9 +325,12 @@ fn run(options: &Options, progress: &(dyn Fn(&Cell) + Sync)) -> Result<CulpritRe
                 };
                 let Some((shape, n)) = group else { return };
                 match run_group(options, shape, n, progress) {
-                    Ok(mut done) => {
+                    Ok((mut done, mut answers)) => {
                         if let Ok(mut cells) = cells.lock() {
                             cells.append(&mut done);
+                        }
+                        if let Ok(mut stated) = stated.lock() {
+                            stated.append(&mut answers);
                         }
                     }
                     Err(e) => {
@@ -240,12 +348,17 @@ fn run(options: &Options, progress: &(dyn Fn(&Cell) + Sync)) -> Result<CulpritRe
     }
     let mut cells = cells.into_inner().map_err(fail)?;
     cells.sort_by(|a, b| {
-        (a.shape as u8, a.n, a.k)
-            .cmp(&(b.shape as u8, b.n, b.k))
+        (a.world, a.shape as u8, a.n, a.k)
+            .cmp(&(b.world, b.shape as u8, b.n, b.k))
             .then(a.f.total_cmp(&b.f))
             .then(a.u.total_cmp(&b.u))
+            .then(a.mode.cmp(&b.mode))
     });
-    Ok(CulpritReport { cells })
+    let stated = stated.into_inner().map_err(fail)?;
+    Ok(CulpritReport {
+        cells,
+        calibration: calibration(&stated),
+    })
 }
 
 /// All cells of one shape and size: they share the history (and the git repository).
@@ -254,7 +367,7 @@ fn run_group(
     shape: Shape,
     n: usize,
     progress: &(dyn Fn(&Cell) + Sync),
-) -> Result<Vec<Cell>, BenchError> {
+) -> Result<(Vec<Cell>, Vec<Stated>), BenchError> {
     let parents = synthetic::git_parents(shape, n, structure_seed(options.seed, shape, n));
     let history = History::new(
         parents
@@ -269,44 +382,87 @@ fn run_group(
         None
     };
     let mut cells = Vec::new();
-    for &f in &options.flake_rates {
-        for &u in &options.untestable_rates {
-            for &k in &options.hosts {
-                let mut cell = simulate_cell(options, &history, shape, k, f, u);
-                if k == 1 {
-                    if let Some(repo) = &repo {
-                        cell.git = Some(repo.cell(options, &history, f, u)?);
+    let mut stated = Vec::new();
+    for &world in &options.worlds {
+        // An earlier bug leaves no room for untestable commits in the simulation.
+        let untestable: &[f64] = match world {
+            WorldKind::Plain => &options.untestable_rates,
+            WorldKind::FixedBug => &[0.0],
+        };
+        for &f in &options.flake_rates {
+            for &u in untestable {
+                for &k in &options.hosts {
+                    for &mode in &options.modes {
+                        let kind = Kind { mode, world };
+                        let (mut cell, answers) =
+                            simulate_cell(options, &history, shape, kind, k, f, u);
+                        if k == 1 && mode == Mode::Told && world == WorldKind::Plain {
+                            if let Some(repo) = &repo {
+                                cell.git = Some(repo.cell(options, &history, f, u)?);
+                            }
+                        }
+                        if mode == Mode::Unknown {
+                            stated.extend(answers);
+                        }
+                        progress(&cell);
+                        cells.push(cell);
                     }
                 }
-                progress(&cell);
-                cells.push(cell);
             }
         }
     }
-    Ok(cells)
+    Ok((cells, stated))
+}
+
+/// How a cell's searches are set up.
+#[derive(Clone, Copy)]
+struct Kind {
+    mode: Mode,
+    world: WorldKind,
 }
 
 fn simulate_cell(
     options: &Options,
     history: &History,
     shape: Shape,
+    kind: Kind,
     k: usize,
     f: f64,
     u: f64,
-) -> Cell {
+) -> (Cell, Vec<Stated>) {
     let settings = Settings {
-        flake_rate: Some(f),
+        flake_rate: (kind.mode == Mode::Told).then_some(f),
         ..Settings::default()
     };
+    let mut stated = Vec::new();
+    let mut ran = 0usize;
     let (mut exact, mut contains, mut blame, mut none) = (0, 0, 0, 0);
     let (mut visible, mut exact_visible) = (0, 0);
     let (mut rounds, mut execs, mut confirms) = (Vec::new(), Vec::new(), Vec::new());
     let mut slowest = Duration::ZERO;
     let (mut total, mut calls) = (Duration::ZERO, 0);
     for trial in 0..options.trials {
-        let world = World::new(history, f, u, world_seed(options.seed, trial));
-        let t = synthetic::simulate(history, &world, settings, k);
+        let seed = world_seed(options.seed, trial);
+        let (world, reused) = match kind.world {
+            WorldKind::Plain => (World::new(history, f, u, seed), Reused::default()),
+            WorldKind::FixedBug => match World::with_fixed_bug(history, f, seed) {
+                Some(w) => {
+                    let reused = Reused::blamed_fix(history, &w);
+                    (w, reused)
+                }
+                None => continue,
+            },
+        };
+        ran += 1;
+        let t = synthetic::simulate_reusing(history, &world, settings, k, reused);
         let judged = world.judge(&t.found);
+        match &t.found {
+            Found::Culprit { probability, .. } | Found::OneOf { probability, .. } => stated.push((
+                *probability,
+                matches!(judged, Judgement::Exact | Judgement::Contains),
+            )),
+            _ => {}
+        }
         match judged {
             Judgement::Exact => {
                 exact += 1;
@@ -327,15 +483,17 @@ fn simulate_cell(
         total += t.decision_time;
         calls += t.decisions;
     }
-    let trials = options.trials.max(1) as f64;
+    let trials = ran.max(1) as f64;
     let n = history.len();
-    Cell {
+    let cell = Cell {
+        mode: kind.mode,
+        world: kind.world,
         shape,
         n,
         k,
         f,
         u,
-        trials: options.trials,
+        trials: ran,
         accuracy: exact as f64 / trials,
         contains: contains as f64 / trials,
         exact_when_visible: if visible == 0 {
@@ -355,7 +513,8 @@ fn simulate_cell(
         mean_decision_us: total.as_secs_f64() * 1e6 / calls.max(1) as f64,
         slowest_decision_us: slowest.as_secs_f64() * 1e6,
         git: None,
-    }
+    };
+    (cell, stated)
 }
 
 /// A generated repository of one history: a base commit, then one commit per index.
@@ -531,8 +690,8 @@ impl Report for CulpritReport {
     /// The table for README: one line per cell.
     fn table(&self) -> String {
         let mut out = String::from(
-            "| shape | N | k | f | u | exact | exact if visible | contains | false blame | rounds mean/p90 (bound) | runs mean/p90 (log2N/C) | confirm | git bisect exact / runs | decision mean/max |\n\
-             |---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+            "| world | rate | shape | N | k | f | u | exact | exact if visible | contains | false blame | rounds mean/p90 (bound) | runs mean/p90 (log2N/C) | confirm | git bisect exact / runs | decision mean/max |\n\
+             |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         );
         for c in &self.cells {
             let git = c.git.as_ref().map_or("".to_string(), |g| {
@@ -540,7 +699,15 @@ impl Report for CulpritReport {
             });
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {:.0}% | {:.0}% | {:.3} | {:.3} | {:.3} | {:.3} | {:.1}/{:.0} ({}) | {:.1}/{:.0} ({:.1}) | {:.1} | {} | {:.0}/{:.0} µs |",
+                "| {} | {} | {} | {} | {} | {:.0}% | {:.0}% | {:.3} | {:.3} | {:.3} | {:.3} | {:.1}/{:.0} ({}) | {:.1}/{:.0} ({:.1}) | {:.1} | {} | {:.0}/{:.0} µs |",
+                match c.world {
+                    WorldKind::Plain => "plain",
+                    WorldKind::FixedBug => "fixed bug",
+                },
+                match c.mode {
+                    Mode::Told => "told",
+                    Mode::Unknown => "inferred",
+                },
                 c.shape.as_str(),
                 c.n,
                 c.k,
@@ -561,6 +728,25 @@ impl Report for CulpritReport {
                 c.mean_decision_us,
                 c.slowest_decision_us,
             );
+        }
+        if !self.calibration.is_empty() {
+            out.push_str(
+                "\nCalibration of searches not told the flake rate (stated probability of the answer against how often it held the culprit):\n\n\
+                 | stated | searches | stated mean | right | overconfidence |\n\
+                 |---|---|---|---|---|\n",
+            );
+            for b in &self.calibration {
+                let _ = writeln!(
+                    out,
+                    "| [{}, {}) | {} | {:.4} | {:.4} | {:+.4} |",
+                    b.from,
+                    b.to,
+                    b.searches,
+                    b.stated_mean,
+                    b.right,
+                    b.stated_mean - b.right
+                );
+            }
         }
         out
     }
