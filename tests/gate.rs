@@ -774,3 +774,98 @@ async fn a_periodic_pass_on_the_target_counts_as_a_baseline() {
     assert_eq!(verdict, Verdict::LikeBaseline, "{outcome:?}");
     assert_eq!(pushed.as_deref(), Some(more[1].as_str()));
 }
+
+/// Flight 1 blames commit 6 (Alice). Staging then gets a revert of it (by Bob), two good
+/// commits, a new breaker (by Carol) and one more commit: flight 2 names Carol's commit, mails
+/// only Carol, and pushes every commit up to its parent, the revert included.
+#[tokio::test]
+async fn after_a_revert_the_new_breaker_is_blamed_and_everything_before_it_pushed() {
+    let root = tempfile::tempdir().unwrap();
+    let up = Upstream::new(root.path(), &[("README", "hello\n")]);
+    let old_master = up.head("master");
+    let shas = up.commits(10, Some(6));
+    up.push_staging();
+    let sandbox = Sandbox::new();
+    sandbox.standard_policy(up.bare.to_str().unwrap());
+    let service = open_service(sandbox.config("")).await;
+    let (verdict, pushed, culprit) = decided(&service.gate_once().await.unwrap()[0].1);
+    assert_eq!(verdict, Verdict::Regression);
+    assert_eq!(culprit.as_deref(), Some(shas[5].as_str()));
+    assert_eq!(pushed.as_deref(), Some(shas[4].as_str()));
+    service.deliver_mail().await.unwrap();
+    let first_flight_mail = sandbox.outbox().len();
+
+    // The revert, two good commits, a new breaker by someone else, one more on top.
+    git(&up.work, &["rm", "-q", "BROKEN"]);
+    let revert = up.commit("Revert \"change number 6\"", AUTHORS[1]);
+    let good: Vec<String> = (0..2)
+        .map(|i| {
+            up.write(&format!("GOOD{i}"), "fine\n");
+            up.commit(&format!("good change {i}"), AUTHORS[1])
+        })
+        .collect();
+    up.write("BROKEN", "broken again\n");
+    let breaker = up.commit("break it anew", AUTHORS[2]);
+    up.write("LATER", "later\n");
+    let after = up.commit("a later change", AUTHORS[0]);
+    up.push_staging();
+
+    let (verdict, pushed, culprit) = decided(&service.gate_once().await.unwrap()[0].1);
+    assert_eq!(verdict, Verdict::Regression);
+    assert_eq!(
+        culprit.as_deref(),
+        Some(breaker.as_str()),
+        "the new breaker"
+    );
+    assert_eq!(
+        pushed.as_deref(),
+        Some(good[1].as_str()),
+        "everything before it"
+    );
+    assert_eq!(up.head("master"), good[1]);
+    assert_eq!(up.head("staging"), after);
+    // Master moved twice, fast-forward, only to tested commits: 5, then past the revert.
+    let history = up.history("master");
+    assert_eq!(
+        history,
+        vec![old_master.clone(), shas[4].clone(), good[1].clone()]
+    );
+    assert_master_only_moved_to_tested_commits(&up, service.store(), &old_master).await;
+    git(
+        &up.bare,
+        &["merge-base", "--is-ancestor", &revert, "master"],
+    );
+
+    // Exactly one new culprit mail, to Carol (the list copied); Alice is not mailed again.
+    service.deliver_mail().await.unwrap();
+    let mails: Vec<Mail> = sandbox.outbox()[first_flight_mail..]
+        .iter()
+        .map(|p| parse_mail(&std::fs::read(p).unwrap()))
+        .collect();
+    let culprit_mails: Vec<&Mail> = mails
+        .iter()
+        .filter(|m| m.subject.contains("your commit"))
+        .collect();
+    assert_eq!(
+        culprit_mails.len(),
+        1,
+        "{:?}",
+        mails.iter().map(|m| &m.subject).collect::<Vec<_>>()
+    );
+    // The author and the committer (the maintainer who applied it).
+    assert_eq!(
+        culprit_mails[0].to,
+        vec![AUTHORS[2].1.to_string(), "mia@example.org".to_string()]
+    );
+    assert!(mails
+        .iter()
+        .all(|m| !m.to.contains(&AUTHORS[0].1.to_string())));
+    assert_eq!(culprit_mails[0].cc, vec!["devel@lists.example.org"]);
+    let report = mails
+        .iter()
+        .find(|m| !m.subject.contains("your commit"))
+        .expect("a report");
+    assert!(report.text.contains("blamed by flight"), "{}", report.text);
+    assert!(report.text.contains("reverted by"), "{}", report.text);
+    service.store().close().await;
+}

@@ -188,10 +188,13 @@ pub async fn bisect(
         .collect::<Result<_, _>>()?;
     let workdir = Worktrees::create(repo_dir, jobs, oids[history.tip()]).await?;
 
-    // The bad tip counts as one failure, as `git bisect` takes the user's word for it.
-    let mut observations = vec![(history.tip(), Observed::Fail)];
+    // The bad tip counts as one failure, as `git bisect` takes the user's word for it; but as
+    // the user's word, not a run of this search: "no culprit: a flake" (or the tip itself as
+    // the culprit) is only said once the tip ran.
+    let finder = finder.reusing(vec![(history.tip(), Observed::Fail)], &[]);
+    let mut observations: Vec<(usize, Observed)> = Vec::new();
     // Round of each result: one more than the results its test was chosen from.
-    let mut result_round = vec![0usize];
+    let mut result_round: Vec<usize> = Vec::new();
     let mut log = Vec::new();
     let mut running: Vec<Running> = Vec::new();
     let mut tasks: JoinSet<(usize, Result<Option<i32>, String>)> = JoinSet::new();
@@ -280,7 +283,7 @@ pub async fn bisect(
         range,
         found,
         standing,
-        observations.len() - 1,
+        observations.len(),
         result_round.iter().max().copied().unwrap_or(0),
         log,
     ))

@@ -242,69 +242,6 @@ impl Model {
     }
 }
 
-/// The state of the first-parent line at one commit: good, inside an earlier bug begun at an
-/// ordinary commit, or inside one begun at a blamed commit (fixed at its own, slower rate).
-#[derive(Clone, Copy, Debug)]
-struct Chain {
-    good: f64,
-    bad: f64,
-    bad_blamed: f64,
-}
-
-impl Chain {
-    /// Below the range: the base is good.
-    fn start() -> Chain {
-        Chain {
-            good: 1.0,
-            bad: 0.0,
-            bad_blamed: 0.0,
-        }
-    }
-
-    /// Onto the next line commit, weighing its runs (in the good and the bad state; `Some`
-    /// in `only_good` rules the bad state out), kept scaled to 1 with the log in `scale`.
-    fn forward(
-        self,
-        scale: f64,
-        blamed: bool,
-        weights: Option<(Lik, Lik)>,
-        only_good: Option<()>,
-    ) -> (Chain, f64) {
-        let mut next = self.step(blamed);
-        if only_good.is_some() {
-            next.bad = 0.0;
-            next.bad_blamed = 0.0;
-        }
-        let Some((good, bad)) = weights else {
-            return (next, scale);
-        };
-        next.good *= good.linear();
-        next.bad *= bad.linear();
-        next.bad_blamed *= bad.linear();
-        let total = next.good + next.bad + next.bad_blamed;
-        if total > 0.0 {
-            next.good /= total;
-            next.bad /= total;
-            next.bad_blamed /= total;
-            (next, scale + total.ln())
-        } else {
-            (next, scale)
-        }
-    }
-
-    /// Onto the next commit of the line.
-    fn step(self, blamed: bool) -> Chain {
-        let onset_blamed = if blamed { ONSET_BLAMED } else { 0.0 };
-        Chain {
-            good: self.good * (1.0 - ONSET - onset_blamed)
-                + self.bad * FIX
-                + self.bad_blamed * FIX_BLAMED,
-            bad: self.good * ONSET + self.bad * (1.0 - FIX),
-            bad_blamed: self.good * onset_blamed + self.bad_blamed * (1.0 - FIX_BLAMED),
-        }
-    }
-}
-
 /// The posterior after a set of results.
 #[derive(Clone, Debug)]
 pub struct Posterior {
@@ -434,219 +371,382 @@ impl Layout {
     }
 }
 
-/// The likelihood of every hypothesis (each commit as the culprit, then "no culprit") at one
-/// flake rate, each as a `Lik` times a factor of about 1 (the chain's share), so that
-/// hypotheses between two run commits share their `Lik` and cost no logarithm.
-///
-/// Along the first-parent line the commits below the culprit follow the chain (good, or inside
-/// an earlier bug that a later commit fixed); a merged commit shares the state of the line
-/// commit it forked from, and may besides be bad on its own (rarely; often, above a blamed
-/// commit).
-fn likelihoods(history: &History, layout: &Layout, tallies: &[Tally], f: f64) -> Vec<(Lik, f64)> {
-    let n = history.len();
-    let own_onset = |x: usize| {
-        if layout.blamed_below[x] {
-            ONSET_BLAMED
-        } else {
-            ONSET
+/// A 3x3 matrix over the states of the first-parent line at one commit: good, inside an
+/// earlier bug begun at an ordinary commit, or inside one begun at a blamed commit (fixed at its
+/// own, slower rate).
+type Mat = [[f64; 3]; 3];
+type State = [f64; 3];
+
+const IDENTITY: Mat = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
+/// Below the range: the base is good.
+const START: State = [1.0, 0.0, 0.0];
+
+/// Onto the next commit of the line (`next = T * state`).
+fn transition(blamed: bool) -> Mat {
+    let onset_blamed = if blamed { ONSET_BLAMED } else { 0.0 };
+    [
+        [1.0 - ONSET - onset_blamed, FIX, FIX_BLAMED],
+        [ONSET, 1.0 - FIX, 0.0],
+        [onset_blamed, 0.0, 1.0 - FIX_BLAMED],
+    ]
+}
+
+fn product(a: &Mat, b: &Mat) -> Mat {
+    let mut out = [[0.0; 3]; 3];
+    for (i, row) in out.iter_mut().enumerate() {
+        for (j, cell) in row.iter_mut().enumerate() {
+            *cell = (0..3).map(|k| a[i][k] * b[k][j]).sum();
         }
-    };
-    // A merged commit whose line state is good: good, or bad on its own.
-    let good_or_own_bug = |x: usize| {
-        let onset = own_onset(x);
-        Lik::of_linear(
-            (1.0 - onset) * if_good(&tallies[x], f).linear() + onset * if_bad(&tallies[x]).linear(),
-        )
-    };
-    let base = layout
-        .forked_at_base
-        .iter()
-        .fold(Lik::default(), |acc, &x| acc + good_or_own_bug(x));
-    // What the runs at each line commit weigh in the chain's good and bad states (a merged
-    // commit shares the state of the line commit it forked from).
-    let line = &layout.main;
-    let weights: Vec<Option<(Lik, Lik)>> = line
-        .iter()
-        .map(|&m| {
-            let runs = &layout.forked_at[m];
-            if tallies[m].passes + tallies[m].fails == 0 && runs.is_empty() {
-                return None;
-            }
-            let mut good = if_good(&tallies[m], f);
-            let mut bad = if_bad(&tallies[m]);
-            for &x in runs {
-                good = good + good_or_own_bug(x);
-                bad = bad + if_bad(&tallies[x]);
-            }
-            Some((good, bad))
-        })
-        .collect();
-    // The chain's forward pass. The hypothesis says the first parent is good, so what is kept
-    // is the likelihood given that (divided by the chain's prior of it): otherwise older
-    // culprits would gain merely from having fewer commits below them where an earlier bug
-    // could hide. The chain's mass is kept scaled to 1 and its log carried apart, so long
-    // ranges neither underflow nor pay a logarithm per commit.
-    let mut after: Vec<(Chain, f64)> = Vec::with_capacity(line.len());
-    let mut prior_good: Vec<f64> = Vec::with_capacity(line.len() + 1);
-    let (mut chain, mut scale) = (Chain::start(), 0.0);
-    let mut prior = Chain::start();
-    for (&blamed, &weight) in layout.blamed_line.iter().zip(&weights) {
-        prior_good.push(prior.good);
-        prior = prior.step(blamed);
-        (chain, scale) = chain.forward(scale, blamed, weight, None);
-        after.push((chain, scale));
     }
-    prior_good.push(prior.good);
-    // Below line position i, with its first parent good: (log, share).
-    let below = |i: usize| {
-        let (chain, scale) = i.checked_sub(1).map_or((Chain::start(), 0.0), |j| after[j]);
-        (scale, chain.good / prior_good[i])
-    };
-    let none = {
-        let (chain, scale) = after[line.len() - 1];
-        (scale, chain.good / prior_good[line.len()])
-    };
-    let scaled = |(log, share): (f64, f64)| (base + Lik { zeros: 0, log }, share);
-    let mut out: Vec<(Lik, f64)> = (0..n)
-        .map(|c| {
-            let m = layout.merged_at[c];
-            let i = layout.line_index[m];
-            if layout.on_main[c] {
-                let (mut l, share) = scaled(below(i));
-                if layout.pass_reaches.is_some_and(|p| p >= m) {
-                    l.zeros += 1;
-                }
-                return (l, share);
-            }
-            // A merged commit: its descendants that forked below the merge are bad, and its
-            // merged parents good, where the chain weighed them as neither; run the chain
-            // again from the first such line commit to the merge.
-            let mut changes: Vec<(usize, Lik, bool)> = Vec::new();
-            let mut at_base = Lik::default();
-            let mut change = |fork: Option<usize>, by: Lik, must_be_good: bool| match fork {
-                // The base is good.
-                None => at_base = at_base + by,
-                Some(at) => changes.push((layout.line_index[at], by, must_be_good)),
-            };
-            for &x in &layout.early_descendants[c] {
-                change(
-                    layout.fork[x],
-                    if_bad(&tallies[x]) - good_or_own_bug(x),
-                    false,
-                );
-            }
-            for p in history.parents(c).filter(|&p| !layout.on_main[p]) {
-                if tallies[p].passes + tallies[p].fails > 0 && layout.fork[p] < Some(m) {
-                    change(
-                        layout.fork[p],
-                        if_good(&tallies[p], f) - good_or_own_bug(p),
-                        true,
-                    );
-                }
-            }
-            changes.sort_by_key(|c| c.0);
-            let (mut l, share) = match changes.first() {
-                None => scaled(below(i)),
-                Some(&(from, _, _)) => {
-                    let (mut chain, mut scale) = from
-                        .checked_sub(1)
-                        .map_or((Chain::start(), 0.0), |j| after[j]);
-                    let mut pending = changes.iter().peekable();
-                    for (j, weight) in weights.iter().enumerate().take(i).skip(from) {
-                        let mut by = Lik::default();
-                        let mut must_be_good = false;
-                        while let Some(&&(at, l, good)) = pending.peek() {
-                            if at != j {
-                                break;
-                            }
-                            by = by + l;
-                            must_be_good |= good;
-                            pending.next();
-                        }
-                        let weight = weight.map(|(g, b)| (g + by, b));
-                        let weight = weight.or(Some((by, Lik::default())));
-                        (chain, scale) = chain.forward(
-                            scale,
-                            layout.blamed_line[j],
-                            weight,
-                            must_be_good.then_some(()),
-                        );
-                    }
-                    scaled((scale, chain.good / prior_good[i]))
-                }
-            };
-            l = l + at_base;
-            if layout.pass_reaches.is_some_and(|p| p >= m) {
-                l.zeros += 1;
-            }
-            (l, share)
-        })
-        .collect();
-    out.push(scaled(none));
     out
+}
+
+fn apply(m: &Mat, v: State) -> State {
+    [0, 1, 2].map(|i| m[i][0] * v[0] + m[i][1] * v[1] + m[i][2] * v[2])
+}
+
+fn dot(a: &[f64; 3], b: &State) -> f64 {
+    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+}
+
+/// Weighs a state's runs (in the good and the bad states) and scales it back to 1, the log of
+/// the scale added to `log`. A state nothing explains stays all zero.
+fn weigh(state: State, log: &mut f64, good: Lik, bad: Lik) -> State {
+    let (good, bad) = (good.linear(), bad.linear());
+    let s = [state[0] * good, state[1] * bad, state[2] * bad];
+    let total = s[0] + s[1] + s[2];
+    if total > 0.0 {
+        *log += total.ln();
+        s.map(|x| x / total)
+    } else {
+        [0.0; 3]
+    }
+}
+
+/// The line's chain without results: the same at every flake rate, so computed once. The
+/// likelihood below a line commit is the state after the line commit run last below it
+/// (`runs` of them), carried up through commits nobody ran by a product of transitions; at a
+/// given rate only the run commits need work, and the commits between them are weighed for
+/// all rates at once.
+struct LinePlan {
+    /// Line positions that have runs (of their own, or of merged commits forked from them).
+    runs: Vec<usize>,
+    /// For each line position, how many positions with runs are below it.
+    below_runs: Vec<usize>,
+    /// For each line position i, `state below i = before[i] * state after the last run below`.
+    before: Vec<Mat>,
+    /// For each position with runs, the transitions from the last one below up to it.
+    into: Vec<Mat>,
+    /// The transitions from the last position with runs to past the tip.
+    to_end: Mat,
+    /// The chain's prior probability of a good line commit below each position, and past the
+    /// tip: the hypothesis says the culprit's first parent is good, so what is kept is the
+    /// likelihood given that (otherwise older culprits would gain merely from having fewer
+    /// commits below them where an earlier bug could hide).
+    prior_good: Vec<f64>,
+    prior_good_end: f64,
+}
+
+impl LinePlan {
+    fn of(layout: &Layout, tallies: &[Tally]) -> LinePlan {
+        let n = layout.main.len();
+        let mut plan = LinePlan {
+            runs: Vec::new(),
+            below_runs: Vec::with_capacity(n),
+            before: Vec::with_capacity(n),
+            into: Vec::new(),
+            to_end: IDENTITY,
+            prior_good: Vec::with_capacity(n),
+            prior_good_end: 1.0,
+        };
+        let (mut carry, mut prior) = (IDENTITY, START);
+        for (i, &m) in layout.main.iter().enumerate() {
+            plan.before.push(carry);
+            plan.prior_good.push(prior[0]);
+            plan.below_runs.push(plan.runs.len());
+            let t = transition(layout.blamed_line[i]);
+            prior = apply(&t, prior);
+            carry = product(&t, &carry);
+            let ran = tallies[m].passes + tallies[m].fails > 0 || !layout.forked_at[m].is_empty();
+            if ran {
+                plan.runs.push(i);
+                plan.into.push(carry);
+                carry = IDENTITY;
+            }
+        }
+        plan.to_end = carry;
+        plan.prior_good_end = prior[0];
+        plan
+    }
+}
+
+/// What one flake rate makes of the results: the chain's state and log after each line
+/// position with runs (index 0: below the range), what those runs weigh, and the weight of
+/// the merged commits that forked below the range.
+struct AtRate {
+    f: f64,
+    /// The rate's prior, in log.
+    prior: f64,
+    after: Vec<(State, f64)>,
+    weights: Vec<(Lik, Lik)>,
+    base: Lik,
+}
+
+fn observed(tallies: &[Tally], c: usize) -> bool {
+    tallies[c].passes + tallies[c].fails > 0
+}
+
+/// How a merged commit that is not the culprit's descendant weighs: good (sharing the state of
+/// the line commit it forked from), or bad on its own (rarely; often above a blamed commit).
+fn good_or_own_bug(layout: &Layout, t: &Tally, x: usize, f: f64) -> Lik {
+    let onset = if layout.blamed_below[x] {
+        ONSET_BLAMED
+    } else {
+        ONSET
+    };
+    Lik::of_linear((1.0 - onset) * if_good(t, f).linear() + onset * if_bad(t).linear())
+}
+
+impl AtRate {
+    fn of(layout: &Layout, plan: &LinePlan, tallies: &[Tally], f: f64, prior: f64) -> AtRate {
+        let weights: Vec<(Lik, Lik)> = plan
+            .runs
+            .iter()
+            .map(|&i| {
+                let m = layout.main[i];
+                let mut good = if_good(&tallies[m], f);
+                let mut bad = if_bad(&tallies[m]);
+                for &x in &layout.forked_at[m] {
+                    good = good + good_or_own_bug(layout, &tallies[x], x, f);
+                    bad = bad + if_bad(&tallies[x]);
+                }
+                (good, bad)
+            })
+            .collect();
+        let mut after = Vec::with_capacity(weights.len() + 1);
+        let (mut state, mut log) = (START, 0.0);
+        after.push((state, log));
+        for (j, &(good, bad)) in weights.iter().enumerate() {
+            state = weigh(apply(&plan.into[j], state), &mut log, good, bad);
+            after.push((state, log));
+        }
+        let base = layout
+            .forked_at_base
+            .iter()
+            .fold(Lik::default(), |acc, &x| {
+                acc + good_or_own_bug(layout, &tallies[x], x, f)
+            });
+        AtRate {
+            f,
+            prior,
+            after,
+            weights,
+            base,
+        }
+    }
+
+    /// The log weight of a state after `k` positions with runs, before the share of it below
+    /// a given commit; `None` when nothing explains the results at this rate.
+    fn log(&self, k: usize) -> Option<f64> {
+        let (state, log) = self.after[k];
+        let alive = state.iter().any(|&x| x > 0.0) && self.base.zeros == 0;
+        alive.then_some(self.prior + self.base.log + log)
+    }
+}
+
+/// The merged commit `c` as the culprit at one rate: its descendants that forked below the
+/// merge bringing it in are bad, and its merged parents good, where the chain weighed them as
+/// neither; so the chain is run again from the first such line commit to the merge. The
+/// likelihood as (log, share), or `None`.
+fn merged_culprit(
+    history: &History,
+    layout: &Layout,
+    plan: &LinePlan,
+    tallies: &[Tally],
+    rate: &AtRate,
+    c: usize,
+) -> Option<(f64, f64)> {
+    let f = rate.f;
+    let m = layout.merged_at[c];
+    let i = layout.line_index[m];
+    let mut changes: Vec<(usize, Lik, bool)> = Vec::new();
+    let mut at_base = Lik::default();
+    let mut change = |fork: Option<usize>, by: Lik, must_be_good: bool| match fork {
+        // The base is good.
+        None => at_base = at_base + by,
+        Some(at) => changes.push((layout.line_index[at], by, must_be_good)),
+    };
+    for &x in &layout.early_descendants[c] {
+        let by = if_bad(&tallies[x]) - good_or_own_bug(layout, &tallies[x], x, f);
+        change(layout.fork[x], by, false);
+    }
+    for p in history.parents(c).filter(|&p| !layout.on_main[p]) {
+        if tallies[p].passes + tallies[p].fails > 0 && layout.fork[p] < Some(m) {
+            let by = if_good(&tallies[p], f) - good_or_own_bug(layout, &tallies[p], p, f);
+            change(layout.fork[p], by, true);
+        }
+    }
+    changes.sort_by_key(|c| c.0);
+    let from = changes.first().map_or(i, |c| c.0);
+    let k = plan.below_runs[from];
+    let (start, mut log) = rate.after[k];
+    let mut state = apply(&plan.before[from], start);
+    let mut pending = changes.iter().peekable();
+    let mut runs = k;
+    for j in from..i {
+        let mut by = Lik::default();
+        let mut must_be_good = false;
+        while let Some(&&(at, l, good)) = pending.peek() {
+            if at != j {
+                break;
+            }
+            by = by + l;
+            must_be_good |= good;
+            pending.next();
+        }
+        state = apply(&transition(layout.blamed_line[j]), state);
+        if must_be_good {
+            state[1] = 0.0;
+            state[2] = 0.0;
+        }
+        let ran = plan.runs.get(runs) == Some(&j);
+        let (good, bad) = if ran {
+            runs += 1;
+            rate.weights[runs - 1]
+        } else {
+            (Lik::default(), Lik::default())
+        };
+        if ran || by != Lik::default() {
+            state = weigh(state, &mut log, good + by, bad);
+        }
+    }
+    let at_base = rate.base + at_base;
+    if at_base.zeros > 0 || state[0] <= 0.0 {
+        return None;
+    }
+    Some((
+        rate.prior + at_base.log + log,
+        state[0] / plan.prior_good[i],
+    ))
 }
 
 impl Posterior {
     /// Computes the posterior, or `None` when no hypothesis explains the results at all (a
     /// commit both passed and failed, and flakes are ruled out).
+    ///
+    /// The cost is one pass over the range plus, per flake rate, one step per commit with
+    /// runs: commits nobody ran are weighed for every rate at once (their likelihood is a
+    /// fixed linear form of the state after the last run below them).
     pub fn compute(history: &History, tallies: &[Tally], model: &Model) -> Option<Posterior> {
         let n = history.len();
+        let layout = Layout::of(history, tallies, model);
+        let plan = LinePlan::of(&layout, tallies);
+        let rates: Vec<AtRate> = model
+            .rates
+            .iter()
+            .map(|&(f, w)| AtRate::of(&layout, &plan, tallies, f, w.ln()))
+            .collect();
         let per_commit = ((1.0 - model.prior_none) / n as f64).ln();
         let none_prior = model.prior_none.ln();
-        let mut per_rate: Vec<(f64, Vec<(Lik, f64)>)> = Vec::with_capacity(model.rates.len());
-        // The largest log: shares stay within a few times 1, so every weight stays in range.
-        let mut top = f64::NEG_INFINITY;
-        let layout = Layout::of(history, tallies, model);
-        for &(f, w) in &model.rates {
-            let mut liks = likelihoods(history, &layout, tallies, f);
-            for (h, (l, share)) in liks.iter_mut().enumerate() {
-                l.log += w.ln() + if h < n { per_commit } else { none_prior };
-                if l.zeros == 0 && *share > 0.0 && l.log.is_finite() {
-                    top = top.max(l.log);
-                }
-            }
-            per_rate.push((f, liks));
-        }
+        let segments = plan.runs.len() + 1;
+        // Merged culprits whose descendants or parents the chain weighed otherwise: their own
+        // run of the chain, per rate, as (log, share, rate).
+        let merged: Vec<Option<Vec<(f64, f64, f64)>>> = (0..n)
+            .map(|c| {
+                let passed_above = layout
+                    .pass_reaches
+                    .is_some_and(|p| p >= layout.merged_at[c]);
+                let own = !layout.on_main[c]
+                    && !passed_above
+                    && (!layout.early_descendants[c].is_empty()
+                        || history
+                            .parents(c)
+                            .any(|p| !layout.on_main[p] && observed(tallies, p)));
+                own.then(|| {
+                    rates
+                        .iter()
+                        .filter_map(|r| {
+                            let (log, share) =
+                                merged_culprit(history, &layout, &plan, tallies, r, c)?;
+                            Some((log, share, r.f))
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        // The largest log: every share is at most a few times 1, so no weight overflows.
+        let top = rates
+            .iter()
+            .flat_map(|r| (0..segments).filter_map(|k| r.log(k)))
+            .chain(merged.iter().flatten().flatten().map(|m| m.0))
+            .fold(f64::NEG_INFINITY, f64::max);
         if !top.is_finite() {
             return None;
         }
-        let weigh = |exact: bool, top: f64| {
+        let mixed = |scale: f64| {
+            // Per segment, the states of all rates mixed by their weight (and by their rate,
+            // for the rate's posterior mean).
+            let mut mix = vec![([0.0; 3], [0.0; 3]); segments];
+            for r in &rates {
+                for (k, slot) in mix.iter_mut().enumerate() {
+                    if let Some(log) = r.log(k) {
+                        let w = (log - scale).exp();
+                        for (x, s) in r.after[k].0.iter().enumerate() {
+                            slot.0[x] += w * s;
+                            slot.1[x] += w * r.f * s;
+                        }
+                    }
+                }
+            }
+            mix
+        };
+        let weights_at = |scale: f64| {
+            let mix = mixed(scale);
+            let line: Vec<(f64, f64)> = (0..layout.main.len())
+                .map(|i| {
+                    let m = layout.main[i];
+                    if layout.pass_reaches.is_some_and(|p| p >= m) {
+                        return (0.0, 0.0);
+                    }
+                    let (v, u) = &mix[plan.below_runs[i]];
+                    let row = &plan.before[i][0];
+                    let good = plan.prior_good[i];
+                    (dot(row, v) / good, dot(row, u) / good)
+                })
+                .collect();
             let mut weights = vec![0.0; n + 1];
             let mut rate_sum = 0.0;
-            for (f, liks) in &per_rate {
-                let mut last = (f64::NAN, 0.0);
-                for (h, (l, share)) in liks.iter().enumerate() {
-                    if l.zeros > 0 || *share <= 0.0 {
-                        continue;
-                    }
-                    let w = if exact {
-                        // Tiny shares everywhere: fold each into its log before scaling.
-                        (l.log + share.ln() - top).exp()
-                    } else if l.log == last.0 {
-                        last.1 * share
-                    } else {
-                        last = (l.log, (l.log - top).exp());
-                        last.1 * share
-                    };
-                    weights[h] += w;
-                    rate_sum += f * w;
+            for c in 0..n {
+                let (w, u) = match &merged[c] {
+                    // A merged commit the chain weighed as it would: like its merge.
+                    None => line[layout.line_index[layout.merged_at[c]]],
+                    Some(per_rate) => per_rate.iter().fold((0.0, 0.0), |acc, &(log, share, f)| {
+                        let w = (log - scale).exp() * share;
+                        (acc.0 + w, acc.1 + w * f)
+                    }),
+                };
+                weights[c] = w * per_commit.exp();
+                rate_sum += u * per_commit.exp();
+            }
+            for r in &rates {
+                if let Some(log) = r.log(segments - 1) {
+                    let end = apply(&plan.to_end, r.after[segments - 1].0);
+                    let w = (log - scale).exp() * end[0] / plan.prior_good_end * none_prior.exp();
+                    weights[n] += w;
+                    rate_sum += w * r.f;
                 }
             }
             (weights, rate_sum)
         };
-        let (mut weights, mut rate_sum) = weigh(false, top);
+        let (mut weights, mut rate_sum) = weights_at(top);
         let mut total: f64 = weights.iter().sum();
         if total.is_nan() || total <= 1e-250 {
-            let best = per_rate
-                .iter()
-                .flat_map(|(_, liks)| liks.iter())
-                .filter(|(l, share)| l.zeros == 0 && *share > 0.0)
-                .map(|(l, share)| l.log + share.ln())
-                .fold(f64::NEG_INFINITY, f64::max);
-            if !best.is_finite() {
+            // Every share is tiny: scale by the largest weight instead.
+            let largest = weights.iter().copied().fold(0.0, f64::max);
+            if largest.is_nan() || largest <= 0.0 {
                 return None;
             }
-            (weights, rate_sum) = weigh(true, best);
+            (weights, rate_sum) = weights_at(top + largest.ln());
             total = weights.iter().sum();
         }
         if total.is_nan() || total <= 0.0 {
@@ -920,5 +1020,388 @@ mod tests {
         assert_eq!(z_channel_capacity(0.0), 1.0);
         assert!((z_channel_capacity(0.1) - 0.7628).abs() < 1e-3);
         assert!((z_channel_capacity(0.5) - 0.3219).abs() < 1e-3);
+    }
+}
+
+/// The direct computation, one rate at a time and one commit at a time, that the fast one
+/// must agree with.
+#[cfg(test)]
+mod direct {
+    use super::*;
+
+    /// The state of the first-parent line at one commit: good, inside an earlier bug begun at an
+    /// ordinary commit, or inside one begun at a blamed commit (fixed at its own, slower rate).
+    #[derive(Clone, Copy, Debug)]
+    pub(super) struct Chain {
+        good: f64,
+        bad: f64,
+        bad_blamed: f64,
+    }
+
+    impl Chain {
+        /// Below the range: the base is good.
+        fn start() -> Chain {
+            Chain {
+                good: 1.0,
+                bad: 0.0,
+                bad_blamed: 0.0,
+            }
+        }
+
+        /// Onto the next line commit, weighing its runs (in the good and the bad state; `Some`
+        /// in `only_good` rules the bad state out), kept scaled to 1 with the log in `scale`.
+        fn forward(
+            self,
+            scale: f64,
+            blamed: bool,
+            weights: Option<(Lik, Lik)>,
+            only_good: Option<()>,
+        ) -> (Chain, f64) {
+            let mut next = self.step(blamed);
+            if only_good.is_some() {
+                next.bad = 0.0;
+                next.bad_blamed = 0.0;
+            }
+            let Some((good, bad)) = weights else {
+                return (next, scale);
+            };
+            next.good *= good.linear();
+            next.bad *= bad.linear();
+            next.bad_blamed *= bad.linear();
+            let total = next.good + next.bad + next.bad_blamed;
+            if total > 0.0 {
+                next.good /= total;
+                next.bad /= total;
+                next.bad_blamed /= total;
+                (next, scale + total.ln())
+            } else {
+                (next, scale)
+            }
+        }
+
+        /// Onto the next commit of the line.
+        fn step(self, blamed: bool) -> Chain {
+            let onset_blamed = if blamed { ONSET_BLAMED } else { 0.0 };
+            Chain {
+                good: self.good * (1.0 - ONSET - onset_blamed)
+                    + self.bad * FIX
+                    + self.bad_blamed * FIX_BLAMED,
+                bad: self.good * ONSET + self.bad * (1.0 - FIX),
+                bad_blamed: self.good * onset_blamed + self.bad_blamed * (1.0 - FIX_BLAMED),
+            }
+        }
+    }
+
+    /// The likelihood of every hypothesis (each commit as the culprit, then "no culprit") at one
+    /// flake rate, each as a `Lik` times a factor of about 1 (the chain's share), so that
+    /// hypotheses between two run commits share their `Lik` and cost no logarithm.
+    ///
+    /// Along the first-parent line the commits below the culprit follow the chain (good, or inside
+    /// an earlier bug that a later commit fixed); a merged commit shares the state of the line
+    /// commit it forked from, and may besides be bad on its own (rarely; often, above a blamed
+    /// commit).
+    pub(super) fn likelihoods(
+        history: &History,
+        layout: &Layout,
+        tallies: &[Tally],
+        f: f64,
+    ) -> Vec<(Lik, f64)> {
+        let n = history.len();
+        let own_onset = |x: usize| {
+            if layout.blamed_below[x] {
+                ONSET_BLAMED
+            } else {
+                ONSET
+            }
+        };
+        // A merged commit whose line state is good: good, or bad on its own.
+        let good_or_own_bug = |x: usize| {
+            let onset = own_onset(x);
+            Lik::of_linear(
+                (1.0 - onset) * if_good(&tallies[x], f).linear()
+                    + onset * if_bad(&tallies[x]).linear(),
+            )
+        };
+        let base = layout
+            .forked_at_base
+            .iter()
+            .fold(Lik::default(), |acc, &x| acc + good_or_own_bug(x));
+        // What the runs at each line commit weigh in the chain's good and bad states (a merged
+        // commit shares the state of the line commit it forked from).
+        let line = &layout.main;
+        let weights: Vec<Option<(Lik, Lik)>> = line
+            .iter()
+            .map(|&m| {
+                let runs = &layout.forked_at[m];
+                if tallies[m].passes + tallies[m].fails == 0 && runs.is_empty() {
+                    return None;
+                }
+                let mut good = if_good(&tallies[m], f);
+                let mut bad = if_bad(&tallies[m]);
+                for &x in runs {
+                    good = good + good_or_own_bug(x);
+                    bad = bad + if_bad(&tallies[x]);
+                }
+                Some((good, bad))
+            })
+            .collect();
+        // The chain's forward pass. The hypothesis says the first parent is good, so what is kept
+        // is the likelihood given that (divided by the chain's prior of it): otherwise older
+        // culprits would gain merely from having fewer commits below them where an earlier bug
+        // could hide. The chain's mass is kept scaled to 1 and its log carried apart, so long
+        // ranges neither underflow nor pay a logarithm per commit.
+        let mut after: Vec<(Chain, f64)> = Vec::with_capacity(line.len());
+        let mut prior_good: Vec<f64> = Vec::with_capacity(line.len() + 1);
+        let (mut chain, mut scale) = (Chain::start(), 0.0);
+        let mut prior = Chain::start();
+        for (&blamed, &weight) in layout.blamed_line.iter().zip(&weights) {
+            prior_good.push(prior.good);
+            prior = prior.step(blamed);
+            (chain, scale) = chain.forward(scale, blamed, weight, None);
+            after.push((chain, scale));
+        }
+        prior_good.push(prior.good);
+        // Below line position i, with its first parent good: (log, share).
+        let below = |i: usize| {
+            let (chain, scale) = i.checked_sub(1).map_or((Chain::start(), 0.0), |j| after[j]);
+            (scale, chain.good / prior_good[i])
+        };
+        let none = {
+            let (chain, scale) = after[line.len() - 1];
+            (scale, chain.good / prior_good[line.len()])
+        };
+        let scaled = |(log, share): (f64, f64)| (base + Lik { zeros: 0, log }, share);
+        let mut out: Vec<(Lik, f64)> = (0..n)
+            .map(|c| {
+                let m = layout.merged_at[c];
+                let i = layout.line_index[m];
+                if layout.on_main[c] {
+                    let (mut l, share) = scaled(below(i));
+                    if layout.pass_reaches.is_some_and(|p| p >= m) {
+                        l.zeros += 1;
+                    }
+                    return (l, share);
+                }
+                // A merged commit: its descendants that forked below the merge are bad, and its
+                // merged parents good, where the chain weighed them as neither; run the chain
+                // again from the first such line commit to the merge.
+                let mut changes: Vec<(usize, Lik, bool)> = Vec::new();
+                let mut at_base = Lik::default();
+                let mut change = |fork: Option<usize>, by: Lik, must_be_good: bool| match fork {
+                    // The base is good.
+                    None => at_base = at_base + by,
+                    Some(at) => changes.push((layout.line_index[at], by, must_be_good)),
+                };
+                for &x in &layout.early_descendants[c] {
+                    change(
+                        layout.fork[x],
+                        if_bad(&tallies[x]) - good_or_own_bug(x),
+                        false,
+                    );
+                }
+                for p in history.parents(c).filter(|&p| !layout.on_main[p]) {
+                    if tallies[p].passes + tallies[p].fails > 0 && layout.fork[p] < Some(m) {
+                        change(
+                            layout.fork[p],
+                            if_good(&tallies[p], f) - good_or_own_bug(p),
+                            true,
+                        );
+                    }
+                }
+                changes.sort_by_key(|c| c.0);
+                let (mut l, share) = match changes.first() {
+                    None => scaled(below(i)),
+                    Some(&(from, _, _)) => {
+                        let (mut chain, mut scale) = from
+                            .checked_sub(1)
+                            .map_or((Chain::start(), 0.0), |j| after[j]);
+                        let mut pending = changes.iter().peekable();
+                        for (j, weight) in weights.iter().enumerate().take(i).skip(from) {
+                            let mut by = Lik::default();
+                            let mut must_be_good = false;
+                            while let Some(&&(at, l, good)) = pending.peek() {
+                                if at != j {
+                                    break;
+                                }
+                                by = by + l;
+                                must_be_good |= good;
+                                pending.next();
+                            }
+                            let weight = weight.map(|(g, b)| (g + by, b));
+                            let weight = weight.or(Some((by, Lik::default())));
+                            (chain, scale) = chain.forward(
+                                scale,
+                                layout.blamed_line[j],
+                                weight,
+                                must_be_good.then_some(()),
+                            );
+                        }
+                        scaled((scale, chain.good / prior_good[i]))
+                    }
+                };
+                l = l + at_base;
+                if layout.pass_reaches.is_some_and(|p| p >= m) {
+                    l.zeros += 1;
+                }
+                (l, share)
+            })
+            .collect();
+        out.push(scaled(none));
+        out
+    }
+
+    pub(super) fn compute(
+        history: &History,
+        tallies: &[Tally],
+        model: &Model,
+    ) -> Option<Posterior> {
+        let n = history.len();
+        let per_commit = ((1.0 - model.prior_none) / n as f64).ln();
+        let none_prior = model.prior_none.ln();
+        let mut per_rate: Vec<(f64, Vec<(Lik, f64)>)> = Vec::with_capacity(model.rates.len());
+        // The largest log: shares stay within a few times 1, so every weight stays in range.
+        let mut top = f64::NEG_INFINITY;
+        let layout = Layout::of(history, tallies, model);
+        for &(f, w) in &model.rates {
+            let mut liks = likelihoods(history, &layout, tallies, f);
+            for (h, (l, share)) in liks.iter_mut().enumerate() {
+                l.log += w.ln() + if h < n { per_commit } else { none_prior };
+                if l.zeros == 0 && *share > 0.0 && l.log.is_finite() {
+                    top = top.max(l.log);
+                }
+            }
+            per_rate.push((f, liks));
+        }
+        if !top.is_finite() {
+            return None;
+        }
+        let weigh = |exact: bool, top: f64| {
+            let mut weights = vec![0.0; n + 1];
+            let mut rate_sum = 0.0;
+            for (f, liks) in &per_rate {
+                let mut last = (f64::NAN, 0.0);
+                for (h, (l, share)) in liks.iter().enumerate() {
+                    if l.zeros > 0 || *share <= 0.0 {
+                        continue;
+                    }
+                    let w = if exact {
+                        // Tiny shares everywhere: fold each into its log before scaling.
+                        (l.log + share.ln() - top).exp()
+                    } else if l.log == last.0 {
+                        last.1 * share
+                    } else {
+                        last = (l.log, (l.log - top).exp());
+                        last.1 * share
+                    };
+                    weights[h] += w;
+                    rate_sum += f * w;
+                }
+            }
+            (weights, rate_sum)
+        };
+        let (mut weights, mut rate_sum) = weigh(false, top);
+        let mut total: f64 = weights.iter().sum();
+        if total.is_nan() || total <= 1e-250 {
+            let best = per_rate
+                .iter()
+                .flat_map(|(_, liks)| liks.iter())
+                .filter(|(l, share)| l.zeros == 0 && *share > 0.0)
+                .map(|(l, share)| l.log + share.ln())
+                .fold(f64::NEG_INFINITY, f64::max);
+            if !best.is_finite() {
+                return None;
+            }
+            (weights, rate_sum) = weigh(true, best);
+            total = weights.iter().sum();
+        }
+        if total.is_nan() || total <= 0.0 {
+            return None;
+        }
+        let mut mass: Vec<f64> = weights.iter().map(|w| w / total).collect();
+        let none = mass.pop().unwrap_or(0.0);
+        Some(Posterior {
+            mass,
+            none,
+            flake_rate: rate_sum / total,
+        })
+    }
+}
+
+#[cfg(test)]
+mod agreement {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A random range: each commit has one or two older parents, the tip merges every commit
+    /// left without a child.
+    fn history() -> impl Strategy<Value = History> {
+        proptest::collection::vec(
+            (
+                any::<prop::sample::Index>(),
+                any::<Option<prop::sample::Index>>(),
+            ),
+            1..40,
+        )
+        .prop_map(|picks| {
+            let n = picks.len() + 1;
+            let mut parents: Vec<Vec<usize>> = vec![Vec::new()];
+            for (i, (a, b)) in picks.iter().enumerate().take(n - 2) {
+                let i = i + 1;
+                let mut ps = vec![a.index(i)];
+                if let Some(b) = b {
+                    if !ps.contains(&b.index(i)) {
+                        ps.push(b.index(i));
+                    }
+                }
+                parents.push(ps);
+            }
+            if n > 1 {
+                let mut has_child = vec![false; n - 1];
+                for ps in &parents {
+                    for &p in ps {
+                        has_child[p] = true;
+                    }
+                }
+                parents.push((0..n - 1).filter(|&c| !has_child[c]).collect());
+            }
+            History::new(parents).expect("generated ranges are valid")
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        /// The fast computation (commits nobody ran weighed for all rates at once) gives what
+        /// the direct one (every rate, every commit) gives.
+        #[test]
+        fn the_fast_posterior_is_the_direct_one(
+            h in history(),
+            runs in proptest::collection::vec((any::<prop::sample::Index>(), prop::sample::select(vec![Observed::Pass, Observed::Fail, Observed::Fail, Observed::Untestable])), 0..30),
+            blamed in proptest::collection::vec(any::<prop::sample::Index>(), 0..3),
+            told in prop::sample::select(vec![None, Some(0.0), Some(0.1)]),
+        ) {
+            let n = h.len();
+            let mut obs: Vec<(usize, Observed)> = vec![(h.tip(), Observed::Fail)];
+            obs.extend(runs.iter().map(|(c, o)| (c.index(n), *o)));
+            let tallies = tally(n, &obs);
+            let mut model = match told {
+                Some(f) => Model::told(f, 0.5),
+                None => Model::inferred(FlakeHistory::default(), 0.5),
+            };
+            model.blamed = (0..n).map(|c| blamed.iter().any(|b| b.index(n) == c)).collect();
+            let fast = Posterior::compute(&h, &tallies, &model);
+            let slow = direct::compute(&h, &tallies, &model);
+            match (fast, slow) {
+                (None, None) => {}
+                (Some(a), Some(b)) => {
+                    for (x, y) in a.mass.iter().chain([&a.none]).zip(b.mass.iter().chain([&b.none])) {
+                        prop_assert!((x - y).abs() < 1e-6, "{:?}\n{:?}", a, b);
+                    }
+                    prop_assert!((a.flake_rate - b.flake_rate).abs() < 1e-6);
+                }
+                (a, b) => prop_assert!(false, "fast {:?}, direct {:?}", a, b),
+            }
+        }
     }
 }
