@@ -869,3 +869,167 @@ async fn after_a_revert_the_new_breaker_is_blamed_and_everything_before_it_pushe
     assert!(report.text.contains("reverted by"), "{}", report.text);
     service.store().close().await;
 }
+
+/// Two steps, broken by two commits of two authors: two culprits, two culprit mails, and the
+/// commits before the older one pushed.
+#[tokio::test]
+async fn two_regressions_of_two_steps_get_two_culprits_and_two_mails() {
+    let root = tempfile::tempdir().unwrap();
+    let up = Upstream::new(root.path(), &[("README", "hello\n")]);
+    let mut shas = up.commits(2, None);
+    up.write("BROKEN_A", "a\n");
+    shas.push(up.commit("break a", AUTHORS[1]));
+    shas.extend(up.commits(2, None));
+    up.write("BROKEN_B", "b\n");
+    shas.push(up.commit("break b", AUTHORS[2]));
+    shas.extend(up.commits(2, None));
+    up.push_staging();
+    let sandbox = Sandbox::new();
+    sandbox.sequence(
+        "two",
+        r#"
+[[step]]
+name = "a"
+command = "test ! -e BROKEN_A"
+timeout = "1m"
+blocker = false
+
+[[step]]
+name = "b"
+command = "test ! -e BROKEN_B"
+timeout = "1m"
+"#,
+    );
+    sandbox.policy(
+        "project",
+        &format!(
+            "repository = \"{}\"\nsequences = [\"two\"]\nretries = 0\nflake_rate = 0.0\n[mail]\nlist = \"devel@lists.example.org\"\n",
+            up.bare.display()
+        ),
+    );
+    let service = open_service(sandbox.config("")).await;
+    let (verdict, pushed, culprit) = decided(&service.gate_once().await.unwrap()[0].1);
+    assert_eq!(verdict, Verdict::Regression);
+    assert_eq!(
+        culprit.as_deref(),
+        Some(shas[2].as_str()),
+        "the older culprit"
+    );
+    assert_eq!(pushed.as_deref(), Some(shas[1].as_str()));
+    assert_eq!(up.head("master"), shas[1]);
+
+    service.deliver_mail().await.unwrap();
+    let mails: Vec<Mail> = sandbox
+        .outbox()
+        .iter()
+        .map(|p| parse_mail(&std::fs::read(p).unwrap()))
+        .collect();
+    let mut culprit_mails: Vec<(String, Vec<String>)> = mails
+        .iter()
+        .filter(|m| m.subject.contains("your commit"))
+        .map(|m| (m.subject.clone(), m.to.clone()))
+        .collect();
+    culprit_mails.sort_by_key(|m| !m.0.contains("break a"));
+    let texts: Vec<&String> = mails.iter().map(|m| &m.text).collect();
+    assert_eq!(culprit_mails.len(), 2, "{culprit_mails:?} {texts:?}");
+    let mia = "mia@example.org".to_string();
+    assert!(
+        culprit_mails[0].0.contains("break a") && culprit_mails[0].0.ends_with("broke two/a"),
+        "{culprit_mails:?}"
+    );
+    assert_eq!(
+        culprit_mails[0].1,
+        vec![AUTHORS[1].1.to_string(), mia.clone()]
+    );
+    assert!(culprit_mails[1].0.contains("break b") && culprit_mails[1].0.ends_with("broke two/b"));
+    assert_eq!(culprit_mails[1].1, vec![AUTHORS[2].1.to_string(), mia]);
+    let report = mails
+        .iter()
+        .find(|m| !m.subject.contains("your commit"))
+        .unwrap();
+    assert!(report.subject.contains("and 1 more"), "{}", report.subject);
+    assert!(report.text.contains("2 regressions"), "{}", report.text);
+    service.store().close().await;
+}
+
+/// A step that times out on the tip and on the baseline never passed here: it is let through
+/// and said so, or blocks when the policy says `never_passed = "block"`.
+async fn timeout_on_both(
+    never_passed: &str,
+) -> (Verdict, Option<String>, String, Upstream, String) {
+    let root = tempfile::tempdir().unwrap();
+    let root = root.keep();
+    let up = Upstream::new(&root, &[("README", "hello\n")]);
+    let shas = up.commits(2, None);
+    up.push_staging();
+    let sandbox = Sandbox::new();
+    sandbox.sequence(
+        "slow",
+        r#"
+[[step]]
+name = "quick"
+command = "true"
+timeout = "1m"
+
+[[step]]
+name = "hang"
+command = "sleep 30"
+timeout = "1s"
+"#,
+    );
+    sandbox.policy(
+        "project",
+        &format!(
+            "repository = \"{}\"\nsequences = [\"slow\"]\nretries = 0\n{never_passed}\n[mail]\nlist = \"devel@lists.example.org\"\n",
+            up.bare.display()
+        ),
+    );
+    let service = open_service(sandbox.config("")).await;
+    let (verdict, pushed, _) = decided(&service.gate_once().await.unwrap()[0].1);
+    let branch = &service.store().branches().await.unwrap()[0];
+    let flight = &service.store().recent_flights(branch.id, 1).await.unwrap()[0];
+    let statuses: Vec<String> = service
+        .store()
+        .flight_steps(flight.id)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|s| s.name == "hang")
+        .map(|s| s.status.clone())
+        .collect();
+    assert!(
+        statuses.len() >= 2 && statuses.iter().all(|s| s == "timeout"),
+        "{statuses:?}"
+    );
+    service.deliver_mail().await.unwrap();
+    let report = parse_mail(&std::fs::read(&sandbox.outbox()[0]).unwrap());
+    service.store().close().await;
+    let text = format!("{}\n{}", report.subject, report.text);
+    (verdict, pushed, text, up, shas[1].clone())
+}
+
+#[tokio::test]
+async fn a_step_that_times_out_on_both_is_let_through_and_said_so() {
+    let (verdict, pushed, report, up, tip) = timeout_on_both("").await;
+    assert_eq!(verdict, Verdict::NeverPassed);
+    assert_eq!(pushed.as_deref(), Some(tip.as_str()));
+    assert_eq!(up.head("master"), tip);
+    assert!(
+        report.starts_with("[staging] pushed 2 commits to master (never-passed); 1 step did not gate (never-passed)"),
+        "{report}"
+    );
+    assert!(
+        report.contains("slow/hang: never-passed (timeout on the tip)"),
+        "{report}"
+    );
+}
+
+#[tokio::test]
+async fn never_passed_block_keeps_master_where_it_is() {
+    let (verdict, pushed, report, up, tip) = timeout_on_both("never_passed = \"block\"").await;
+    assert_eq!(verdict, Verdict::NeverPassed);
+    assert_eq!(pushed, None);
+    assert_ne!(up.head("master"), tip);
+    assert_eq!(up.history("master").len(), 1, "master never moved");
+    assert!(report.contains("never_passed = \"block\""), "{report}");
+}

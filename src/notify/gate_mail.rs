@@ -169,7 +169,10 @@ pub fn compose(f: &FlightFacts) -> Result<Vec<NewMail>, ReportError> {
         not_gating: f
             .not_gating
             .iter()
-            .map(|(s, v)| format!("{s}: {v}"))
+            .map(|(s, v)| match tip_status(f, s) {
+                Some(status) => format!("{s}: {v} ({status} on the tip)"),
+                None => format!("{s}: {v}"),
+            })
             .collect(),
         blamed_before: blamed_before_lines(f),
         reused_from: f
@@ -276,6 +279,21 @@ fn pushed_count(flight: &FlightRow, push: &PushRow) -> usize {
         .position(|c| c.sha == push.new_sha)
         .map_or(0, |i| i + 1);
     new.saturating_sub(old)
+}
+
+/// How a step (`sequence/step`) ended on the tip: `fail`, `timeout`, ...
+fn tip_status<'a>(f: &'a FlightFacts, step: &str) -> Option<&'a str> {
+    let tip = f.flight.commits.len();
+    f.runs
+        .iter()
+        .filter(|r| r.commit_index == tip && r.role == crate::decision::Role::Tip)
+        .flat_map(|r| {
+            f.run_steps
+                .iter()
+                .filter(move |s| s.run_id == r.id && format!("{}/{}", r.sequence, s.name) == step)
+        })
+        .map(|s| s.status.as_str())
+        .next_back()
 }
 
 /// What became of each commit earlier flights blamed that is still in the range.
