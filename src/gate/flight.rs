@@ -34,6 +34,10 @@ pub(crate) enum Tested {
     Series,
 }
 
+/// How many of a branch's latest runs make the prior of its flake rate: enough to know a
+/// test's habits, few enough that neither a long history nor a test fixed long ago weighs.
+const FLAKE_HISTORY_RUNS: i64 = 2000;
+
 /// What earlier flights tell this one before it runs anything.
 struct Prior {
     /// Steps that have passed on this branch before: a failing one that never did is not a
@@ -139,14 +143,22 @@ impl Gate {
             .await?
             .into_iter()
             .collect();
-        let (old_runs, old_steps) = self.store.earlier_runs(flight.branch_id, flight.id).await?;
         let index_of: std::collections::HashMap<&str, usize> = (1..=flight.commits.len())
             .map(|i| (flight.sha(i), i))
             .collect();
+        let shas: Vec<&str> = index_of.keys().copied().collect();
+        let (old_runs, old_steps) = self
+            .store
+            .earlier_runs(flight.branch_id, flight.id, &shas)
+            .await?;
+        let recent = self
+            .store
+            .recent_run_states(flight.branch_id, flight.id, FLAKE_HISTORY_RUNS)
+            .await?;
         let earlier = earlier_observations(&old_runs, &old_steps, &policy.sequences, &index_of);
         let finder = culprit::Settings {
             flake_rate: policy.flake_rate,
-            flake_history: flake_history(&old_runs),
+            flake_history: flake_history(&recent),
             confidence: policy.confidence,
             hosts: policy.hosts,
             ..Default::default()

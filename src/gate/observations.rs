@@ -126,14 +126,14 @@ pub fn earlier_observations(
     observations(&mapped, steps, &[], sequences)
 }
 
-/// What a branch's history says of its tests' flakiness: runs of commits with a passing run
-/// (so good: a bad commit never passes), and how many of those failed. The finder's prior of
-/// the flake rate when the policy does not set one.
-pub fn flake_history(runs: &[RunRow]) -> crate::culprit::FlakeHistory {
+/// What a branch's recent history says of its tests' flakiness: runs of commits with a
+/// passing run among them (so good: a bad commit never passes), and how many of those failed.
+/// The finder's prior of the flake rate when the policy does not set one.
+pub fn flake_history(recent: &[(String, RunState)]) -> crate::culprit::FlakeHistory {
     let mut per_sha: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
-    for r in runs {
-        let e = per_sha.entry(r.sha.as_str()).or_default();
-        match r.state {
+    for (sha, state) in recent {
+        let e = per_sha.entry(sha.as_str()).or_default();
+        match state {
             RunState::Pass => e.0 += 1,
             RunState::Fail => e.1 += 1,
             _ => {}

@@ -388,9 +388,9 @@ impl Store {
         before_flight: i64,
     ) -> Result<Vec<BlameRow>> {
         Ok(sqlx::query_as(
-            "SELECT blames.* FROM blames JOIN flights ON flights.id = blames.flight_id
-             WHERE flights.branch_id = $1 AND flights.id < $2 AND flights.series_id IS NULL
-             ORDER BY blames.flight_id, blames.sha",
+            "SELECT blames.* FROM blames CROSS JOIN flights
+             WHERE flights.id = blames.flight_id AND flights.branch_id = $1 AND flights.id < $2
+             AND flights.series_id IS NULL ORDER BY blames.flight_id, blames.sha",
         )
         .bind(branch_id)
         .bind(before_flight)

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::{get, now_ms, read, Result, Store};
+use super::{get, now_ms, read, Result, Store, StoreError};
 use crate::decision::Role;
 use crate::sequence::StepStatus;
 
@@ -162,39 +162,85 @@ impl Store {
         self.by_id("runs", id).await
     }
 
-    /// Runs of a branch's flights before `before_flight`, and their steps: the evidence earlier
-    /// flights gathered about commits that may still be in range.
+    /// Runs of a branch's flights before `before_flight` of the commits `shas`, and their
+    /// steps: the evidence earlier flights gathered about this flight's commits. Read by sha
+    /// (in chunks, to stay under the databases' limits on parameters), so the cost follows the
+    /// range, not the branch's whole history.
     pub async fn earlier_runs(
         &self,
         branch_id: i64,
         before_flight: i64,
+        shas: &[&str],
     ) -> Result<(Vec<RunRow>, Vec<StepRow>)> {
-        let runs = sqlx::query(
-            "SELECT runs.* FROM runs JOIN flights ON flights.id = runs.flight_id
-             WHERE flights.branch_id = $1 AND flights.id < $2 AND flights.series_id IS NULL
-             ORDER BY runs.id",
-        )
-        .bind(branch_id)
-        .bind(before_flight)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(read)
-        .collect::<Result<Vec<_>>>()?;
-        let steps = sqlx::query(
-            "SELECT steps.* FROM steps JOIN runs ON runs.id = steps.run_id
-             JOIN flights ON flights.id = runs.flight_id
-             WHERE flights.branch_id = $1 AND flights.id < $2 AND flights.series_id IS NULL
-             ORDER BY steps.run_id, steps.position",
-        )
-        .bind(branch_id)
-        .bind(before_flight)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(read)
-        .collect::<Result<Vec<_>>>()?;
+        const CHUNK: usize = 500;
+        let (mut runs, mut steps) = (Vec::new(), Vec::new());
+        for chunk in shas.chunks(CHUNK) {
+            let list = (0..chunk.len())
+                .map(|i| format!("${}", i + 3))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let runs_sql = format!(
+                "SELECT runs.* FROM runs CROSS JOIN flights
+                 WHERE flights.id = runs.flight_id AND runs.sha IN ({list})
+                 AND flights.branch_id = $1 AND flights.id < $2 AND flights.series_id IS NULL
+                 ORDER BY runs.id"
+            );
+            let steps_sql = format!(
+                "SELECT steps.* FROM runs CROSS JOIN flights CROSS JOIN steps
+                 WHERE flights.id = runs.flight_id AND steps.run_id = runs.id
+                 AND runs.sha IN ({list})
+                 AND flights.branch_id = $1 AND flights.id < $2 AND flights.series_id IS NULL
+                 ORDER BY steps.run_id, steps.position"
+            );
+            let mut q = sqlx::query(&runs_sql).bind(branch_id).bind(before_flight);
+            for sha in chunk {
+                q = q.bind(*sha);
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                runs.push(read(&row)?);
+            }
+            let mut q = sqlx::query(&steps_sql).bind(branch_id).bind(before_flight);
+            for sha in chunk {
+                q = q.bind(*sha);
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                steps.push(read(&row)?);
+            }
+        }
+        runs.sort_by_key(|r: &RunRow| r.id);
         Ok((runs, steps))
+    }
+
+    /// The most recent finished runs of a branch's staging flights before `before_flight` (at
+    /// most `limit`), as (sha, state): what the branch's tests have done lately, the prior of
+    /// the flake rate. Bounded, so a long history costs no more than a short one.
+    pub async fn recent_run_states(
+        &self,
+        branch_id: i64,
+        before_flight: i64,
+        limit: i64,
+    ) -> Result<Vec<(String, RunState)>> {
+        sqlx::query(
+            "SELECT runs.sha, runs.state FROM runs CROSS JOIN flights
+             WHERE flights.id = runs.flight_id AND flights.branch_id = $1 AND flights.id < $2
+             AND flights.series_id IS NULL AND runs.state IN ('pass', 'fail')
+             ORDER BY runs.id DESC LIMIT $3",
+        )
+        .bind(branch_id)
+        .bind(before_flight)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            let sha: String = get(row, "sha")?;
+            let state: String = get(row, "state")?;
+            let state = state
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("run state {state:?}")))?;
+            Ok((sha, state))
+        })
+        .collect()
     }
 
     /// Steps of one run, in order.
@@ -249,13 +295,40 @@ impl Store {
         status: StepStatus,
         exit_code: Option<i32>,
     ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE steps SET status = $1, exit_code = $2, finished_at = $3 WHERE id = $4")
             .bind(status.as_str())
             .bind(exit_code.map(i64::from))
             .bind(now_ms())
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        if status == StepStatus::Pass {
+            // Kept as steps pass, for `ever_passed_steps` (see migration 0011).
+            sqlx::query(
+                "INSERT INTO passed_steps (branch_id, step, source, first_flight_id)
+                 SELECT flights.branch_id, runs.sequence || '/' || steps.name, 'flight', flights.id
+                 FROM steps JOIN runs ON runs.id = steps.run_id
+                 JOIN flights ON flights.id = runs.flight_id
+                 WHERE steps.id = $1 AND flights.series_id IS NULL
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO passed_steps (branch_id, step, source, first_flight_id)
+                 SELECT jobs.branch_id, runs.sequence || '/' || steps.name, 'job',
+                        CAST(NULL AS BIGINT)
+                 FROM steps JOIN runs ON runs.id = steps.run_id JOIN jobs ON jobs.id = runs.job_id
+                 WHERE steps.id = $1 AND jobs.branch_id IS NOT NULL
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -280,26 +353,15 @@ impl Store {
         before_flight: i64,
     ) -> Result<Vec<String>> {
         sqlx::query(
-            "SELECT DISTINCT runs.sequence, steps.name FROM steps
-             JOIN runs ON runs.id = steps.run_id JOIN flights ON flights.id = runs.flight_id
-             WHERE flights.branch_id = $1 AND flights.id < $2 AND flights.series_id IS NULL
-             AND steps.status = 'pass'
-             UNION
-             SELECT DISTINCT runs.sequence, steps.name FROM steps
-             JOIN runs ON runs.id = steps.run_id JOIN jobs ON jobs.id = runs.job_id
-             WHERE jobs.branch_id = $3 AND steps.status = 'pass'",
+            "SELECT DISTINCT step FROM passed_steps WHERE branch_id = $1
+             AND (source = 'job' OR first_flight_id < $2) ORDER BY step",
         )
         .bind(branch_id)
         .bind(before_flight)
-        .bind(branch_id)
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(|row| {
-            let seq: String = get(row, "sequence")?;
-            let name: String = get(row, "name")?;
-            Ok(format!("{seq}/{name}"))
-        })
+        .map(|row| get(row, "step"))
         .collect()
     }
 }

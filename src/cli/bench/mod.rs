@@ -4,6 +4,7 @@
 //! printed.
 
 mod culprit;
+mod history;
 mod intake;
 mod mail;
 mod overhead;
@@ -38,6 +39,8 @@ pub enum Command {
     Schedule(schedule::Args),
     /// The culprit finder on seeded synthetic histories, beside the bounds and `git bisect run`.
     Culprit(culprit::Args),
+    /// What a flight's decision reads from the store, with 100 to 50,000 earlier flights.
+    History(history::Args),
 }
 
 /// Runs one benchmark and prints its report.
@@ -55,6 +58,7 @@ pub async fn run(command: Command) -> Result<()> {
         Command::Ssh(a) => show(&ssh::measure(&a).await?, a.json),
         Command::Schedule(a) => show(&schedule::measure(&a).await?, a.json),
         Command::Culprit(a) => show(&culprit::measure(&a)?, a.json),
+        Command::History(a) => show(&history::measure(&a).await?, a.json),
     }
 }
 
