@@ -867,6 +867,26 @@ async fn after_a_revert_the_new_breaker_is_blamed_and_everything_before_it_pushe
         .expect("a report");
     assert!(report.text.contains("blamed by flight"), "{}", report.text);
     assert!(report.text.contains("reverted by"), "{}", report.text);
+
+    // The page says the same, and marks the results taken from flight 1 with its number.
+    let branch = &service.store().branches().await.unwrap()[0];
+    let second = service.store().recent_flights(branch.id, 1).await.unwrap()[0].id;
+    let Ok(view) = pushgate::web::api::flight_view(service.store(), second).await else {
+        panic!("flight {second} has no page");
+    };
+    assert_eq!(view.blamed_before.len(), 1, "{:?}", view.blamed_before);
+    assert!(
+        view.blamed_before[0].contains("blamed by flight 1; reverted by #6"),
+        "{:?}",
+        view.blamed_before
+    );
+    assert!(!view.reused.is_empty() && view.reused.iter().all(|r| r.flight == 1));
+    let page = pushgate::templates::render("flight.html", &view).unwrap();
+    assert!(
+        page.contains("Results reused from earlier flights"),
+        "{page}"
+    );
+    assert!(page.contains("first bad (test&#x2f;test)"), "{page}");
     service.store().close().await;
 }
 

@@ -296,16 +296,21 @@ fn tip_status<'a>(f: &'a FlightFacts, step: &str) -> Option<&'a str> {
         .next_back()
 }
 
-/// What became of each commit earlier flights blamed that is still in the range.
-fn blamed_before_lines(f: &FlightFacts) -> Vec<String> {
-    let flight = f.flight;
+/// What became of each commit earlier flights blamed that is still in the range, given this
+/// flight's culprits (range indices) and verdict: for the report and the flight's page.
+pub fn blamed_before(
+    flight: &FlightRow,
+    culprits: &[usize],
+    verdict: Option<Verdict>,
+    before: &[BlameRow],
+) -> Vec<String> {
     let mut lines = Vec::new();
     let mut seen = HashSet::new();
-    for b in f.blamed_before {
+    for b in before {
         let Some(at) = flight.commits.iter().position(|c| c.sha == b.sha) else {
             continue;
         };
-        if !seen.insert(&b.sha) || f.culprits.iter().any(|c| c.index == at + 1) {
+        if !seen.insert(&b.sha) || culprits.contains(&(at + 1)) {
             continue;
         }
         let c = &flight.commits[at];
@@ -322,11 +327,11 @@ fn blamed_before_lines(f: &FlightFacts) -> Vec<String> {
                 short(&flight.commits[r].sha)
             ));
         }
-        match f.culprits.iter().map(|c| c.index).min() {
-            Some(now) if now > at + 1 => fate.push(format!(
+        match culprits.iter().min() {
+            Some(&now) if now > at + 1 => fate.push(format!(
                 "fixed since: the tip's failure began later, at #{now}"
             )),
-            None if f.conclusion.verdict != Verdict::Regression => {
+            None if verdict.is_some_and(|v| v != Verdict::Regression) => {
                 fate.push("fixed since: the tip passes".into())
             }
             _ => {}
@@ -344,6 +349,16 @@ fn blamed_before_lines(f: &FlightFacts) -> Vec<String> {
         ));
     }
     lines
+}
+
+fn blamed_before_lines(f: &FlightFacts) -> Vec<String> {
+    let culprits: Vec<usize> = f.culprits.iter().map(|b| b.index).collect();
+    blamed_before(
+        f.flight,
+        &culprits,
+        Some(f.conclusion.verdict),
+        f.blamed_before,
+    )
 }
 
 fn headline(f: &FlightFacts, regressions: &[Regression]) -> String {

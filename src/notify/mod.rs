@@ -13,7 +13,9 @@ mod transport;
 use crate::templates::TemplateError;
 
 pub use force_mail::compose_force;
-pub use gate_mail::{compose, failing_step_at, finder_lines, log_tail, FailingStep, FlightFacts};
+pub use gate_mail::{
+    blamed_before, compose, failing_step_at, finder_lines, log_tail, FailingStep, FlightFacts,
+};
 pub use host_mail::{compose_out_of_service, HostMail};
 pub use job_mail::{compose_job_result, JobFacts};
 pub use pause_mail::{compose_pause, PauseFacts};

@@ -398,6 +398,16 @@ impl Store {
         .await?)
     }
 
+    /// The culprits one flight named.
+    pub async fn blames(&self, flight_id: i64) -> Result<Vec<BlameRow>> {
+        Ok(
+            sqlx::query_as("SELECT * FROM blames WHERE flight_id = $1 ORDER BY sha")
+                .bind(flight_id)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
     pub async fn pushes(&self, branch_id: i64) -> Result<Vec<PushRow>> {
         Ok(
             sqlx::query_as("SELECT * FROM pushes WHERE branch_id = $1 ORDER BY id")

@@ -97,6 +97,19 @@ pub struct CommitLine {
     pub commit: crate::repo::CommitInfo,
     /// `pushed`, `first bad`, or empty while it waits.
     pub fate: &'static str,
+    /// For a culprit, the steps whose failure began there.
+    pub broke: Vec<String>,
+}
+
+/// A result an earlier flight made of one of this flight's commits, which the finder reused.
+#[derive(Serialize)]
+pub struct Reused {
+    pub flight: i64,
+    /// This flight's index of the commit (1-based).
+    pub index: usize,
+    pub sha: String,
+    pub sequence: String,
+    pub state: String,
 }
 
 #[derive(Serialize)]
@@ -106,6 +119,10 @@ pub struct FlightView {
     pub commits: Vec<CommitLine>,
     pub runs: Vec<RunView>,
     pub mails: Vec<MailSummary>,
+    /// Commits earlier flights blamed that are in this range, and what became of them.
+    pub blamed_before: Vec<String>,
+    /// Earlier flights' results of this range's commits: evidence the finder reused.
+    pub reused: Vec<Reused>,
 }
 
 #[derive(Serialize)]
@@ -181,27 +198,60 @@ pub async fn flight_view(store: &Store, id: i64) -> Result<FlightView, WebError>
         .pushed_to
         .as_ref()
         .and_then(|p| flight.commits.iter().position(|c| &c.sha == p));
+    let blames = store.blames(id).await?;
+    let blame_of = |sha: &str| blames.iter().find(|b| b.sha == sha);
     let commits = flight
         .commits
         .iter()
         .enumerate()
         .map(|(i, c)| CommitLine {
-            fate: if flight.culprit.as_ref() == Some(&c.sha) {
+            fate: if blame_of(&c.sha).is_some() || flight.culprit.as_ref() == Some(&c.sha) {
                 "first bad"
             } else if pushed.is_some_and(|p| i <= p) {
                 "pushed"
             } else {
                 ""
             },
+            broke: blame_of(&c.sha)
+                .map(|b| b.steps.clone())
+                .unwrap_or_default(),
             commit: c.clone(),
         })
         .collect();
+    let index_of: std::collections::HashMap<&str, usize> = flight
+        .commits
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.sha.as_str(), i + 1))
+        .collect();
+    let shas: Vec<&str> = index_of.keys().copied().collect();
+    let (earlier_runs, _) = store.earlier_runs(flight.branch_id, id, &shas).await?;
+    let reused = earlier_runs
+        .into_iter()
+        .filter_map(|r| {
+            Some(Reused {
+                flight: r.flight_id?,
+                index: *index_of.get(r.sha.as_str())?,
+                sequence: r.sequence,
+                state: r.state.as_str().to_string(),
+                sha: r.sha,
+            })
+        })
+        .collect();
+    let culprits: Vec<usize> = blames
+        .iter()
+        .filter_map(|b| index_of.get(b.sha.as_str()).copied())
+        .collect();
+    let before = store.earlier_blames(flight.branch_id, id).await?;
+    let blamed_before = crate::notify::blamed_before(&flight, &culprits, flight.verdict, &before);
     Ok(FlightView {
         policy,
         commits,
         flight,
         runs,
         mails,
+        blamed_before,
+        reused,
     })
 }
 

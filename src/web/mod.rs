@@ -1,7 +1,7 @@
 //! The HTTP side of `pushgate serve`: the status pages, the JSON API, and the hook that a git
 //! server's post-receive calls to wake the gate at once.
 
-mod api;
+pub mod api;
 pub mod client;
 mod github;
 mod hooks;
