@@ -14,11 +14,11 @@
 //!   earlier flights), and the commits before it are pushed;
 //! - an infrastructure failure (`broken`) is retried like a failure but never blamed on a commit.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::culprit::{CulpritFinder, Found, History, Observed, Settings, Step};
+use crate::culprit::{CulpritFinder, FlakeHistory, Found, History, Observed, Settings, Step};
 
 /// Why a commit was tested.
 #[derive(
@@ -193,6 +193,9 @@ pub struct Facts<'a> {
     /// Whether a step that never passed on this branch and fails on the baseline too blocks
     /// (policy `never_passed = "block"`) instead of being let through.
     pub never_passed_blocks: bool,
+    /// What the branch's recent runs say of each step's flakiness (`sequence/step`): the prior
+    /// of a search's flake rate when it is not told.
+    pub flake_histories: &'a BTreeMap<String, FlakeHistory>,
     /// How the culprit finder is tuned (flake rate, confidence, tests that may run at once).
     pub finder: Settings,
 }
@@ -524,7 +527,19 @@ impl Search {
             .iter()
             .filter_map(|i| i.checked_sub(1))
             .collect();
-        CulpritFinder::new(history, facts.finder).reusing(self.earlier.clone(), &blamed)
+        // The prior of the rate is these steps' own history, not the whole sequence's.
+        let mut prior = facts.finder.flake_history;
+        for step in &self.steps {
+            if let Some(h) = facts.flake_histories.get(step) {
+                prior.runs += h.runs;
+                prior.fails += h.fails;
+            }
+        }
+        let settings = Settings {
+            flake_history: prior,
+            ..facts.finder
+        };
+        CulpritFinder::new(history, settings).reusing(self.earlier.clone(), &blamed)
     }
 }
 
@@ -816,6 +831,7 @@ mod tests {
         earlier: Vec<Observation>,
         blamed: Vec<usize>,
         never_passed_blocks: bool,
+        flake_histories: BTreeMap<String, FlakeHistory>,
     }
 
     fn run_after(
@@ -838,6 +854,7 @@ mod tests {
                 earlier: &told.earlier,
                 blamed: &told.blamed,
                 never_passed_blocks: told.never_passed_blocks,
+                flake_histories: &told.flake_histories,
                 finder: Settings {
                     flake_rate: Some(flake_rate),
                     hosts,
@@ -1088,6 +1105,7 @@ mod tests {
             hosts: 2,
             ..Settings::default()
         };
+        static NONE: BTreeMap<String, FlakeHistory> = BTreeMap::new();
         fn facts<'a>(
             obs: &'a [Observation],
             ever: &'a BTreeSet<String>,
@@ -1102,6 +1120,7 @@ mod tests {
                 earlier,
                 blamed: &[],
                 never_passed_blocks: false,
+                flake_histories: &NONE,
                 finder,
             }
         }

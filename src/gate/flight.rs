@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use tracing::Instrument;
 
-use super::observations::{earlier_observations, flake_history, next_attempt, observations};
+use super::observations::{earlier_observations, flake_histories, next_attempt, observations};
 use super::{oid, BranchOutcome, Earlier, Gate, GateError, Heads};
 use crate::config::policy::{NeverPassed, Policy};
 use crate::culprit;
@@ -34,9 +34,10 @@ pub(crate) enum Tested {
     Series,
 }
 
-/// How many of a branch's latest runs make the prior of its flake rate: enough to know a
-/// test's habits, few enough that neither a long history nor a test fixed long ago weighs.
-const FLAKE_HISTORY_RUNS: i64 = 2000;
+/// How many of a branch's latest step results make the prior of each step's flake rate:
+/// enough to know a test's habits, few enough that neither a long history nor a test fixed
+/// long ago weighs.
+const FLAKE_HISTORY_STEPS: i64 = 5000;
 
 /// What earlier flights tell this one before it runs anything.
 struct Prior {
@@ -49,6 +50,8 @@ struct Prior {
     /// indices in this flight's range (those still in it).
     told: Earlier,
     blamed: Vec<usize>,
+    /// Each step's recent record on good commits: the prior of its flake rate.
+    flake_histories: std::collections::BTreeMap<String, culprit::FlakeHistory>,
     finder: culprit::Settings,
 }
 
@@ -100,6 +103,7 @@ impl Gate {
                     earlier: &prior.earlier,
                     blamed: &prior.blamed,
                     never_passed_blocks: policy.never_passed == NeverPassed::Block,
+                    flake_histories: &prior.flake_histories,
                     finder: prior.finder,
                 };
                 match decide(&facts) {
@@ -153,12 +157,12 @@ impl Gate {
             .await?;
         let recent = self
             .store
-            .recent_run_states(flight.branch_id, flight.id, FLAKE_HISTORY_RUNS)
+            .recent_step_results(flight.branch_id, flight.id, FLAKE_HISTORY_STEPS)
             .await?;
         let earlier = earlier_observations(&old_runs, &old_steps, &policy.sequences, &index_of);
         let finder = culprit::Settings {
             flake_rate: policy.flake_rate,
-            flake_history: flake_history(&recent),
+            flake_history: Default::default(),
             confidence: policy.confidence,
             hosts: policy.hosts,
             ..Default::default()
@@ -181,6 +185,7 @@ impl Gate {
         blamed.sort_unstable();
         blamed.dedup();
         Ok(Prior {
+            flake_histories: flake_histories(&recent),
             ever_passed,
             earlier,
             told: Earlier { blames, flights },

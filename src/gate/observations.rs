@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::decision::{Observation, Outcome, Role};
+use crate::sequence::StepStatus;
 use crate::store::{RunRow, RunState, StepRow, SubResultRow};
 
 /// A test: the runs of one flight, commit, role and attempt.
@@ -126,24 +127,31 @@ pub fn earlier_observations(
     observations(&mapped, steps, &[], sequences)
 }
 
-/// What a branch's recent history says of its tests' flakiness: runs of commits with a
-/// passing run among them (so good: a bad commit never passes), and how many of those failed.
-/// The finder's prior of the flake rate when the policy does not set one.
-pub fn flake_history(recent: &[(String, RunState)]) -> crate::culprit::FlakeHistory {
-    let mut per_sha: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
-    for (sha, state) in recent {
-        let e = per_sha.entry(sha.as_str()).or_default();
-        match state {
-            RunState::Pass => e.0 += 1,
-            RunState::Fail => e.1 += 1,
+/// What a branch's recent history says of each test's flakiness (`sequence/step`): its runs
+/// on commits where it also passed (so good for it: a bad commit never passes), and how many of
+/// those failed. The finder's prior of the flake rate when the policy does not set one, per
+/// step, since one flaky step must not make every other step's failures look like flakes.
+pub fn flake_histories(
+    recent: &[(String, String, StepStatus)],
+) -> BTreeMap<String, crate::culprit::FlakeHistory> {
+    let mut per: BTreeMap<(&str, &str), (u64, u64)> = BTreeMap::new();
+    for (sha, step, status) in recent {
+        let e = per.entry((step.as_str(), sha.as_str())).or_default();
+        match status {
+            StepStatus::Pass => e.0 += 1,
+            StepStatus::Fail | StepStatus::Timeout => e.1 += 1,
             _ => {}
         }
     }
-    let (runs, fails) = per_sha
-        .values()
-        .filter(|(passes, _)| *passes > 0)
-        .fold((0, 0), |(r, f), (p, x)| (r + p + x, f + x));
-    crate::culprit::FlakeHistory { runs, fails }
+    let mut out: BTreeMap<String, crate::culprit::FlakeHistory> = BTreeMap::new();
+    for ((step, _), (passes, fails)) in per {
+        if passes > 0 {
+            let h = out.entry(step.to_string()).or_default();
+            h.runs += passes + fails;
+            h.fails += fails;
+        }
+    }
+    out
 }
 
 /// The attempt to make next for a commit in a role, and which sequences it still needs.
@@ -255,5 +263,25 @@ mod tests {
         let runs = vec![run(1, 2, 1, "a", RunState::Broken)];
         let obs = observations(&runs, &[], &[], &seqs);
         assert!(matches!(&obs[0].outcome, Outcome::Broken { reason } if reason.contains("ssh")));
+    }
+
+    #[test]
+    fn each_step_keeps_its_own_flake_record_on_good_commits() {
+        let r = |sha: &str, step: &str, status| (sha.to_string(), step.to_string(), status);
+        let recent = vec![
+            // c1 is good for smoke/flaky (it passed once), which failed there once too.
+            r("c1", "smoke/flaky", StepStatus::Pass),
+            r("c1", "smoke/flaky", StepStatus::Fail),
+            r("c1", "smoke/solid", StepStatus::Pass),
+            // c2 never passed smoke/flaky: its failure may be a real one, so it is not counted.
+            r("c2", "smoke/flaky", StepStatus::Timeout),
+            r("c2", "smoke/solid", StepStatus::Pass),
+            r("c2", "smoke/solid", StepStatus::Pass),
+        ];
+        let h = flake_histories(&recent);
+        let flaky = h["smoke/flaky"];
+        let solid = h["smoke/solid"];
+        assert_eq!((flaky.runs, flaky.fails), (2, 1));
+        assert_eq!((solid.runs, solid.fails), (3, 0));
     }
 }

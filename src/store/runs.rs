@@ -211,20 +211,23 @@ impl Store {
         Ok((runs, steps))
     }
 
-    /// The most recent finished runs of a branch's staging flights before `before_flight` (at
-    /// most `limit`), as (sha, state): what the branch's tests have done lately, the prior of
-    /// the flake rate. Bounded, so a long history costs no more than a short one.
-    pub async fn recent_run_states(
+    /// The most recent finished steps of a branch's staging flights before `before_flight` (at
+    /// most `limit`), as (sha, `sequence/step`, status): what each of the branch's tests has
+    /// done lately, the prior of its flake rate. Bounded, so a long history costs no more than
+    /// a short one.
+    pub async fn recent_step_results(
         &self,
         branch_id: i64,
         before_flight: i64,
         limit: i64,
-    ) -> Result<Vec<(String, RunState)>> {
+    ) -> Result<Vec<(String, String, StepStatus)>> {
         sqlx::query(
-            "SELECT runs.sha, runs.state FROM runs CROSS JOIN flights
-             WHERE flights.id = runs.flight_id AND flights.branch_id = $1 AND flights.id < $2
-             AND flights.series_id IS NULL AND runs.state IN ('pass', 'fail')
-             ORDER BY runs.id DESC LIMIT $3",
+            "SELECT runs.sha, runs.sequence, steps.name, steps.status
+             FROM steps CROSS JOIN runs CROSS JOIN flights
+             WHERE runs.id = steps.run_id AND flights.id = runs.flight_id
+             AND flights.branch_id = $1 AND flights.id < $2 AND flights.series_id IS NULL
+             AND steps.status IN ('pass', 'fail', 'timeout')
+             ORDER BY steps.id DESC LIMIT $3",
         )
         .bind(branch_id)
         .bind(before_flight)
@@ -234,11 +237,13 @@ impl Store {
         .iter()
         .map(|row| {
             let sha: String = get(row, "sha")?;
-            let state: String = get(row, "state")?;
-            let state = state
+            let sequence: String = get(row, "sequence")?;
+            let name: String = get(row, "name")?;
+            let status: String = get(row, "status")?;
+            let status = status
                 .parse()
-                .map_err(|_| StoreError::Corrupt(format!("run state {state:?}")))?;
-            Ok((sha, state))
+                .map_err(|_| StoreError::Corrupt(format!("step status {status:?}")))?;
+            Ok((sha, format!("{sequence}/{name}"), status))
         })
         .collect()
     }

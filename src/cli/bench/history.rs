@@ -40,7 +40,7 @@ pub struct Size {
     pub flights: usize,
     /// Earlier runs of this flight's commits, by sha.
     pub earlier_runs: Stats,
-    /// The branch's latest runs (bounded), for the flake rate's prior.
+    /// The branch's latest step results (bounded), for the flake rates' priors.
     pub recent_runs: Stats,
     /// Steps that ever passed on the branch.
     pub ever_passed: Stats,
@@ -197,7 +197,7 @@ pub async fn measure(args: &Args) -> anyhow::Result<HistoryReport> {
                 .into());
             }
             let t = Instant::now();
-            store.recent_run_states(branch, flight.id, 2000).await?;
+            store.recent_step_results(branch, flight.id, 5000).await?;
             recent.push(t.elapsed().as_secs_f64() * 1e3);
             let t = Instant::now();
             store.ever_passed_steps(branch, flight.id).await?;
