@@ -53,7 +53,7 @@ impl Report for HistoryReport {
     fn table(&self) -> String {
         let mut out = format!(
             "A flight of {} commits: the store reads of its decision, ms (median / p90)\n\n\
-             | earlier flights | earlier runs | recent runs | ever passed | blames | total | total / first size |\n\
+             | earlier flights | earlier runs | recent step results | ever passed | blames | total | total / first size |\n\
              |---|---|---|---|---|---|---|\n",
             self.range
         );
