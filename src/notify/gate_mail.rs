@@ -210,14 +210,14 @@ pub fn compose(f: &FlightFacts) -> Result<Vec<NewMail>, ReportError> {
             render("gate-report.txt", &context)?,
         )?);
     }
+    // A culprit mail per regression whose culprit no earlier flight blamed (its author heard
+    // then); the context is the report's, with this culprit's commit, steps and failure.
     let mut context = context;
     let fresh = regressions
         .iter()
+        .filter(|_| f.conclusion.verdict == Verdict::Regression)
         .filter(|r| !f.blamed_before.iter().any(|b| b.sha == r.commit.sha));
     for (n, r) in fresh.enumerate() {
-        if f.conclusion.verdict != Verdict::Regression {
-            break;
-        }
         let c = r.commit;
         context.culprit = Some(c);
         context.steps = r.steps.clone();
