@@ -918,46 +918,9 @@ mod tests {
 mod properties {
     use proptest::prelude::*;
 
+    use super::super::strategies::dag;
     use super::super::synthetic::{self, World};
     use super::*;
-
-    /// A random DAG: each commit has one or two older parents, and the tip merges every commit
-    /// left without a child, so the whole range is its history.
-    fn dag() -> impl Strategy<Value = History> {
-        (2usize..48)
-            .prop_flat_map(|n| {
-                proptest::collection::vec(
-                    (
-                        any::<prop::sample::Index>(),
-                        any::<Option<prop::sample::Index>>(),
-                    ),
-                    n - 1,
-                )
-            })
-            .prop_map(|picks| {
-                let n = picks.len() + 1;
-                let mut parents: Vec<Vec<usize>> = vec![Vec::new()];
-                for (i, (a, b)) in picks.iter().enumerate().take(n - 2) {
-                    let i = i + 1;
-                    let mut ps = vec![a.index(i)];
-                    if let Some(b) = b {
-                        let b = b.index(i);
-                        if !ps.contains(&b) {
-                            ps.push(b);
-                        }
-                    }
-                    parents.push(ps);
-                }
-                let mut has_child = vec![false; n - 1];
-                for ps in &parents {
-                    for &p in ps {
-                        has_child[p] = true;
-                    }
-                }
-                parents.push((0..n - 1).filter(|&c| !has_child[c]).collect());
-                History::new(parents).expect("generated DAGs are valid")
-            })
-    }
 
     fn settings(f: f64) -> Settings {
         Settings {
@@ -970,7 +933,7 @@ mod properties {
         #![proptest_config(ProptestConfig::with_cases(300))]
 
         #[test]
-        fn without_flakes_the_culprit_is_exact(h in dag(), pick in any::<prop::sample::Index>(), k in 1usize..6) {
+        fn without_flakes_the_culprit_is_exact(h in dag(2..48), pick in any::<prop::sample::Index>(), k in 1usize..6) {
             let w = World { culprit: pick.index(h.len()), untestable: vec![false; h.len()], flake_rate: 0.0, seed: 0, fixed: None };
             let t = synthetic::simulate(&h, &w, settings(0.0), k);
             prop_assert_eq!(t.found.culprit(), Some(w.culprit));
@@ -978,7 +941,7 @@ mod properties {
 
         #[test]
         fn a_commit_whose_parent_failed_is_never_named(
-            h in dag(), pick in any::<prop::sample::Index>(), k in 1usize..6, assumed in prop::sample::select(vec![0.0, 0.01, 0.1]),
+            h in dag(2..48), pick in any::<prop::sample::Index>(), k in 1usize..6, assumed in prop::sample::select(vec![0.0, 0.01, 0.1]),
         ) {
             // The world has no flakes; the finder may assume some.
             let w = World { culprit: pick.index(h.len()), untestable: vec![false; h.len()], flake_rate: 0.0, seed: 0, fixed: None };
@@ -1004,7 +967,7 @@ mod properties {
 
         #[test]
         fn every_search_ends_within_its_budget(
-            h in dag(), seed in any::<u64>(), k in 1usize..6,
+            h in dag(2..48), seed in any::<u64>(), k in 1usize..6,
             f in prop::sample::select(vec![0.0, 0.05, 0.1, 0.3]), u in prop::sample::select(vec![0.0, 0.2]),
         ) {
             let w = World::new(&h, f, u, seed);

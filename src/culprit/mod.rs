@@ -14,6 +14,8 @@
 mod finder;
 mod history;
 mod model;
+#[cfg(test)]
+mod strategies;
 pub mod synthetic;
 
 pub use finder::{indistinguishable, rounds_bound, CulpritFinder, Found, Settings, Standing, Step};

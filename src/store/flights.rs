@@ -381,7 +381,8 @@ impl Store {
             .await?)
     }
 
-    /// The culprits a branch's staging flights before `before_flight` named, oldest first.
+    /// The culprits a branch's staging flights before `before_flight` named, oldest first
+    /// (read from the few blames, not the branch's many flights: hence `CROSS JOIN`).
     pub async fn earlier_blames(
         &self,
         branch_id: i64,

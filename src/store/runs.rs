@@ -165,7 +165,8 @@ impl Store {
     /// Runs of a branch's flights before `before_flight` of the commits `shas`, and their
     /// steps: the evidence earlier flights gathered about this flight's commits. Read by sha
     /// (in chunks, to stay under the databases' limits on parameters), so the cost follows the
-    /// range, not the branch's whole history.
+    /// range, not the branch's whole history. `CROSS JOIN` fixes SQLite's join order here and
+    /// below: left to itself it walks every flight of the branch first.
     pub async fn earlier_runs(
         &self,
         branch_id: i64,
