@@ -8,7 +8,7 @@ use crate::config::policy::Policy;
 use crate::decision::Verdict;
 use crate::forge;
 use crate::gate::Event;
-use crate::repo::{short, Mirror, RepoError};
+use crate::repo::{short, Ahead, Mirror};
 use crate::store::FlightRow;
 
 /// Re-plans allowed in one pass before the gate waits for the next one.
@@ -119,11 +119,10 @@ impl Gate {
             }
             Ok::<_, GateError>(Err(BranchOutcome::Idle { message }))
         };
-        let ancestor = |a, b| self.is_ancestor(mirror, a, b);
-        let error = |e: RepoError| self.branch_error(branch, policy, e.to_string());
-
-        match ancestor(heads.staging, heads.target).await {
-            Ok(true) => {
+        let m = mirror.clone();
+        let commits = match blocking(move || m.ahead_of(heads.target, heads.staging)).await {
+            Ok(Ahead::Commits(commits)) => commits,
+            Ok(Ahead::Contained) => {
                 return idle(format!(
                     "nothing to test: {} contains {} ({})",
                     policy.target,
@@ -132,12 +131,7 @@ impl Gate {
                 ))
                 .await
             }
-            Ok(false) => {}
-            Err(e) => return Ok(Err(error(e).await?)),
-        }
-        match ancestor(heads.target, heads.staging).await {
-            Ok(true) => {}
-            Ok(false) => {
+            Ok(Ahead::Diverged) => {
                 let message = format!(
                     "{staging} has diverged from {target}: {target} ({t}) is not in {staging} \
                      ({s}); rebase {staging} onto {target}. Nothing is tested or pushed until then.",
@@ -148,8 +142,12 @@ impl Gate {
                 );
                 return Ok(Err(self.branch_error(branch, policy, message).await?));
             }
-            Err(e) => return Ok(Err(error(e).await?)),
-        }
+            Err(e) => {
+                return Ok(Err(self
+                    .branch_error(branch, policy, e.to_string())
+                    .await?))
+            }
+        };
 
         let staging_hex = heads.staging.to_string();
         if let Some(last) = self
@@ -171,19 +169,6 @@ impl Gate {
             }
         }
 
-        let m = mirror.clone();
-        let commits =
-            match blocking(move || m.first_parent_range(heads.target, heads.staging)).await {
-                Ok(c) if !c.is_empty() => c,
-                Ok(_) => {
-                    return idle(format!(
-                        "nothing to test: no first-parent commits between {} and {}",
-                        policy.target, policy.staging
-                    ))
-                    .await
-                }
-                Err(e) => return Ok(Err(error(e).await?)),
-            };
         let flight = self
             .store
             .create_flight(

@@ -4,7 +4,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::outbox::insert_mail;
-use super::{get, json, now_ms, read, word, NewMail, NewReport, Result, Store, StoreError};
+use super::{get, json, now_ms, word, NewMail, NewReport, Result, Store, StoreError};
 use crate::decision::Verdict;
 use crate::repo::CommitInfo;
 
@@ -475,23 +475,41 @@ async fn insert_flight(
     series_id: Option<i64>,
     now: i64,
 ) -> Result<FlightRow> {
-    let commits =
+    let json =
         serde_json::to_string(commits).map_err(|e| StoreError::Corrupt(format!("commits: {e}")))?;
+    // Only the id comes back: a range of Linux's size is megabytes of JSON that the caller
+    // already holds, not worth reading back and parsing again.
     let row = sqlx::query(
         "INSERT INTO flights
             (branch_id, candidate_id, base, tip, commits, state, reason, created_at, series_id)
-         VALUES ($1, $2, $3, $4, $5, 'running', '', $6, $7) RETURNING *",
+         VALUES ($1, $2, $3, $4, $5, 'running', '', $6, $7) RETURNING id",
     )
     .bind(branch_id)
     .bind(candidate)
     .bind(base)
     .bind(tip)
-    .bind(commits)
+    .bind(json)
     .bind(now)
     .bind(series_id)
     .fetch_one(&mut **tx)
     .await?;
-    read(&row)
+    Ok(FlightRow {
+        id: get(&row, "id")?,
+        branch_id,
+        candidate_id: candidate,
+        base: base.to_string(),
+        tip: tip.to_string(),
+        commits: commits.to_vec(),
+        state: FlightState::Running,
+        verdict: None,
+        culprit: None,
+        pushed_to: None,
+        reason: String::new(),
+        created_at: now,
+        finished_at: None,
+        finder_log: Vec::new(),
+        series_id,
+    })
 }
 
 async fn insert_candidate(

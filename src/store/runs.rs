@@ -175,6 +175,18 @@ impl Store {
     ) -> Result<(Vec<RunRow>, Vec<StepRow>)> {
         const CHUNK: usize = 500;
         let (mut runs, mut steps) = (Vec::new(), Vec::new());
+        // A branch's first flight (a first start on a big repository) asks for thousands of
+        // commits nothing ran: one look at the flights says so.
+        let earlier_flight = sqlx::query(
+            "SELECT id FROM flights WHERE branch_id = $1 AND id < $2 AND series_id IS NULL LIMIT 1",
+        )
+        .bind(branch_id)
+        .bind(before_flight)
+        .fetch_optional(&self.pool)
+        .await?;
+        if earlier_flight.is_none() {
+            return Ok((runs, steps));
+        }
         for chunk in shas.chunks(CHUNK) {
             let list = (0..chunk.len())
                 .map(|i| format!("${}", i + 3))

@@ -4,11 +4,13 @@
 //! printed.
 
 mod culprit;
+mod gate_size;
 mod history;
 mod intake;
 mod mail;
 mod overhead;
 mod schedule;
+mod served;
 mod ssh;
 
 use std::path::Path;
@@ -41,6 +43,9 @@ pub enum Command {
     Culprit(culprit::Args),
     /// What a flight's decision reads from the store, with 100 to 50,000 earlier flights.
     History(history::Args),
+    /// The gate on a 10,000-commit range: its first start beside `git clone --bare`, its time
+    /// per decision beside `git log` of the range.
+    GateSize(gate_size::Args),
 }
 
 /// Runs one benchmark and prints its report.
@@ -59,6 +64,7 @@ pub async fn run(command: Command) -> Result<()> {
         Command::Schedule(a) => show(&schedule::measure(&a).await?, a.json),
         Command::Culprit(a) => show(&culprit::measure(&a)?, a.json),
         Command::History(a) => show(&history::measure(&a).await?, a.json),
+        Command::GateSize(a) => show(&gate_size::measure(&a).await?, a.json),
     }
 }
 
@@ -105,6 +111,13 @@ impl Stats {
             max_ms: s[s.len() - 1],
         }
     }
+}
+
+/// How long `f` took, in milliseconds.
+fn timed(f: impl FnOnce() -> Result<(), BenchError>) -> Result<f64, BenchError> {
+    let t = std::time::Instant::now();
+    f()?;
+    Ok(t.elapsed().as_secs_f64() * 1000.0)
 }
 
 /// Runs the git CLI in `dir`; its trimmed standard output.

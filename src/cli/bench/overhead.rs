@@ -7,17 +7,12 @@
 //! (b) last step finished to master moved. Beside them, the same git work done by the git CLI
 //! (fetch + worktree add; push) gives the floor that any gate pays.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use git2::{Oid, Repository, Signature};
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{fail, git, BenchError, Report, Stats};
-use pushgate::config::Config;
-use pushgate::gate::LogProgress;
-use pushgate::service::Service;
+use super::{fail, git, served, timed, BenchError, Report, Stats};
 use pushgate::store::now_ms;
 
 /// The target from the push-gate issue, per direction.
@@ -69,7 +64,6 @@ impl Report for OverheadReport {
 
 const SEQUENCE: &str = "[[step]]\nname = \"noop\"\ncommand = \"true\"\ntimeout = \"1m\"\n";
 const POLICY: &str = "repository = \"../upstream.git\"\nsequences = [\"quick\"]\nretries = 0\n[mail]\nauthors = false\ncommitters = false\n";
-const CONFIG: &str = "state_dir = \"state\"\nlisten = \"127.0.0.1:0\"\npoll_interval = \"1h\"\n";
 
 fn new_commit(repo: &Repository, parent: Oid, n: usize) -> Result<Oid, git2::Error> {
     let sig = Signature::now("Bench", "bench@example.org")?;
@@ -86,27 +80,6 @@ fn new_commit(repo: &Repository, parent: Oid, n: usize) -> Result<Oid, git2::Err
         &tree,
         &[&parent],
     )
-}
-
-async fn post_hook(addr: std::net::SocketAddr, body: &str) -> Result<(), BenchError> {
-    let mut s = tokio::net::TcpStream::connect(addr).await.map_err(fail)?;
-    let request = format!(
-        "POST /hooks/git HTTP/1.1\r\nHost: {addr}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(request.as_bytes()).await.map_err(fail)?;
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).await.map_err(fail)?;
-    if !answer.starts_with("HTTP/1.1 202") {
-        return Err(fail(format!("the hook answered: {answer}")));
-    }
-    Ok(())
-}
-
-fn timed(mut f: impl FnMut() -> Result<(), BenchError>) -> Result<f64, BenchError> {
-    let t = Instant::now();
-    f()?;
-    Ok(t.elapsed().as_secs_f64() * 1000.0)
 }
 
 #[derive(clap::Args)]
@@ -129,9 +102,6 @@ pub async fn measure(args: &Args) -> Result<OverheadReport, BenchError> {
 async fn overhead(iterations: usize) -> Result<OverheadReport, BenchError> {
     let tmp = tempfile::tempdir().map_err(fail)?;
     let dir = tmp.path();
-    for sub in ["policies", "sequences"] {
-        std::fs::create_dir_all(dir.join(sub)).map_err(fail)?;
-    }
     let upstream_path = dir.join("upstream.git");
     let upstream = Repository::init_bare(&upstream_path).map_err(fail)?;
     let sig = Signature::now("Bench", "bench@example.org").map_err(fail)?;
@@ -151,22 +121,8 @@ async fn overhead(iterations: usize) -> Result<OverheadReport, BenchError> {
             .reference(&format!("refs/heads/{b}"), root, true, "bench")
             .map_err(fail)?;
     }
-    std::fs::write(dir.join("sequences/quick.toml"), SEQUENCE).map_err(fail)?;
-    std::fs::write(dir.join("policies/bench.toml"), POLICY).map_err(fail)?;
-    std::fs::write(dir.join("pushgate.toml"), CONFIG).map_err(fail)?;
-    let config = Config::load(Some(&dir.join("pushgate.toml")), dir).map_err(fail)?;
-    let service = Arc::new(
-        Service::open(config, Arc::new(LogProgress))
-            .await
-            .map_err(fail)?,
-    );
-    let listener = service.bind().await.map_err(fail)?;
-    let addr = listener.local_addr().map_err(fail)?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(service.clone().serve(listener, async {
-        let _ = stopped.await;
-    }));
-    let store = service.store().clone();
+    let served = served::serve(dir, POLICY, SEQUENCE).await?;
+    let store = served.service.store().clone();
 
     let mut to_first_step = Vec::new();
     let mut to_master = Vec::new();
@@ -177,7 +133,9 @@ async fn overhead(iterations: usize) -> Result<OverheadReport, BenchError> {
         upstream
             .reference("refs/heads/staging", new, true, "bench: push")
             .map_err(fail)?;
-        post_hook(addr, &format!("{head} {new} refs/heads/staging\n")).await?;
+        served
+            .post_hook(&head.to_string(), &new.to_string(), "staging")
+            .await?;
         let deadline = Instant::now() + Duration::from_secs(60);
         let flight = loop {
             let master = upstream.refname_to_id("refs/heads/master").map_err(fail)?;
@@ -221,8 +179,7 @@ async fn overhead(iterations: usize) -> Result<OverheadReport, BenchError> {
         to_master.push((push.pushed_at - last) as f64);
         head = new;
     }
-    let _ = stop.send(());
-    let _ = server.await;
+    served.stop().await;
 
     // The git CLI doing the same git work, on a scratch clone, for scale.
     let scratch = dir.join("scratch");
