@@ -1044,6 +1044,40 @@ async fn a_step_that_times_out_on_both_is_let_through_and_said_so() {
     );
 }
 
+/// A sequence whose first step cannot start (its script is not in the repository, on the tip
+/// nor on the baseline) has tested nothing: the flight is broken, master stays, and the report
+/// says which step and why, instead of letting the range through as never-passed.
+#[tokio::test]
+async fn a_sequence_that_cannot_start_is_broken_not_a_pass() {
+    let root = tempfile::tempdir().unwrap();
+    let up = Upstream::new(root.path(), &[("README", "hello\n")]);
+    up.commits(2, None);
+    up.push_staging();
+    let sandbox = Sandbox::new();
+    sandbox.sequence(
+        "smoke",
+        "[[step]]\nname = \"build\"\ncommand = \"./scripts/build.sh\"\n[[step]]\nname = \"test\"\ncommand = \"true\"\n",
+    );
+    sandbox.policy(
+        "project",
+        &format!(
+            "repository = \"{}\"\nsequences = [\"smoke\"]\nretries = 0\n[mail]\nlist = \"devel@lists.example.org\"\n",
+            up.bare.display()
+        ),
+    );
+    let service = open_service(sandbox.config("")).await;
+    let (verdict, pushed, culprit) = decided(&service.gate_once().await.unwrap()[0].1);
+    assert_eq!((verdict, pushed, culprit), (Verdict::Broken, None, None));
+    assert_eq!(up.history("master").len(), 1, "master never moved");
+    service.deliver_mail().await.unwrap();
+    let outbox = sandbox.outbox();
+    assert_eq!(outbox.len(), 1, "one report, no culprit mail");
+    let report = parse_mail(&std::fs::read(&outbox[0]).unwrap());
+    let text = format!("{}\n{}", report.subject, report.text);
+    assert!(text.contains("smoke/build did not start"), "{text}");
+    service.store().close().await;
+}
+
 #[tokio::test]
 async fn never_passed_block_keeps_master_where_it_is() {
     let (verdict, pushed, report, up, tip) = timeout_on_both("never_passed = \"block\"").await;

@@ -72,6 +72,9 @@ pub enum Outcome {
     Fail {
         failed: BTreeSet<String>,
         passed: BTreeSet<String>,
+        /// Failed steps that are their sequence's first and did not start at all (the shell
+        /// could not find or run the command): nothing of that sequence ran.
+        not_started: BTreeSet<String>,
     },
     /// The host, the network or pushgate itself failed: says nothing about the commit.
     Broken { reason: String },
@@ -216,6 +219,8 @@ enum Judged {
     Bad {
         failed: BTreeSet<String>,
         passed: BTreeSet<String>,
+        /// First steps that did not start in a failed attempt.
+        not_started: BTreeSet<String>,
     },
     Broken {
         reason: String,
@@ -229,6 +234,7 @@ fn judge(facts: &Facts, index: usize, role: Role, allowed: &BTreeSet<String>) ->
     let mut broken = 0u32;
     let mut passed_once = false;
     let (mut failed, mut passed) = (BTreeSet::new(), BTreeSet::new());
+    let mut not_started = BTreeSet::new();
     let mut last_reason = String::new();
     for o in facts
         .observations
@@ -241,10 +247,12 @@ fn judge(facts: &Facts, index: usize, role: Role, allowed: &BTreeSet<String>) ->
             Outcome::Fail {
                 failed: f,
                 passed: p,
+                not_started: n,
             } => {
                 fails += 1;
                 failed.extend(f.iter().cloned());
                 passed.extend(p.iter().cloned());
+                not_started.extend(n.iter().cloned());
             }
             Outcome::Broken { reason } => {
                 broken += 1;
@@ -258,7 +266,11 @@ fn judge(facts: &Facts, index: usize, role: Role, allowed: &BTreeSet<String>) ->
         // A step that passed in one attempt and failed in another is still a failure here:
         // no attempt passed as a whole.
         let passed = passed.difference(&failed).cloned().collect();
-        Judged::Bad { failed, passed }
+        Judged::Bad {
+            failed,
+            passed,
+            not_started,
+        }
     } else if broken > facts.retries {
         Judged::Broken {
             reason: last_reason,
@@ -359,8 +371,13 @@ fn triage(facts: &Facts) -> Result<Regressed, Next> {
                 "the tip failed, then passed on retry: flaky, not blocking".into(),
             )
         }
-        Judged::Bad { failed, .. } => failed,
+        Judged::Bad {
+            failed,
+            not_started,
+            ..
+        } => (failed, not_started),
     };
+    let (tip_failed, tip_not_started) = tip_failed;
 
     let (base_failed, base_passed) = match judge(facts, 0, Role::Baseline, &none) {
         Judged::Pending => return test(0, Role::Baseline),
@@ -376,7 +393,31 @@ fn triage(facts: &Facts) -> Result<Regressed, Next> {
             )
         }
         Judged::Good { .. } => (BTreeSet::new(), None),
-        Judged::Bad { failed, passed } => (failed, Some(passed)),
+        Judged::Bad {
+            failed,
+            passed,
+            not_started,
+        } => {
+            // A sequence whose first step starts on neither side has not been tested at all:
+            // an old failure it is not, and letting it through would gate on nothing.
+            let unrunnable: BTreeSet<String> = tip_not_started
+                .intersection(&not_started)
+                .cloned()
+                .collect();
+            if !unrunnable.is_empty() {
+                return conclude(
+                    Verdict::Broken,
+                    None,
+                    unrunnable.clone(),
+                    format!(
+                        "{} did not start on the tip nor on the baseline (the shell could not \
+                         find or run the command): the sequence cannot run; fix it, then retry",
+                        list(&unrunnable)
+                    ),
+                );
+            }
+            (failed, Some(passed))
+        }
     };
     // A step the baseline did not reach is a regression only if it passed here before.
     let regressed: BTreeSet<String> = tip_failed
@@ -474,6 +515,16 @@ mod tests {
         Outcome::Fail {
             failed: set(failed),
             passed: set(passed),
+            not_started: BTreeSet::new(),
+        }
+    }
+
+    /// A failure whose first step of `not_started` did not start.
+    fn not_started(failed: &[&str], not_started: &[&str]) -> Outcome {
+        Outcome::Fail {
+            failed: set(failed),
+            passed: BTreeSet::new(),
+            not_started: set(not_started),
         }
     }
 
@@ -734,6 +785,51 @@ mod tests {
         });
         assert_eq!(d.verdict, Verdict::Broken);
         assert_eq!((d.push_to, d.culprit()), (None, None));
+    }
+
+    #[test]
+    fn a_sequence_whose_first_step_starts_on_neither_side_is_broken_not_let_through() {
+        let (d, tests) = run(4, 0, &[], |_, _, _| {
+            not_started(&["smoke/build", "smoke/test"], &["smoke/build"])
+        });
+        assert_eq!(
+            (d.verdict, d.push_to, d.culprit()),
+            (Verdict::Broken, None, None)
+        );
+        assert!(
+            d.reason.contains("smoke/build did not start"),
+            "{}",
+            d.reason
+        );
+        assert_eq!(tests, vec![(4, Role::Tip), (0, Role::Baseline)]);
+        // Even where the policy lets never-passed steps through, and the step passed before.
+        let (d, _) = run(4, 0, &["smoke/build"], |_, _, _| {
+            not_started(&["smoke/build"], &["smoke/build"])
+        });
+        assert_eq!(d.verdict, Verdict::Broken);
+    }
+
+    #[test]
+    fn a_first_step_that_stops_starting_in_the_range_is_a_regression() {
+        // Commit 3 removed the script the sequence runs: the commit's fault, bisected as any.
+        let (d, _) = run(4, 0, &[], |i, _, _| {
+            if i >= 3 {
+                not_started(&["smoke/build"], &["smoke/build"])
+            } else {
+                Outcome::Pass
+            }
+        });
+        assert_eq!(
+            (d.verdict, d.culprit(), d.push_to),
+            (Verdict::Regression, Some(3), Some(2))
+        );
+        // A first step that did not start on the tip only, while the baseline fails it in
+        // earnest, is an old failure as before.
+        let (d, _) = run(4, 0, &[], |i, _, _| match i {
+            0 => fail(&["smoke/build"], &[]),
+            _ => not_started(&["smoke/build"], &["smoke/build"]),
+        });
+        assert_eq!(d.verdict, Verdict::NeverPassed);
     }
 
     #[test]

@@ -34,9 +34,9 @@ pub(crate) enum Tested {
     Series,
 }
 
-/// How many of a branch's latest step results make the prior of each step's flake rate:
-/// enough to know a test's habits, few enough that neither a long history nor a test fixed
-/// long ago weighs.
+/// How many of a branch's latest step results (and as many per-test results) make the prior
+/// of each step's and each test's flake rate: enough to know a test's habits, few enough that
+/// neither a long history nor a test fixed long ago weighs.
 const FLAKE_HISTORY_STEPS: i64 = 5000;
 
 /// What earlier flights tell this one before it runs anything.

@@ -70,6 +70,7 @@ fn outcome(group: &[&RunRow], steps: &[StepRow], subs: &[SubResultRow]) -> Outco
         };
     }
     let (mut failed, mut passed) = (BTreeSet::new(), BTreeSet::new());
+    let mut not_started = BTreeSet::new();
     for run in group {
         for step in steps.iter().filter(|s| s.run_id == run.id) {
             let name = format!("{}/{}", run.sequence, step.name);
@@ -78,6 +79,9 @@ fn outcome(group: &[&RunRow], steps: &[StepRow], subs: &[SubResultRow]) -> Outco
                     passed.insert(name.clone());
                 }
                 "fail" | "timeout" => {
+                    if step.position == 0 && did_not_start(step.exit_code) {
+                        not_started.insert(name.clone());
+                    }
                     failed.insert(name.clone());
                 }
                 _ => {}
@@ -99,8 +103,18 @@ fn outcome(group: &[&RunRow], steps: &[StepRow], subs: &[SubResultRow]) -> Outco
     if failed.is_empty() {
         Outcome::Pass
     } else {
-        Outcome::Fail { failed, passed }
+        Outcome::Fail {
+            failed,
+            passed,
+            not_started,
+        }
     }
+}
+
+/// Whether a step's exit says its command never ran: POSIX shells exit 127 when the command is
+/// not found and 126 when it cannot be executed (every host runs steps through `sh -c`).
+fn did_not_start(exit_code: Option<i64>) -> bool {
+    matches!(exit_code, Some(126 | 127))
 }
 
 /// The tests that earlier flights made of this flight's commits, as this flight's bisection
@@ -223,6 +237,36 @@ mod tests {
     }
 
     #[test]
+    fn a_first_step_whose_command_is_missing_did_not_start_and_a_later_one_only_failed() {
+        let seqs = vec!["a".to_string(), "b".to_string()];
+        let runs = vec![
+            run(1, 1, 1, "a", RunState::Fail),
+            run(2, 1, 1, "b", RunState::Fail),
+        ];
+        let mut steps = vec![
+            step(1, "first", "fail"),
+            step(1, "second", "fail"),
+            step(2, "build", "fail"),
+            step(2, "test", "fail"),
+        ];
+        // Sequence a: its first step exits 127 (not found); b: a step after the first does,
+        // and b's first step fails in earnest (exit 1).
+        let codes = [(0, Some(127)), (1, Some(1)), (0, Some(1)), (1, Some(127))];
+        for (s, (position, code)) in steps.iter_mut().zip(codes) {
+            s.position = position;
+            s.exit_code = code;
+        }
+        let obs = observations(&runs, &steps, &[], &seqs);
+        match &obs[0].outcome {
+            Outcome::Fail { not_started, .. } => {
+                assert_eq!(not_started, &BTreeSet::from(["a/first".to_string()]))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(did_not_start(Some(126)) && !did_not_start(Some(2)) && !did_not_start(None));
+    }
+
+    #[test]
     fn a_test_counts_only_once_every_sequence_has_run() {
         let seqs = vec!["a".to_string(), "b".to_string()];
         let runs = vec![
@@ -242,7 +286,8 @@ mod tests {
             obs[0].outcome,
             Outcome::Fail {
                 failed: ["b/y".to_string()].into(),
-                passed: ["a/x".to_string()].into()
+                passed: ["a/x".to_string()].into(),
+                not_started: BTreeSet::new(),
             }
         );
         // Commit 5's attempt 1 lacks `b` (aborted): only `b` is run again, as attempt 1.

@@ -319,6 +319,94 @@ mod tests {
         }
     }
 
+    /// A test inside a step has a flake record of its own, beside its step's: one flaky test
+    /// must not stand for the step's other tests, nor the step for them.
+    #[tokio::test]
+    async fn recent_results_name_each_test_inside_its_step() {
+        use crate::decision::Role;
+        use crate::sequence::results::{SubResult, SubStatus};
+        use crate::sequence::StepStatus;
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("s.db").display());
+        let store = Store::open(&url).await.unwrap();
+        let branch = store
+            .upsert_branch(BranchKey {
+                name: "b",
+                repository: "r.git",
+                staging: "staging",
+                target: "master",
+            })
+            .await
+            .unwrap();
+        let sha = "1".repeat(40);
+        let flight = store
+            .create_flight(branch, &"0".repeat(40), &sha, &[], 0, |_| Vec::new())
+            .await
+            .unwrap();
+        let run = store
+            .create_run(&NewRun {
+                owner: RunOwner::Flight(flight.id),
+                index: 1,
+                sha: &sha,
+                role: Role::Tip,
+                attempt: 1,
+                sequence: "smoke",
+                host: "local",
+            })
+            .await
+            .unwrap();
+        let step = store
+            .start_step(run, 0, "unit", &dir.path().join("log"))
+            .await
+            .unwrap();
+        let test = |name: &str, status| SubResult {
+            name: name.into(),
+            status,
+            duration: None,
+            message: None,
+        };
+        store
+            .add_sub_results(
+                step,
+                &[
+                    test("a", SubStatus::Pass),
+                    test("b", SubStatus::Error),
+                    test("c", SubStatus::Skip),
+                ],
+            )
+            .await
+            .unwrap();
+        store
+            .finish_step(step, StepStatus::Fail, Some(1))
+            .await
+            .unwrap();
+        let later = store
+            .create_flight(branch, &sha, &"2".repeat(40), &[], 0, |_| Vec::new())
+            .await
+            .unwrap();
+        let mut recent = store
+            .recent_step_results(branch, later.id, 10)
+            .await
+            .unwrap();
+        recent.sort_by(|a, b| a.1.cmp(&b.1));
+        let names: Vec<(&str, StepStatus)> =
+            recent.iter().map(|(_, n, s)| (n.as_str(), *s)).collect();
+        assert_eq!(
+            names,
+            vec![
+                ("smoke/unit", StepStatus::Fail),
+                ("smoke/unit::a", StepStatus::Pass),
+                ("smoke/unit::b", StepStatus::Fail),
+            ]
+        );
+        // Nothing of a flight is its own history.
+        assert!(store
+            .recent_step_results(branch, flight.id, 10)
+            .await
+            .unwrap()
+            .is_empty());
+    }
+
     #[test]
     fn urls() {
         assert_eq!(

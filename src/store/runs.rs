@@ -225,16 +225,24 @@ impl Store {
     }
 
     /// The most recent finished steps of a branch's staging flights before `before_flight` (at
-    /// most `limit`), as (sha, `sequence/step`, status): what each of the branch's tests has
-    /// done lately, the prior of its flake rate. Bounded, so a long history costs no more than
-    /// a short one.
+    /// most `limit`), as (sha, `sequence/step`, status), followed by as many of their per-test
+    /// results, as (sha, `sequence/step::test`, pass or fail): what each of the branch's tests
+    /// has done lately, the prior of its flake rate. Bounded, so a long history costs no more
+    /// than a short one.
     pub async fn recent_step_results(
         &self,
         branch_id: i64,
         before_flight: i64,
         limit: i64,
     ) -> Result<Vec<(String, String, StepStatus)>> {
-        sqlx::query(
+        let latest = |sql: &'static str| {
+            sqlx::query(sql)
+                .bind(branch_id)
+                .bind(before_flight)
+                .bind(limit)
+                .fetch_all(&self.pool)
+        };
+        let steps = latest(
             "SELECT runs.sha, runs.sequence, steps.name, steps.status
              FROM steps CROSS JOIN runs CROSS JOIN flights
              WHERE runs.id = steps.run_id AND flights.id = runs.flight_id
@@ -242,23 +250,44 @@ impl Store {
              AND steps.status IN ('pass', 'fail', 'timeout')
              ORDER BY steps.id DESC LIMIT $3",
         )
-        .bind(branch_id)
-        .bind(before_flight)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|row| {
-            let sha: String = get(row, "sha")?;
-            let sequence: String = get(row, "sequence")?;
-            let name: String = get(row, "name")?;
+        .await?;
+        let tests = latest(
+            "SELECT runs.sha, runs.sequence, steps.name AS step, sub_results.name,
+                    sub_results.status
+             FROM sub_results CROSS JOIN steps CROSS JOIN runs CROSS JOIN flights
+             WHERE steps.id = sub_results.step_id AND runs.id = steps.run_id
+             AND flights.id = runs.flight_id
+             AND flights.branch_id = $1 AND flights.id < $2 AND flights.series_id IS NULL
+             AND sub_results.status IN ('pass', 'fail', 'error')
+             ORDER BY sub_results.id DESC LIMIT $3",
+        )
+        .await?;
+        let mut out = Vec::with_capacity(steps.len() + tests.len());
+        for row in &steps {
             let status: String = get(row, "status")?;
             let status = status
                 .parse()
                 .map_err(|_| StoreError::Corrupt(format!("step status {status:?}")))?;
-            Ok((sha, format!("{sequence}/{name}"), status))
-        })
-        .collect()
+            let (sequence, name): (String, String) = (get(row, "sequence")?, get(row, "name")?);
+            out.push((get(row, "sha")?, format!("{sequence}/{name}"), status));
+        }
+        for row in &tests {
+            let status: String = get(row, "status")?;
+            // As the decision counts them: an error of a test is its failure.
+            let status = if status == "pass" {
+                StepStatus::Pass
+            } else {
+                StepStatus::Fail
+            };
+            let (sequence, step): (String, String) = (get(row, "sequence")?, get(row, "step")?);
+            let name: String = get(row, "name")?;
+            out.push((
+                get(row, "sha")?,
+                format!("{sequence}/{step}::{name}"),
+                status,
+            ));
+        }
+        Ok(out)
     }
 
     /// Steps of one run, in order.
