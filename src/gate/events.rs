@@ -61,13 +61,13 @@ pub trait Progress: Send + Sync {
     fn event(&self, event: &Event);
 }
 
-/// Logs every event with `tracing` and nothing else.
+/// For commands with no terminal to draw on (`serve`, `gate`, `mail`): the log line that the
+/// gate writes for every event is all they show. (It used to log the event again here, so
+/// `serve` printed every event twice.)
 pub struct LogProgress;
 
 impl Progress for LogProgress {
-    fn event(&self, event: &Event) {
-        log(event);
-    }
+    fn event(&self, _: &Event) {}
 }
 
 /// The log line of an event; every watcher gets it.
