@@ -80,6 +80,25 @@ pub enum Outcome {
     Broken { reason: String },
 }
 
+impl Outcome {
+    /// A pass when nothing failed, else the failure.
+    pub fn of(
+        failed: BTreeSet<String>,
+        passed: BTreeSet<String>,
+        not_started: BTreeSet<String>,
+    ) -> Outcome {
+        if failed.is_empty() {
+            Outcome::Pass
+        } else {
+            Outcome::Fail {
+                failed,
+                passed,
+                not_started,
+            }
+        }
+    }
+}
+
 /// One finished test of one commit.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Observation {
@@ -517,6 +536,13 @@ mod tests {
             passed: set(passed),
             not_started: BTreeSet::new(),
         }
+    }
+
+    /// Commit `i`'s result when each step breaks from its commit on.
+    fn broken_from(i: usize, steps: &[(&str, usize)]) -> Outcome {
+        let (failed, passed): (Vec<_>, Vec<_>) = steps.iter().partition(|(_, from)| i >= *from);
+        let names = |v: Vec<&(&str, usize)>| v.into_iter().map(|(s, _)| s.to_string()).collect();
+        Outcome::of(names(failed), names(passed), BTreeSet::new())
     }
 
     /// A failure whose first step of `not_started` did not start.
@@ -967,24 +993,29 @@ mod tests {
     }
 
     #[test]
+    fn a_flake_of_another_step_below_the_culprits_is_run_again_before_master_stops_short() {
+        // #10 breaks smoke/a, #20 smoke/b; #9's first run flakes smoke/b. Master belongs at #9.
+        let answer = |i: usize, role: Role, attempt: usize| {
+            if role == Role::Bisect && i == 9 && attempt == 0 {
+                return fail(&["smoke/b"], &["smoke/a"]);
+            }
+            broken_from(i, &[("smoke/a", 10), ("smoke/b", 20)])
+        };
+        let (d, tests) = run_with(30, 1, &[], 0.05, 1, answer);
+        let culprits: Vec<usize> = d.culprits.iter().map(|b| b.index).collect();
+        assert_eq!((culprits, d.push_to), (vec![10, 20], Some(9)));
+        let runs_of_9 = tests.iter().filter(|t| **t == (9, Role::Bisect)).count();
+        assert!(runs_of_9 >= 2, "{tests:?}");
+        // With no retries allowed, it is not run again, and master stops below it.
+        let (d, _) = run_with(30, 0, &[], 0.05, 1, answer);
+        assert!(d.push_to < Some(9), "{:?}", d.push_to);
+    }
+
+    #[test]
     fn two_steps_broken_by_two_commits_get_two_culprits() {
         // #4 breaks smoke/a, #7 breaks smoke/b; both steps run on every commit.
-        let answer = |i: usize, _: Role, _: usize| {
-            let mut failed = Vec::new();
-            let mut passed = Vec::new();
-            for (step, from) in [("smoke/a", 4), ("smoke/b", 7)] {
-                if i >= from {
-                    failed.push(step)
-                } else {
-                    passed.push(step)
-                }
-            }
-            if failed.is_empty() {
-                Outcome::Pass
-            } else {
-                fail(&failed, &passed)
-            }
-        };
+        let answer =
+            |i: usize, _: Role, _: usize| broken_from(i, &[("smoke/a", 4), ("smoke/b", 7)]);
         for hosts in [1, 3] {
             let (d, _) = run_with(10, 0, &[], 0.0, hosts, answer);
             let found: Vec<(usize, Vec<String>)> = d

@@ -135,6 +135,9 @@ pub(super) fn search(
     }
     let pushable = newest_pushable(facts, allowed, &found);
     if wanted.is_empty() {
+        if let Some(again) = push_candidate_again(facts, allowed, &found, pushable) {
+            return Next::Test(vec![(again, Role::Bisect)]);
+        }
         return conclude_searches(found, n, &regressed, pushable);
     }
     // The searches' wishes in turns, so that each gets its share of the hosts; repeats of one
@@ -185,18 +188,7 @@ fn newest_pushable(
     allowed: &BTreeSet<String>,
     found: &[(BTreeSet<String>, Found)],
 ) -> Option<usize> {
-    let mut ignored = allowed.clone();
-    let mut below = facts.n + 1;
-    for (steps, f) in found {
-        match f {
-            Found::NoCulprit { .. } => ignored.extend(steps.iter().cloned()),
-            Found::Culprit { commit, .. } => below = below.min(commit + 1),
-            Found::OneOf { commits, .. } => {
-                below = below.min(commits.iter().min().map_or(below, |c| c + 1))
-            }
-            Found::Inconsistent { .. } | Found::GaveUp { .. } => {}
-        }
-    }
+    let (ignored, below) = gating(facts, allowed, found);
     facts
         .earlier
         .iter()
@@ -209,6 +201,53 @@ fn newest_pushable(
         })
         .map(|o| o.index)
         .max()
+}
+
+/// What the searches leave gating: the steps whose failures do not count (old ones, and those
+/// found to be flakes), and the oldest culprit's index (`n + 1` for none).
+fn gating(
+    facts: &Facts,
+    allowed: &BTreeSet<String>,
+    found: &[(BTreeSet<String>, Found)],
+) -> (BTreeSet<String>, usize) {
+    let mut ignored = allowed.clone();
+    let mut below = facts.n + 1;
+    for (steps, f) in found {
+        match f {
+            Found::NoCulprit { .. } => ignored.extend(steps.iter().cloned()),
+            Found::Culprit { commit, .. } => below = below.min(commit + 1),
+            Found::OneOf { commits, .. } => {
+                below = below.min(commits.iter().min().map_or(below, |c| c + 1))
+            }
+            Found::Inconsistent { .. } | Found::GaveUp { .. } => {}
+        }
+    }
+    (ignored, below)
+}
+
+/// The commit just below the oldest culprit, when master could go there but does not because
+/// each of its runs failed some other step, and the policy's retries allow running it again:
+/// below every culprit such a failure is a flake, and it must not hold master back (with two
+/// steps flaking at 10%, one run in five of that commit fails one of them).
+fn push_candidate_again(
+    facts: &Facts,
+    allowed: &BTreeSet<String>,
+    found: &[(BTreeSet<String>, Found)],
+    pushable: Option<usize>,
+) -> Option<usize> {
+    let (_, below) = gating(facts, allowed, found);
+    let candidate = below
+        .checked_sub(1)
+        .filter(|&c| c >= 1 && below <= facts.n)?;
+    if pushable.is_some_and(|p| p >= candidate) {
+        return None;
+    }
+    let runs = facts
+        .observations
+        .iter()
+        .filter(|o| o.index == candidate && o.role == Role::Bisect)
+        .count();
+    (runs <= facts.retries as usize).then_some(candidate)
 }
 
 /// The conclusion once every search has ended.

@@ -100,15 +100,7 @@ fn outcome(group: &[&RunRow], steps: &[StepRow], subs: &[SubResultRow]) -> Outco
             }
         }
     }
-    if failed.is_empty() {
-        Outcome::Pass
-    } else {
-        Outcome::Fail {
-            failed,
-            passed,
-            not_started,
-        }
-    }
+    Outcome::of(failed, passed, not_started)
 }
 
 /// Whether a step's exit says its command never ran: POSIX shells exit 127 when the command is

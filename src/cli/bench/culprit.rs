@@ -11,7 +11,7 @@ use std::time::Duration;
 use git2::{Oid, Repository, Signature, Time};
 use serde::Serialize;
 
-use super::{fail, BenchError, Report};
+use super::{fail, two_regressions, BenchError, Report};
 use pushgate::culprit::synthetic::{self, draw, Judgement, Reused, Shape, World};
 use pushgate::culprit::Found;
 use pushgate::culprit::{rounds_bound, z_channel_capacity, History, Settings, MAX_COMMITS};
@@ -52,6 +52,9 @@ pub enum WorldKind {
     /// An earlier bug, blamed by an earlier flight and fixed since (a revert or a later fix),
     /// below a new culprit: the search is a gate's second flight.
     FixedBug,
+    /// Two steps regressed by two different commits of a linear range, searched by the gate's
+    /// decision (one search per regression, sharing runs), not by one finder.
+    TwoSteps,
 }
 
 impl Default for Options {
@@ -102,6 +105,8 @@ pub struct Cell {
     pub rounds_bound: usize,
     /// log2(N) / C(f).
     pub executions_bound: f64,
+    /// Two-step worlds: how often master moved to the newest commit passing both steps.
+    pub pushed_newest_passing: Option<f64>,
     /// The mean and slowest single decision of the finder, in microseconds.
     pub mean_decision_us: f64,
     pub slowest_decision_us: f64,
@@ -212,8 +217,9 @@ pub struct Args {
     /// Whether the finder is `told` the flake rate or infers it (`unknown`), comma-separated.
     #[arg(long, value_delimiter = ',', default_values_t = ["told".to_string(), "unknown".to_string()])]
     modes: Vec<String>,
-    /// What ranges hold: `plain` (one culprit) or `fixed-bug` (an earlier culprit, blamed
-    /// before and fixed since, below a new one), comma-separated.
+    /// What ranges hold: `plain` (one culprit), `fixed-bug` (an earlier culprit, blamed
+    /// before and fixed since, below a new one) or `two-steps` (two steps broken by two
+    /// commits, linear ranges only), comma-separated.
     #[arg(long, value_delimiter = ',', default_values_t = ["plain".to_string()])]
     worlds: Vec<String>,
     /// Untestable rates, comma-separated.
@@ -267,8 +273,9 @@ pub fn measure(args: &Args) -> anyhow::Result<CulpritReport> {
         .map(|w| match w.as_str() {
             "plain" => Ok(WorldKind::Plain),
             "fixed-bug" => Ok(WorldKind::FixedBug),
+            "two-steps" => Ok(WorldKind::TwoSteps),
             other => Err(anyhow::anyhow!(
-                "--worlds: unknown world `{other}` (plain, fixed-bug)"
+                "--worlds: unknown world `{other}` (plain, fixed-bug, two-steps)"
             )),
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -388,6 +395,9 @@ fn run_group(
         let untestable: &[f64] = match world {
             WorldKind::Plain => &options.untestable_rates,
             WorldKind::FixedBug => &[0.0],
+            // A gate's range is its first-parent line: other shapes do not reach `decide`.
+            WorldKind::TwoSteps if shape != Shape::Linear || n < 2 => continue,
+            WorldKind::TwoSteps => &[0.0],
         };
         for &f in &options.flake_rates {
             for &u in untestable {
@@ -430,6 +440,9 @@ fn simulate_cell(
     f: f64,
     u: f64,
 ) -> (Cell, Vec<Stated>) {
+    if kind.world == WorldKind::TwoSteps {
+        return two_steps_cell(options, history.len(), kind.mode, k, f);
+    }
     let settings = Settings {
         flake_rate: (kind.mode == Mode::Told).then_some(f),
         ..Settings::default()
@@ -452,6 +465,7 @@ fn simulate_cell(
                 }
                 None => continue,
             },
+            WorldKind::TwoSteps => unreachable!("two-step worlds are simulated apart"),
         };
         ran += 1;
         let t = synthetic::simulate_reusing(history, &world, settings, k, reused);
@@ -510,6 +524,67 @@ fn simulate_cell(
         confirmations_mean: mean(&confirms),
         rounds_bound: rounds_bound(n, k),
         executions_bound: (n as f64).log2() / z_channel_capacity(f),
+        pushed_newest_passing: None,
+        mean_decision_us: total.as_secs_f64() * 1e6 / calls.max(1) as f64,
+        slowest_decision_us: slowest.as_secs_f64() * 1e6,
+        git: None,
+    };
+    (cell, stated)
+}
+
+/// A cell of the two-step world: flights driven by the gate's decision.
+fn two_steps_cell(
+    options: &Options,
+    n: usize,
+    mode: Mode,
+    k: usize,
+    f: f64,
+) -> (Cell, Vec<Stated>) {
+    let mut stated = Vec::new();
+    let (mut exact, mut blame, mut pushed) = (0, 0, 0);
+    let (mut rounds, mut execs) = (Vec::new(), Vec::new());
+    let mut slowest = Duration::ZERO;
+    let (mut total, mut calls) = (Duration::ZERO, 0);
+    for trial in 0..options.trials {
+        let seed = world_seed(options.seed, trial);
+        let t = two_regressions::trial(n, k, f, mode == Mode::Told, seed);
+        exact += usize::from(t.exact());
+        blame += usize::from(t.false_blame());
+        pushed += usize::from(t.pushed_newest_passing());
+        for &(commit, probability) in &t.named {
+            stated.push((probability, t.truth.contains(&commit)));
+        }
+        rounds.push(t.rounds as f64);
+        execs.push(t.executions as f64);
+        slowest = slowest.max(t.slowest_decision);
+        total += t.decision_time;
+        calls += t.decisions;
+    }
+    let trials = options.trials.max(1) as f64;
+    let accuracy = exact as f64 / trials;
+    let cell = Cell {
+        mode,
+        world: WorldKind::TwoSteps,
+        shape: Shape::Linear,
+        n,
+        k,
+        f,
+        u: 0.0,
+        trials: options.trials,
+        accuracy,
+        contains: accuracy,
+        exact_when_visible: accuracy,
+        false_blame: blame as f64 / trials,
+        no_answer: 1.0 - accuracy - blame as f64 / trials,
+        rounds_mean: mean(&rounds),
+        rounds_p90: p90(&rounds),
+        executions_mean: mean(&execs),
+        executions_p90: p90(&execs),
+        confirmations_mean: 0.0,
+        // Two searches share the hosts: the bound is one search's.
+        rounds_bound: rounds_bound(n, k),
+        executions_bound: (n as f64).log2() / z_channel_capacity(f),
+        pushed_newest_passing: Some(pushed as f64 / trials),
         mean_decision_us: total.as_secs_f64() * 1e6 / calls.max(1) as f64,
         slowest_decision_us: slowest.as_secs_f64() * 1e6,
         git: None,
@@ -703,6 +778,7 @@ impl Report for CulpritReport {
                 match c.world {
                     WorldKind::Plain => "plain",
                     WorldKind::FixedBug => "fixed bug",
+                    WorldKind::TwoSteps => "two steps",
                 },
                 match c.mode {
                     Mode::Told => "told",
@@ -728,6 +804,34 @@ impl Report for CulpritReport {
                 c.mean_decision_us,
                 c.slowest_decision_us,
             );
+        }
+        let two: Vec<&Cell> = self
+            .cells
+            .iter()
+            .filter(|c| c.pushed_newest_passing.is_some())
+            .collect();
+        if !two.is_empty() {
+            out.push_str(
+                "\nTwo steps broken by two commits (the gate's decision: one search per regression): both culprits named exactly, and master moved to the newest commit passing both:\n\n\
+                 | rate | N | k | f | both exact | false blame | pushed newest passing |\n\
+                 |---|---|---|---|---|---|---|\n",
+            );
+            for c in two {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {:.0}% | {:.3} | {:.3} | {:.3} |",
+                    match c.mode {
+                        Mode::Told => "told",
+                        Mode::Unknown => "inferred",
+                    },
+                    c.n,
+                    c.k,
+                    c.f * 100.0,
+                    c.accuracy,
+                    c.false_blame,
+                    c.pushed_newest_passing.unwrap_or(0.0),
+                );
+            }
         }
         if !self.calibration.is_empty() {
             out.push_str(

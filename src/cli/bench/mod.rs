@@ -12,6 +12,7 @@ mod overhead;
 mod schedule;
 mod served;
 mod ssh;
+mod two_regressions;
 
 use std::path::Path;
 use std::process::Command as Process;
