@@ -299,6 +299,21 @@ fn judge(facts: &Facts, index: usize, role: Role, allowed: &BTreeSet<String>) ->
     }
 }
 
+/// `passed` with every step that passed in some run of the baseline, though it failed in
+/// another.
+fn baseline_passed_somewhere(facts: &Facts, mut passed: BTreeSet<String>) -> BTreeSet<String> {
+    for o in facts
+        .observations
+        .iter()
+        .filter(|o| o.index == 0 && o.role == Role::Baseline)
+    {
+        if let Outcome::Fail { passed: p, .. } = &o.outcome {
+            passed.extend(p.iter().cloned());
+        }
+    }
+    passed
+}
+
 fn decision(
     verdict: Verdict,
     push_to: Option<usize>,
@@ -435,6 +450,22 @@ fn triage(facts: &Facts) -> Result<Regressed, Next> {
                     ),
                 );
             }
+            // A step that passed here before and failed every run of the baseline may be a
+            // good baseline's flakes (two steps flaking at 20% fail one of them twice in one
+            // baseline of twelve): the baseline runs as often again before such a failure is
+            // called old, and a step it passed once is not an old failure.
+            let passed = baseline_passed_somewhere(facts, passed);
+            let doubtful = tip_failed.iter().any(|s| {
+                failed.contains(s) && facts.ever_passed.contains(s) && !passed.contains(s)
+            });
+            let runs = facts
+                .observations
+                .iter()
+                .filter(|o| o.index == 0 && o.role == Role::Baseline)
+                .count();
+            if doubtful && runs < 2 * (facts.retries as usize + 1) {
+                return test(0, Role::Baseline);
+            }
             (failed, Some(passed))
         }
     };
@@ -511,7 +542,7 @@ fn triage(facts: &Facts) -> Result<Regressed, Next> {
     // (and a step that never passed, where the policy makes those block).
     let allowed: BTreeSet<String> = tip_failed
         .difference(&regressed)
-        .chain(base_failed.iter())
+        .chain(base_failed.difference(&regressed))
         .filter(|s| !(blocks && never_passed.contains(*s)))
         .cloned()
         .collect();
@@ -993,6 +1024,37 @@ mod tests {
     }
 
     #[test]
+    fn a_baseline_that_fails_a_step_that_passed_before_is_run_again_before_it_counts_as_old() {
+        // #6 breaks smoke/a; the baseline's first two runs flake it. Without more runs of the
+        // baseline the failure would be like-baseline, and #6 would go to master.
+        let answer = |i: usize, role: Role, attempt: usize| match (role, attempt) {
+            (Role::Baseline, 0 | 1) => fail(&["smoke/a"], &["smoke/b"]),
+            _ => broken_from(i, &[("smoke/a", 6)]),
+        };
+        let (d, tests) = run(10, 1, &["smoke/a"], answer);
+        assert_eq!(
+            (d.verdict, d.culprit(), d.push_to),
+            (Verdict::Regression, Some(6), Some(5))
+        );
+        let baselines = tests.iter().filter(|t| t.1 == Role::Baseline).count();
+        assert_eq!(baselines, 3, "{tests:?}");
+        // A baseline that keeps failing it, four runs in all, is an old failure as before.
+        let (d, tests) = run(10, 1, &["smoke/a"], |i, role, _| match role {
+            Role::Baseline => fail(&["smoke/a"], &[]),
+            _ => broken_from(i, &[("smoke/a", 1)]),
+        });
+        assert_eq!(d.verdict, Verdict::LikeBaseline);
+        assert_eq!(tests.iter().filter(|t| t.1 == Role::Baseline).count(), 4);
+        // A step that never passed here is not doubted: two runs, as before.
+        let (d, tests) = run(10, 1, &[], |i, role, _| match role {
+            Role::Baseline => fail(&["smoke/a"], &[]),
+            _ => broken_from(i, &[("smoke/a", 1)]),
+        });
+        assert_eq!(d.verdict, Verdict::NeverPassed);
+        assert_eq!(tests.iter().filter(|t| t.1 == Role::Baseline).count(), 2);
+    }
+
+    #[test]
     fn a_flake_of_another_step_below_the_culprits_is_run_again_before_master_stops_short() {
         // #10 breaks smoke/a, #20 smoke/b; #9's first run flakes smoke/b. Master belongs at #9.
         let answer = |i: usize, role: Role, attempt: usize| {
@@ -1006,8 +1068,14 @@ mod tests {
         assert_eq!((culprits, d.push_to), (vec![10, 20], Some(9)));
         let runs_of_9 = tests.iter().filter(|t| **t == (9, Role::Bisect)).count();
         assert!(runs_of_9 >= 2, "{tests:?}");
-        // With no retries allowed, it is not run again, and master stops below it.
-        let (d, _) = run_with(30, 0, &[], 0.05, 1, answer);
+        // Twice a failure's runs at most: with no retries, a second flake keeps master below.
+        let twice = |i: usize, role: Role, attempt: usize| {
+            if role == Role::Bisect && i == 9 && attempt <= 1 {
+                return fail(&["smoke/b"], &["smoke/a"]);
+            }
+            answer(i, role, attempt)
+        };
+        let (d, _) = run_with(30, 0, &[], 0.05, 1, twice);
         assert!(d.push_to < Some(9), "{:?}", d.push_to);
     }
 

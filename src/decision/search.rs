@@ -226,7 +226,7 @@ fn gating(
 }
 
 /// The commit just below the oldest culprit, when master could go there but does not because
-/// each of its runs failed some other step, and the policy's retries allow running it again:
+/// each of its runs failed some other step, and it has had fewer than twice a failure's runs:
 /// below every culprit such a failure is a flake, and it must not hold master back (with two
 /// steps flaking at 10%, one run in five of that commit fails one of them).
 fn push_candidate_again(
@@ -247,7 +247,8 @@ fn push_candidate_again(
         .iter()
         .filter(|o| o.index == candidate && o.role == Role::Bisect)
         .count();
-    (runs <= facts.retries as usize).then_some(candidate)
+    // As the baseline: as many runs again as a failure gets, before master settles lower.
+    (runs < 2 * (facts.retries as usize + 1)).then_some(candidate)
 }
 
 /// The conclusion once every search has ended.
