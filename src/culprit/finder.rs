@@ -145,6 +145,20 @@ impl<'h> CulpritFinder<'h> {
         self
     }
 
+    /// Commits that a blamed commit's failure is known to reach: the tips of the flights that
+    /// blamed it, which failed because of it. Whatever fixed it came after them, so the search
+    /// looks for the tip's culprit above them, not among the commits that failed then.
+    pub fn held_to(mut self, tips: &[usize]) -> Self {
+        let mut marks = vec![false; self.history.len()];
+        for &c in tips {
+            if let Some(m) = marks.get_mut(c) {
+                *m = true;
+            }
+        }
+        self.model.held = marks;
+        self
+    }
+
     pub fn history(&self) -> &History {
         self.history
     }
@@ -263,9 +277,14 @@ impl<'h> CulpritFinder<'h> {
         }
         let bad = post.bad_probability(h);
         // The chance each commit fails when run again: bad from the culprit on, or bad on its
-        // own when its failures are more likely an earlier, fixed bug than flakes.
+        // own when its failures are more likely an earlier, fixed bug than flakes, or when it
+        // lies where a blamed commit's bug is known to have lasted.
+        let held = self.model.held_bug_share(h, &tallies, f);
         let fails: Vec<f64> = (0..n)
-            .map(|c| bad[c] + (1.0 - bad[c]) * self.model.earlier_bug_share(c, &tallies[c], f))
+            .map(|c| {
+                let own = self.model.earlier_bug_share(c, &tallies[c], f).max(held[c]);
+                bad[c] + (1.0 - bad[c]) * own
+            })
             .collect();
         let eligible: Vec<usize> = (0..n)
             .filter(|&c| {
@@ -840,6 +859,48 @@ mod tests {
     }
 
     #[test]
+    fn commits_a_blamed_failure_is_known_to_reach_are_not_searched() {
+        // Blamed #3 failed up to the blaming flight's tip #10; #12 fixed it, #15 broke the tip
+        // anew. Whatever the flake rate, nothing from #4 to #10 can tell anything: it fails
+        // either way. The search looks above, and finds #15.
+        for settings in [exact(0.0), exact(0.05), Settings::default()] {
+            let h = History::linear(20).unwrap();
+            let earlier = vec![
+                (3, Observed::Fail),
+                (3, Observed::Fail),
+                (2, Observed::Pass),
+                (10, Observed::Fail),
+                (10, Observed::Fail),
+            ];
+            let bad = |c: usize| (3..12).contains(&c) || c >= 15;
+            let finder = CulpritFinder::new(&h, settings)
+                .reusing(earlier, &[3])
+                .held_to(&[10]);
+            let mut own = vec![(19, Observed::Fail)];
+            let found = loop {
+                match finder.next(&own, &[], 1) {
+                    Step::Test(batch) => {
+                        for c in batch {
+                            assert!(!(4..=10).contains(&c), "ran #{c}: {own:?}");
+                            own.push((
+                                c,
+                                if bad(c) {
+                                    Observed::Fail
+                                } else {
+                                    Observed::Pass
+                                },
+                            ));
+                        }
+                    }
+                    Step::Done(found) => break found,
+                    Step::Wait => panic!("waits on nothing"),
+                }
+            };
+            assert_eq!(found.culprit(), Some(15), "{own:?}");
+        }
+    }
+
+    #[test]
     fn no_culprit_is_said_only_after_the_tip_was_run() {
         let h = History::linear(10).unwrap();
         let finder = CulpritFinder::new(&h, exact(0.05)).reusing(vec![(9, Observed::Pass)], &[]);
@@ -977,6 +1038,67 @@ mod properties {
             if f == 0.0 {
                 // Untestable commits may widen the answer, never lose the culprit.
                 prop_assert!(matches!(w.judge(&t.found), synthetic::Judgement::Exact | synthetic::Judgement::Contains), "{:?} for culprit {}", t.found, w.culprit);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod debug_fixed {
+    use super::*;
+    use crate::culprit::synthetic::{Reused, World};
+
+    #[test]
+    fn debug_fixed_bug_trials() {
+        let history = History::linear(64).unwrap();
+        let mut shown = 0;
+        for seed in 0..200u64 {
+            let Some(w) = World::with_fixed_bug(&history, 0.0, seed) else {
+                continue;
+            };
+            let reused = Reused::blamed_fix(&history, &w);
+            let settings = Settings {
+                flake_rate: None,
+                ..Settings::default()
+            };
+            let finder = CulpritFinder::new(&history, settings)
+                .reusing(reused.earlier.clone(), &reused.blamed)
+                .held_to(&reused.held);
+            let mut obs = vec![(history.tip(), Observed::Fail)];
+            let mut attempts = vec![0u32; history.len()];
+            attempts[history.tip()] = 1;
+            let mut log = Vec::new();
+            let found = loop {
+                match finder.next(&obs, &[], 1) {
+                    Step::Test(b) => {
+                        for c in b {
+                            let r = w.result(&history, c, attempts[c]);
+                            attempts[c] += 1;
+                            log.push((c, r));
+                            obs.push((c, r));
+                        }
+                    }
+                    Step::Wait => break None,
+                    Step::Done(f) => break Some(f),
+                }
+            };
+            let ok = matches!(&found, Some(Found::Culprit{commit,..}) if *commit == w.culprit);
+            if !ok && shown < 3 {
+                shown += 1;
+                eprintln!(
+                    "seed {seed} culprit {} fixed {:?} held {:?} found {:?}",
+                    w.culprit, w.fixed, reused.held, found
+                );
+                eprintln!(
+                    "  {:?}",
+                    log.iter()
+                        .map(|(c, r)| format!(
+                            "{c}{}",
+                            if *r == Observed::Pass { "+" } else { "-" }
+                        ))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                );
             }
         }
     }

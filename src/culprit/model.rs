@@ -160,6 +160,10 @@ pub struct Model {
     pub prior_none: f64,
     /// Commits blamed for an earlier failure (indexed by commit; empty for none).
     pub blamed: Vec<bool>,
+    /// Commits an earlier failure of a blamed commit is known to reach (indexed by commit;
+    /// empty for none): the tips of the flights that blamed them, which failed. Its fix came
+    /// later, so no commit up to one of these can be it.
+    pub held: Vec<bool>,
 }
 
 impl Model {
@@ -169,6 +173,7 @@ impl Model {
             rates: vec![(flake_rate.clamp(0.0, MAX_FLAKE_RATE), 1.0)],
             prior_none,
             blamed: Vec::new(),
+            held: Vec::new(),
         }
     }
 
@@ -209,6 +214,7 @@ impl Model {
                 .collect(),
             prior_none,
             blamed: Vec::new(),
+            held: Vec::new(),
         }
     }
 
@@ -231,6 +237,61 @@ impl Model {
         let bug = self.onset(commit) / fix;
         let flakes = f.powi(t.fails.min(1000) as i32);
         bug / (bug + flakes)
+    }
+
+    /// For each commit, how likely it is inside a blamed commit's earlier bug were it not the
+    /// culprit's descendant: then running it again tells little, as it fails either way.
+    ///
+    /// The bug is there if the blamed commit's failures were the bug, not flakes. Up to a
+    /// commit it is known to reach (`held`: the blaming flight's tip) it cannot have ended, so
+    /// such a commit is likely bad even unrun. Above, the bug lasts each further first-parent
+    /// commit with `1 - FIX_BLAMED`, and only a commit's own failures make that weigh (failures
+    /// alone: the bug against flakes, as in `earlier_bug_share`): a search re-running failing
+    /// commits there, to tell a flake from the culprit, learns nothing. Commits above that
+    /// nobody ran keep their chance from the culprit alone, so the search still looks there.
+    /// Zero away from blamed commits: a range nobody blamed is searched as before.
+    pub(crate) fn held_bug_share(&self, history: &History, tallies: &[Tally], f: f64) -> Vec<f64> {
+        let n = history.len();
+        let mut share = vec![0.0; n];
+        let held: Vec<usize> = (0..n)
+            .filter(|&h| self.held.get(h).copied().unwrap_or(false))
+            .collect();
+        for b in (0..n).filter(|&b| self.is_blamed(b)) {
+            let bug = self.earlier_bug_share(b, &tallies[b], f);
+            if bug == 0.0 {
+                continue;
+            }
+            let mut reach = vec![0.0; n];
+            reach[b] = bug;
+            for x in b + 1..n {
+                if !history.is_ancestor(b, x) {
+                    continue;
+                }
+                let inside = held.iter().any(|&h| history.is_ancestor(x, h));
+                reach[x] = if inside {
+                    bug
+                } else {
+                    history
+                        .first_parent(x)
+                        .map_or(0.0, |p| reach[p] * (1.0 - FIX_BLAMED))
+                };
+                let t = &tallies[x];
+                let p = reach[x];
+                let own = if t.passes > 0 {
+                    0.0
+                } else if t.fails == 0 {
+                    if inside {
+                        p
+                    } else {
+                        0.0
+                    }
+                } else {
+                    p / (p + (1.0 - p) * f.powi(t.fails.min(1000) as i32))
+                };
+                share[x] = f64::max(share[x], own);
+            }
+        }
+        share
     }
 
     fn onset(&self, commit: usize) -> f64 {
@@ -282,6 +343,9 @@ struct Layout {
     /// Per line position: whether a blamed commit is it or comes in with it (a merge that
     /// brings in a blamed commit may bring in its bug).
     blamed_line: Vec<bool>,
+    /// Per line position: whether a blamed commit's bug cannot end there (it is at or below a
+    /// commit the bug is known to reach).
+    held_line: Vec<bool>,
 }
 
 impl Layout {
@@ -355,9 +419,17 @@ impl Layout {
                         .any(|&s| model.is_blamed(s as usize))
             })
             .collect();
+        let held: Vec<usize> = (0..n)
+            .filter(|&h| model.held.get(h).copied().unwrap_or(false))
+            .collect();
+        let held_line = main
+            .iter()
+            .map(|&m| held.iter().any(|&h| history.is_ancestor(m, h)))
+            .collect();
         Layout {
             line_index,
             blamed_line,
+            held_line,
             main,
             on_main,
             merged_at,
@@ -381,13 +453,15 @@ const IDENTITY: Mat = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
 /// Below the range: the base is good.
 const START: State = [1.0, 0.0, 0.0];
 
-/// Onto the next commit of the line (`next = T * state`).
-fn transition(blamed: bool) -> Mat {
+/// Onto the next commit of the line (`next = T * state`): at a blamed commit a bug may begin,
+/// and where that bug is known to last (`held`) it cannot end.
+fn transition(blamed: bool, held: bool) -> Mat {
     let onset_blamed = if blamed { ONSET_BLAMED } else { 0.0 };
+    let fix_blamed = if held { 0.0 } else { FIX_BLAMED };
     [
-        [1.0 - ONSET - onset_blamed, FIX, FIX_BLAMED],
+        [1.0 - ONSET - onset_blamed, FIX, fix_blamed],
         [ONSET, 1.0 - FIX, 0.0],
-        [onset_blamed, 0.0, 1.0 - FIX_BLAMED],
+        [onset_blamed, 0.0, 1.0 - fix_blamed],
     ]
 }
 
@@ -464,7 +538,7 @@ impl LinePlan {
             plan.before.push(carry);
             plan.prior_good.push(prior[0]);
             plan.below_runs.push(plan.runs.len());
-            let t = transition(layout.blamed_line[i]);
+            let t = transition(layout.blamed_line[i], layout.held_line[i]);
             prior = apply(&t, prior);
             carry = product(&t, &carry);
             let ran = tallies[m].passes + tallies[m].fails > 0 || !layout.forked_at[m].is_empty();
@@ -604,7 +678,10 @@ fn merged_culprit(
             must_be_good |= good;
             pending.next();
         }
-        state = apply(&transition(layout.blamed_line[j]), state);
+        state = apply(
+            &transition(layout.blamed_line[j], layout.held_line[j]),
+            state,
+        );
         if must_be_good {
             state[1] = 0.0;
             state[2] = 0.0;

@@ -210,20 +210,37 @@ pub struct Trial {
 pub struct Reused {
     pub earlier: Vec<(usize, Observed)>,
     pub blamed: Vec<usize>,
+    /// The tips of the searches that blamed them, which failed because of them.
+    pub held: Vec<usize>,
 }
 
 impl Reused {
-    /// What an earlier flight that blamed the world's fixed bug left: the bug's first commit
-    /// failed twice, its parent (when in the range) passed.
+    /// What an earlier flight that blamed the world's fixed bug left: its tip (a line commit
+    /// from the bug's first up to the one before the fix, since the fix was pushed after that
+    /// flight blocked) failed twice, the bug's first commit failed twice and its parent (when
+    /// in the range) passed.
     pub fn blamed_fix(history: &History, world: &World) -> Reused {
-        let Some((begun, _)) = world.fixed else {
+        let Some((begun, fixed)) = world.fixed else {
             return Reused::default();
         };
-        let mut earlier = vec![(begun, Observed::Fail), (begun, Observed::Fail)];
+        let mut line = vec![fixed];
+        while let Some(p) = line.last().and_then(|&c| history.first_parent(c)) {
+            if p == begun {
+                break;
+            }
+            line.push(p);
+        }
+        line.push(begun);
+        // `line` runs from the fix down to the bug's first commit: the tip is below the fix.
+        let mut rng = SmallRng::seed_from_u64(world.seed ^ 0x7195);
+        let tip = line[rng.random_range(1..line.len())];
+        let mut earlier = vec![(tip, Observed::Fail), (tip, Observed::Fail)];
+        earlier.extend([(begun, Observed::Fail), (begun, Observed::Fail)]);
         earlier.extend(history.parents(begun).map(|p| (p, Observed::Pass)));
         Reused {
             earlier,
             blamed: vec![begun],
+            held: vec![tip],
         }
     }
 }
@@ -242,7 +259,8 @@ pub fn simulate_reusing(
     reused: Reused,
 ) -> Trial {
     let finder = CulpritFinder::new(history, Settings { hosts, ..settings })
-        .reusing(reused.earlier, &reused.blamed);
+        .reusing(reused.earlier, &reused.blamed)
+        .held_to(&reused.held);
     let mut attempts = vec![0u32; history.len()];
     let mut observations = vec![(history.tip(), Observed::Fail)];
     attempts[history.tip()] = 1;

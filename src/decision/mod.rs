@@ -217,6 +217,9 @@ pub struct Facts<'a> {
     /// Commits of this range that earlier flights named culprits (indices are this flight's):
     /// the finder does not take their failures to reach the tip.
     pub blamed: &'a [usize],
+    /// Commits of this range that a blamed commit's failure is known to reach: the tips of
+    /// the flights that blamed them, which failed because of them. The fix came later.
+    pub held: &'a [usize],
     /// Whether a step that never passed on this branch and fails on the baseline too blocks
     /// (policy `never_passed = "block"`) instead of being let through.
     pub never_passed_blocks: bool,
@@ -643,6 +646,7 @@ mod tests {
                 ever_passed: &ever,
                 earlier: &told.earlier,
                 blamed: &told.blamed,
+                held: &[],
                 never_passed_blocks: told.never_passed_blocks,
                 flake_histories: &told.flake_histories,
                 finder: Settings {
@@ -954,6 +958,7 @@ mod tests {
                 ever_passed: ever,
                 earlier,
                 blamed: &[],
+                held: &[],
                 never_passed_blocks: false,
                 flake_histories: &NONE,
                 finder,

@@ -91,7 +91,10 @@ impl Search {
             flake_history: prior,
             ..facts.finder
         };
-        CulpritFinder::new(history, settings).reusing(self.earlier.clone(), &blamed)
+        let held: Vec<usize> = facts.held.iter().filter_map(|i| i.checked_sub(1)).collect();
+        CulpritFinder::new(history, settings)
+            .reusing(self.earlier.clone(), &blamed)
+            .held_to(&held)
     }
 }
 

@@ -50,6 +50,8 @@ struct Prior {
     /// indices in this flight's range (those still in it).
     told: Earlier,
     blamed: Vec<usize>,
+    /// The tips of the flights that blamed them, where still in the range.
+    held: Vec<usize>,
     /// Each step's recent record on good commits: the prior of its flake rate.
     flake_histories: std::collections::BTreeMap<String, culprit::FlakeHistory>,
     finder: culprit::Settings,
@@ -102,6 +104,7 @@ impl Gate {
                     ever_passed: &prior.ever_passed,
                     earlier: &prior.earlier,
                     blamed: &prior.blamed,
+                    held: &prior.held,
                     never_passed_blocks: policy.never_passed == NeverPassed::Block,
                     flake_histories: &prior.flake_histories,
                     finder: prior.finder,
@@ -184,12 +187,28 @@ impl Gate {
             .collect();
         blamed.sort_unstable();
         blamed.dedup();
+        // The tips of the flights that blamed a commit still in the range failed because of
+        // it: its fix, if any, came after them.
+        let mut blaming: Vec<i64> = blames
+            .iter()
+            .filter(|b| index_of.contains_key(b.sha.as_str()))
+            .map(|b| b.flight_id)
+            .collect();
+        blaming.sort_unstable();
+        blaming.dedup();
+        let mut held = Vec::new();
+        for id in blaming {
+            if let Some(f) = self.store.flight(id).await? {
+                held.extend(index_of.get(f.tip.as_str()).copied());
+            }
+        }
         Ok(Prior {
             flake_histories: flake_histories(&recent),
             ever_passed,
             earlier,
             told: Earlier { blames, flights },
             blamed,
+            held,
             finder,
         })
     }

@@ -93,6 +93,7 @@ pub fn trial(n: usize, hosts: usize, f: f64, told: bool, seed: u64) -> Trial {
             ever_passed: &ever_passed,
             earlier: &[],
             blamed: &[],
+            held: &[],
             never_passed_blocks: false,
             flake_histories: &histories,
             finder: settings,

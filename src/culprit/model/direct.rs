@@ -27,11 +27,11 @@ impl Chain {
     fn forward(
         self,
         scale: f64,
-        blamed: bool,
+        (blamed, held): (bool, bool),
         weights: Option<(Lik, Lik)>,
         only_good: Option<()>,
     ) -> (Chain, f64) {
-        let mut next = self.step(blamed);
+        let mut next = self.step(blamed, held);
         if only_good.is_some() {
             next.bad = 0.0;
             next.bad_blamed = 0.0;
@@ -54,14 +54,15 @@ impl Chain {
     }
 
     /// Onto the next commit of the line.
-    fn step(self, blamed: bool) -> Chain {
+    fn step(self, blamed: bool, held: bool) -> Chain {
         let onset_blamed = if blamed { ONSET_BLAMED } else { 0.0 };
+        let fix_blamed = if held { 0.0 } else { FIX_BLAMED };
         Chain {
             good: self.good * (1.0 - ONSET - onset_blamed)
                 + self.bad * FIX
-                + self.bad_blamed * FIX_BLAMED,
+                + self.bad_blamed * fix_blamed,
             bad: self.good * ONSET + self.bad * (1.0 - FIX),
-            bad_blamed: self.good * onset_blamed + self.bad_blamed * (1.0 - FIX_BLAMED),
+            bad_blamed: self.good * onset_blamed + self.bad_blamed * (1.0 - fix_blamed),
         }
     }
 }
@@ -127,10 +128,11 @@ pub(super) fn likelihoods(
     let mut prior_good: Vec<f64> = Vec::with_capacity(line.len() + 1);
     let (mut chain, mut scale) = (Chain::start(), 0.0);
     let mut prior = Chain::start();
-    for (&blamed, &weight) in layout.blamed_line.iter().zip(&weights) {
+    for (i, &weight) in weights.iter().enumerate() {
+        let mark = (layout.blamed_line[i], layout.held_line[i]);
         prior_good.push(prior.good);
-        prior = prior.step(blamed);
-        (chain, scale) = chain.forward(scale, blamed, weight, None);
+        prior = prior.step(mark.0, mark.1);
+        (chain, scale) = chain.forward(scale, mark, weight, None);
         after.push((chain, scale));
     }
     prior_good.push(prior.good);
@@ -204,7 +206,7 @@ pub(super) fn likelihoods(
                         let weight = weight.or(Some((by, Lik::default())));
                         (chain, scale) = chain.forward(
                             scale,
-                            layout.blamed_line[j],
+                            (layout.blamed_line[j], layout.held_line[j]),
                             weight,
                             must_be_good.then_some(()),
                         );
@@ -301,6 +303,7 @@ mod agreement {
             h in dag(2..41),
             runs in proptest::collection::vec((any::<prop::sample::Index>(), prop::sample::select(vec![Observed::Pass, Observed::Fail, Observed::Fail, Observed::Untestable])), 0..30),
             blamed in proptest::collection::vec(any::<prop::sample::Index>(), 0..3),
+            held in proptest::collection::vec(any::<prop::sample::Index>(), 0..2),
             told in prop::sample::select(vec![None, Some(0.0), Some(0.1)]),
         ) {
             let n = h.len();
@@ -312,6 +315,7 @@ mod agreement {
                 None => Model::inferred(FlakeHistory::default(), 0.5),
             };
             model.blamed = (0..n).map(|c| blamed.iter().any(|b| b.index(n) == c)).collect();
+            model.held = (0..n).map(|c| held.iter().any(|b| b.index(n) == c)).collect();
             let fast = Posterior::compute(&h, &tallies, &model);
             let slow = super::compute(&h, &tallies, &model);
             match (fast, slow) {
