@@ -136,9 +136,10 @@ pub(super) fn search(
             Step::Done(f) => found.push((s.steps.clone(), f)),
         }
     }
-    let pushable = newest_pushable(facts, allowed, &found);
+    let gates = gating(facts, allowed, &found);
+    let pushable = newest_pushable(facts, &gates);
     if wanted.is_empty() {
-        if let Some(again) = push_candidate_again(facts, allowed, &found, pushable) {
+        if let Some(again) = push_candidate_again(facts, gates.1, pushable) {
             return Next::Test(vec![(again, Role::Bisect)]);
         }
         return conclude_searches(found, n, &regressed, pushable);
@@ -186,12 +187,8 @@ pub(super) fn search(
 /// The newest commit that may become the target: tested (in this flight or an earlier one)
 /// and passing every step that gates, below every culprit named. Steps whose failures the
 /// searches found to be flakes do not gate.
-fn newest_pushable(
-    facts: &Facts,
-    allowed: &BTreeSet<String>,
-    found: &[(BTreeSet<String>, Found)],
-) -> Option<usize> {
-    let (ignored, below) = gating(facts, allowed, found);
+fn newest_pushable(facts: &Facts, (ignored, below): &(BTreeSet<String>, usize)) -> Option<usize> {
+    let below = *below;
     facts
         .earlier
         .iter()
@@ -199,7 +196,7 @@ fn newest_pushable(
         .filter(|o| o.index >= 1 && o.index < below && o.role != Role::Baseline)
         .filter(|o| match &o.outcome {
             Outcome::Pass => true,
-            Outcome::Fail { failed, .. } => failed.is_subset(&ignored),
+            Outcome::Fail { failed, .. } => failed.is_subset(ignored),
             Outcome::Broken { .. } => false,
         })
         .map(|o| o.index)
@@ -232,13 +229,7 @@ fn gating(
 /// each of its runs failed some other step, and it has had fewer than twice a failure's runs:
 /// below every culprit such a failure is a flake, and it must not hold master back (with two
 /// steps flaking at 10%, one run in five of that commit fails one of them).
-fn push_candidate_again(
-    facts: &Facts,
-    allowed: &BTreeSet<String>,
-    found: &[(BTreeSet<String>, Found)],
-    pushable: Option<usize>,
-) -> Option<usize> {
-    let (_, below) = gating(facts, allowed, found);
+fn push_candidate_again(facts: &Facts, below: usize, pushable: Option<usize>) -> Option<usize> {
     let candidate = below
         .checked_sub(1)
         .filter(|&c| c >= 1 && below <= facts.n)?;

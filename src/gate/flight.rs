@@ -189,13 +189,11 @@ impl Gate {
         blamed.dedup();
         // The tips of the flights that blamed a commit still in the range failed because of
         // it: its fix, if any, came after them.
-        let mut blaming: Vec<i64> = blames
+        let blaming: std::collections::BTreeSet<i64> = blames
             .iter()
             .filter(|b| index_of.contains_key(b.sha.as_str()))
             .map(|b| b.flight_id)
             .collect();
-        blaming.sort_unstable();
-        blaming.dedup();
         let mut held = Vec::new();
         for id in blaming {
             if let Some(f) = self.store.flight(id).await? {
