@@ -11,11 +11,21 @@
 //! towards older commits (a pass there is worth more than a fail). Confirmation falls out of the
 //! same rule: the search ends only when one suspect holds the confidence target, which takes a
 //! pass of its parents and as many fails of the suspect as the flake rate demands.
+//!
+//! "Information" is about the culprit only. Inside an earlier bug that a later commit fixed, a
+//! commit may fail whatever the culprit is; the model's chain says how likely (forward-backward,
+//! [`Posterior::bad_below_culprit`]). A result there tells of the culprit only as far as the
+//! culprit's place decides where that bug ended: near culprits do, far ones hardly. That is what
+//! finds the good stretch between a fixed bug and a new breaker, which the culprit's quantiles
+//! alone walk past; in parallel rounds the most telling commit is run too when it tells much more
+//! than every cut.
 
 use std::collections::BTreeMap;
 
 use super::history::History;
-use super::model::{tally, z_channel_capacity, FlakeHistory, Model, Observed, Posterior, Tally};
+use super::model::{
+    tally, z_channel_capacity, Below, FlakeHistory, Model, Observed, Posterior, Tally,
+};
 
 /// How a search is tuned.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -227,7 +237,7 @@ impl<'h> CulpritFinder<'h> {
         let h = self.history;
         let n = h.len();
         let tallies = self.tallies(observations);
-        let Some(post) = Posterior::compute(h, &tallies, &self.model) else {
+        let Some((post, below)) = Posterior::compute_with_below(h, &tallies, &self.model) else {
             return Step::Done(self.contradiction(&tallies));
         };
         let f = post.flake_rate;
@@ -276,28 +286,64 @@ impl<'h> CulpritFinder<'h> {
             };
         }
         let bad = post.bad_probability(h);
-        // The chance each commit fails when run again: bad from the culprit on, or bad on its
-        // own when its failures are more likely an earlier, fixed bug than flakes, or when it
-        // lies where a blamed commit's bug is known to have lasted.
-        let held = self.model.held_bug_share(h, &tallies, f);
-        let fails: Vec<f64> = (0..n)
-            .map(|c| {
-                let own = self.model.earlier_bug_share(c, &tallies[c], f).max(held[c]);
-                bad[c] + (1.0 - bad[c]) * own
+        // The chance each commit is bad: from the culprit on, or on its own inside an earlier
+        // bug that a later commit fixed (where the chain says that bug ended, or when its
+        // failures are more likely a bug of its own than flakes).
+        let below: Vec<Below> = below
+            .into_iter()
+            .enumerate()
+            .map(|(c, chain)| {
+                // Failures of its own that are more likely a bug than flakes: the same
+                // whichever commit the culprit is.
+                let alone = self.model.earlier_bug_share(c, &tallies[c], f);
+                match chain {
+                    Some(b) if b.own >= alone => b,
+                    _ => Below {
+                        own: alone,
+                        far: 1.0,
+                        far_bad: alone,
+                    },
+                }
             })
+            .collect();
+        let fails: Vec<f64> = (0..n)
+            .map(|c| bad[c] + (1.0 - bad[c]) * below[c].own)
             .collect();
         let eligible: Vec<usize> = (0..n)
             .filter(|&c| {
                 tallies[c].untestable == 0 && fails[c] > CERTAIN && fails[c] < 1.0 - CERTAIN
             })
             .collect();
+        let flake_entropy = entropy(f);
+        let telling: Vec<f64> = (0..n)
+            .map(|c| information(bad[c], &below[c], f, flake_entropy))
+            .collect();
         let free = free.min(budget);
         let chosen = if pending.is_empty() && free == 1 {
-            self.most_informative(&eligible, &fails, f)
-                .into_iter()
-                .collect()
+            most_telling(&eligible, &telling).into_iter().collect()
         } else {
-            self.quantile_cuts(&eligible, &bad, pending, free, f)
+            // Cuts go where a result still tells something of the culprit: not to a commit an
+            // earlier bug is sure to fail, however the culprit's probability falls around it.
+            let most = eligible.iter().map(|&c| telling[c]).fold(0.0, f64::max);
+            let worth: Vec<usize> = eligible
+                .iter()
+                .copied()
+                .filter(|&c| telling[c] >= TELLING * most)
+                .collect();
+            let mut cuts = self.quantile_cuts(&worth, &bad, &telling, pending, free, f);
+            // The cuts split the culprit's probability, which is not always where results
+            // tell most (a good stretch between an earlier bug and the culprit, say): a commit
+            // that tells much more than every cut takes the place of the least telling one.
+            let best = most_telling(&worth, &telling).filter(|b| !pending.contains(b));
+            let strongest = cuts.iter().map(|&c| telling[c]).fold(0.0, f64::max);
+            let weakest =
+                (0..cuts.len()).min_by(|&a, &b| telling[cuts[a]].total_cmp(&telling[cuts[b]]));
+            if let (Some(b), Some(w)) = (best, weakest) {
+                if telling[b] > OUTWEIGHS * strongest {
+                    cuts[w] = b;
+                }
+            }
+            cuts
         };
         match (chosen.is_empty(), pending.is_empty()) {
             (false, _) => Step::Test(chosen),
@@ -307,26 +353,16 @@ impl<'h> CulpritFinder<'h> {
         }
     }
 
-    /// The commit whose result is expected to tell the most about the culprit.
-    fn most_informative(&self, eligible: &[usize], bad: &[f64], f: f64) -> Option<usize> {
-        let gain = |b: f64| entropy(b + (1.0 - b) * f) - (1.0 - b) * entropy(f);
-        eligible
-            .iter()
-            .copied()
-            .map(|c| (c, gain(bad[c])))
-            .fold(None, |best: Option<(usize, f64)>, (c, g)| match best {
-                Some((_, bg)) if bg >= g => best,
-                _ => Some((c, g)),
-            })
-            .map(|(c, _)| c)
-    }
-
     /// `free` new cuts that, with the runs in progress, split the culprit's cumulative
-    /// probability into parts as equal as possible.
+    /// probability (`bad`) into parts as equal as possible. Commits where it is the same (no
+    /// suspect between them) cut it alike: of those, the one whose result tells most
+    /// (`telling`) is taken, not the oldest, which may lie where an earlier bug is sure to
+    /// make it fail.
     fn quantile_cuts(
         &self,
         eligible: &[usize],
         bad: &[f64],
+        telling: &[f64],
         pending: &[usize],
         free: usize,
         f: f64,
@@ -359,10 +395,21 @@ impl<'h> CulpritFinder<'h> {
                 targets.push(lo + (hi - lo) * j as f64 / (cuts_in[s] + 1) as f64);
             }
         }
-        // Eligible commits by position; each target takes the nearest commit that still has
-        // room. A commit may be run several times at once, as often as a repeat still helps.
-        let mut by_position: Vec<(f64, usize)> = eligible.iter().map(|&c| (bad[c], c)).collect();
-        by_position.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        // Eligible commits by position, those at one position together, the most informative
+        // first; each target takes the nearest position that still has a commit with room. A
+        // commit may be run several times at once, as often as a repeat still helps.
+        let mut sorted: Vec<(f64, usize)> = eligible.iter().map(|&c| (bad[c], c)).collect();
+        sorted.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let mut by_position: Vec<(f64, Vec<usize>)> = Vec::new();
+        for (p, c) in sorted {
+            match by_position.last_mut() {
+                Some((q, members)) if p - *q <= SAME_POSITION => members.push(c),
+                _ => by_position.push((p, vec![c])),
+            }
+        }
+        for (_, members) in &mut by_position {
+            members.sort_by(|&a, &b| telling[b].total_cmp(&telling[a]).then(a.cmp(&b)));
+        }
         let repeats = useful_repeats(f, self.stopping_line());
         let mut in_use: BTreeMap<usize, usize> = BTreeMap::new();
         for &c in pending {
@@ -370,7 +417,7 @@ impl<'h> CulpritFinder<'h> {
         }
         let mut chosen = Vec::new();
         for target in targets {
-            let at = by_position.partition_point(|&(p, _)| p < target);
+            let at = by_position.partition_point(|(p, _)| *p < target);
             let (mut lo, mut hi) = (at, at);
             // Widen around the target until a commit with room turns up.
             let pick = loop {
@@ -396,9 +443,13 @@ impl<'h> CulpritFinder<'h> {
                     }
                     (None, None) => break None,
                 };
-                let c = by_position[next].1;
-                if in_use.get(&c).copied().unwrap_or(0) < repeats {
-                    break Some(c);
+                let room = by_position[next]
+                    .1
+                    .iter()
+                    .copied()
+                    .find(|c| in_use.get(c).copied().unwrap_or(0) < repeats);
+                if room.is_some() {
+                    break room;
                 }
             };
             if let Some(c) = pick {
@@ -499,6 +550,45 @@ pub fn rounds_bound(n: usize, k: usize) -> usize {
         r += 1;
     }
     r
+}
+
+/// A commit is cut at in parallel rounds only if its result is expected to tell at least this
+/// share of what the most telling commit's would.
+const TELLING: f64 = 0.05;
+
+/// A commit whose result tells this many times more than every cut's is run in a parallel
+/// round though no cut falls on it.
+const OUTWEIGHS: f64 = 2.0;
+
+/// Commits whose cumulative probabilities differ by less than this cut it at one place.
+const SAME_POSITION: f64 = 1e-12;
+
+/// What a run of a commit is expected to tell of the culprit: the information its result
+/// carries, less what it would still carry were the culprit known. `bad` is the chance the
+/// culprit is among its ancestors (then it fails); otherwise it may be bad inside an earlier
+/// bug (`below`), which a culprit near it decides (it fails, or it is good and fails only by a
+/// flake) and one far from it does not.
+fn information(bad: f64, below: &Below, f: f64, flake_entropy: f64) -> f64 {
+    let fails = bad + (1.0 - bad) * (below.own + (1.0 - below.own) * f);
+    if below.own == 0.0 && below.far_bad == 0.0 {
+        // Good unless the culprit is below it (most commits of most searches): one logarithm.
+        return entropy(fails) - (1.0 - bad) * flake_entropy;
+    }
+    let far_fails = below.far_bad + (1.0 - below.far_bad) * f;
+    let near_bad = (below.own - below.far * below.far_bad).max(0.0);
+    let decided_good = (1.0 - below.far - near_bad).max(0.0);
+    entropy(fails) - (1.0 - bad) * (decided_good * flake_entropy + below.far * entropy(far_fails))
+}
+
+/// The eligible commit whose result tells most, the oldest of equals.
+fn most_telling(eligible: &[usize], telling: &[f64]) -> Option<usize> {
+    eligible
+        .iter()
+        .copied()
+        .fold(None, |best: Option<usize>, c| match best {
+            Some(b) if telling[b] >= telling[c] => best,
+            _ => Some(c),
+        })
 }
 
 fn entropy(p: f64) -> f64 {

@@ -215,11 +215,38 @@ pub struct Reused {
 }
 
 impl Reused {
-    /// What an earlier flight that blamed the world's fixed bug left: its tip (a line commit
-    /// from the bug's first up to the one before the fix, since the fix was pushed after that
-    /// flight blocked) failed twice, the bug's first commit failed twice and its parent (when
-    /// in the range) passed.
+    /// What the last flight that blamed the world's fixed bug left, as a gate's second flight
+    /// is given it: its tip failed twice, the bug's first commit failed twice and its parent
+    /// (when in the range) passed. Every flight while the bug lasted blamed it again, so the
+    /// last one's tip lies just below the fix: only the commits pushed while that flight ran
+    /// (a few; geometric, mean 2) separate them.
     pub fn blamed_fix(history: &History, world: &World) -> Reused {
+        Self::blamed(history, world, |rng, below_fix| {
+            let mut back = 1;
+            while back < below_fix && rng.random_bool(0.5) {
+                back += 1;
+            }
+            back
+        })
+    }
+
+    /// The same when the blaming flight's tip is anywhere from the bug's first commit up to
+    /// the fix: as if no flight had run for a long while before the fix was pushed. Finding
+    /// the new breaker is then a search for a stretch of passing commits of any width among
+    /// failing ones, which no number of runs logarithmic in the range can do every time.
+    pub fn blamed_long_before_fix(history: &History, world: &World) -> Reused {
+        Self::blamed(history, world, |rng, below_fix| {
+            rng.random_range(1..=below_fix)
+        })
+    }
+
+    /// `back(rng, m)` picks how many line commits below the fix the blaming tip is, from 1 to
+    /// `m` (the bug's first commit).
+    fn blamed(
+        history: &History,
+        world: &World,
+        back: impl Fn(&mut SmallRng, usize) -> usize,
+    ) -> Reused {
         let Some((begun, fixed)) = world.fixed else {
             return Reused::default();
         };
@@ -233,7 +260,7 @@ impl Reused {
         line.push(begun);
         // `line` runs from the fix down to the bug's first commit: the tip is below the fix.
         let mut rng = SmallRng::seed_from_u64(world.seed ^ 0x7195);
-        let tip = line[rng.random_range(1..line.len())];
+        let tip = line[back(&mut rng, line.len() - 1).clamp(1, line.len() - 1)];
         let mut earlier = vec![(tip, Observed::Fail), (tip, Observed::Fail)];
         earlier.extend([(begun, Observed::Fail), (begun, Observed::Fail)]);
         earlier.extend(history.parents(begun).map(|p| (p, Observed::Pass)));

@@ -50,8 +50,12 @@ pub enum WorldKind {
     /// One culprit; every commit after it fails.
     Plain,
     /// An earlier bug, blamed by an earlier flight and fixed since (a revert or a later fix),
-    /// below a new culprit: the search is a gate's second flight.
+    /// below a new culprit: the search is a gate's second flight, and the last flight that
+    /// blamed the bug ran just before the fix was pushed.
     FixedBug,
+    /// The same with the last blaming flight anywhere from the bug's first commit up to the
+    /// fix, as after a long stop of the gate: a stress world, with no target.
+    FixedLate,
     /// Two steps regressed by two different commits of a linear range, searched by the gate's
     /// decision (one search per regression, sharing runs), not by one finder.
     TwoSteps,
@@ -218,8 +222,9 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', default_values_t = ["told".to_string(), "unknown".to_string()])]
     modes: Vec<String>,
     /// What ranges hold: `plain` (one culprit), `fixed-bug` (an earlier culprit, blamed
-    /// before and fixed since, below a new one) or `two-steps` (two steps broken by two
-    /// commits, linear ranges only), comma-separated.
+    /// before and fixed since, below a new one), `fixed-late` (the same, blamed long before
+    /// the fix) or `two-steps` (two steps broken by two commits, linear ranges only),
+    /// comma-separated.
     #[arg(long, value_delimiter = ',', default_values_t = ["plain".to_string()])]
     worlds: Vec<String>,
     /// Untestable rates, comma-separated.
@@ -273,9 +278,10 @@ pub fn measure(args: &Args) -> anyhow::Result<CulpritReport> {
         .map(|w| match w.as_str() {
             "plain" => Ok(WorldKind::Plain),
             "fixed-bug" => Ok(WorldKind::FixedBug),
+            "fixed-late" => Ok(WorldKind::FixedLate),
             "two-steps" => Ok(WorldKind::TwoSteps),
             other => Err(anyhow::anyhow!(
-                "--worlds: unknown world `{other}` (plain, fixed-bug, two-steps)"
+                "--worlds: unknown world `{other}` (plain, fixed-bug, fixed-late, two-steps)"
             )),
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -394,7 +400,7 @@ fn run_group(
         // An earlier bug leaves no room for untestable commits in the simulation.
         let untestable: &[f64] = match world {
             WorldKind::Plain => &options.untestable_rates,
-            WorldKind::FixedBug => &[0.0],
+            WorldKind::FixedBug | WorldKind::FixedLate => &[0.0],
             // A gate's range is its first-parent line: other shapes do not reach `decide`.
             WorldKind::TwoSteps if shape != Shape::Linear || n < 2 => continue,
             WorldKind::TwoSteps => &[0.0],
@@ -458,13 +464,19 @@ fn simulate_cell(
         let seed = world_seed(options.seed, trial);
         let (world, reused) = match kind.world {
             WorldKind::Plain => (World::new(history, f, u, seed), Reused::default()),
-            WorldKind::FixedBug => match World::with_fixed_bug(history, f, seed) {
-                Some(w) => {
-                    let reused = Reused::blamed_fix(history, &w);
-                    (w, reused)
+            WorldKind::FixedBug | WorldKind::FixedLate => {
+                match World::with_fixed_bug(history, f, seed) {
+                    Some(w) if kind.world == WorldKind::FixedBug => {
+                        let reused = Reused::blamed_fix(history, &w);
+                        (w, reused)
+                    }
+                    Some(w) => {
+                        let reused = Reused::blamed_long_before_fix(history, &w);
+                        (w, reused)
+                    }
+                    None => continue,
                 }
-                None => continue,
-            },
+            }
             WorldKind::TwoSteps => unreachable!("two-step worlds are simulated apart"),
         };
         ran += 1;
@@ -778,6 +790,7 @@ impl Report for CulpritReport {
                 match c.world {
                     WorldKind::Plain => "plain",
                     WorldKind::FixedBug => "fixed bug",
+                    WorldKind::FixedLate => "fixed late",
                     WorldKind::TwoSteps => "two steps",
                 },
                 match c.mode {

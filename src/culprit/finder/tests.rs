@@ -184,16 +184,24 @@ fn a_fixed_earlier_bug_and_a_new_breaker_find_the_new_one() {
                 let Some(w) = World::with_fixed_bug(&h, 0.0, seed) else {
                     continue;
                 };
-                // As a gate's second flight: the earlier bug was blamed then.
-                let reused = Reused::blamed_fix(&h, &w);
-                let t = synthetic::simulate_reusing(&h, &w, exact(0.0), 2, reused);
-                assert_eq!(
-                    t.found.culprit(),
-                    Some(w.culprit),
-                    "{shape:?} n={n} seed={seed} {:?}: {:?}",
-                    w.fixed,
-                    t.found
-                );
+                // As a gate's second flight: the earlier bug was blamed then, by a flight
+                // just before the fix or long before it, on one host or several.
+                for reused in [
+                    Reused::blamed_fix(&h, &w),
+                    Reused::blamed_long_before_fix(&h, &w),
+                ] {
+                    for k in [1, 2] {
+                        let t = synthetic::simulate_reusing(&h, &w, exact(0.0), k, reused.clone());
+                        assert_eq!(
+                            t.found.culprit(),
+                            Some(w.culprit),
+                            "{shape:?} n={n} k={k} seed={seed} {:?} held {:?}: {:?}",
+                            w.fixed,
+                            reused.held,
+                            t.found
+                        );
+                    }
+                }
                 // Told nothing, a search that never runs a commit between the two bugs
                 // cannot tell them apart; it names one of the two, never a good commit.
                 let t = synthetic::simulate(&h, &w, exact(0.0), 2);

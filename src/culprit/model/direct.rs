@@ -287,6 +287,67 @@ pub(super) fn compute(history: &History, tallies: &[Tally], model: &Model) -> Op
     Posterior::normalized(&weights, rate_sum)
 }
 
+/// The chance each commit of a linear history is bad, by enumerating every hypothesis (each
+/// commit as the culprit, or none) with every sequence of the line's states below it: what
+/// the culprit's posterior and `Posterior::bad_below_culprit` together must give. Only for a
+/// handful of commits (`3^n` sequences).
+pub(super) fn bad_by_enumeration(
+    history: &History,
+    tallies: &[Tally],
+    model: &Model,
+    f: f64,
+) -> Vec<f64> {
+    let n = history.len();
+    let layout = Layout::of(history, tallies, model);
+    let t: Vec<Mat> = (0..n)
+        .map(|i| transition(layout.blamed_line[i], layout.held_line[i]))
+        .collect();
+    let good: Vec<f64> = (0..n).map(|i| if_good(&tallies[i], f).linear()).collect();
+    let bad: Vec<f64> = (0..n).map(|i| if_bad(&tallies[i]).linear()).collect();
+    let per_commit = (1.0 - model.prior_none) / n as f64;
+    // The chain's prior chance that position i is good, and below position 0 (the base).
+    let mut prior = START;
+    let mut prior_good = Vec::with_capacity(n);
+    for m in &t {
+        prior = apply(m, prior);
+        prior_good.push(prior[0]);
+    }
+    let (mut total, mut bad_weight) = (0.0, vec![0.0; n]);
+    // The hypothesis: the culprit at `j` (`n` for none).
+    for j in 0..=n {
+        let below = j.min(n);
+        for code in 0..3usize.pow(below as u32) {
+            let states: Vec<usize> = (0..below)
+                .map(|i| code / 3usize.pow(i as u32) % 3)
+                .collect();
+            let (mut w, mut last) = (1.0, 0);
+            for (i, &s) in states.iter().enumerate() {
+                w *= t[i][s][last] * if s == 0 { good[i] } else { bad[i] };
+                last = s;
+            }
+            // The culprit's parent, or the tip when there is none, is good.
+            if below > 0 && last != 0 {
+                continue;
+            }
+            w *= if j == n {
+                model.prior_none / prior_good[n - 1]
+            } else if j == 0 {
+                per_commit
+            } else {
+                per_commit / prior_good[j - 1]
+            };
+            w *= (j..n).map(|i| bad[i]).product::<f64>();
+            total += w;
+            for x in 0..n {
+                if x >= j || states[x] != 0 {
+                    bad_weight[x] += w;
+                }
+            }
+        }
+    }
+    bad_weight.iter().map(|b| b / total).collect()
+}
+
 mod agreement {
     use proptest::prelude::*;
 
@@ -327,6 +388,35 @@ mod agreement {
                     prop_assert!((a.flake_rate - b.flake_rate).abs() < 1e-6);
                 }
                 (a, b) => prop_assert!(false, "fast {:?}, direct {:?}", a, b),
+            }
+        }
+
+        /// On a short line, the chance a commit is bad from the culprit's posterior and the
+        /// chain's forward-backward is what enumerating every hypothesis gives.
+        #[test]
+        fn the_chance_a_commit_is_bad_is_the_enumerated_one(
+            n in 1usize..7,
+            runs in proptest::collection::vec((any::<prop::sample::Index>(), prop::sample::select(vec![Observed::Pass, Observed::Fail, Observed::Fail])), 0..10),
+            blamed in proptest::collection::vec(any::<prop::sample::Index>(), 0..2),
+            held in proptest::collection::vec(any::<prop::sample::Index>(), 0..2),
+            f in prop::sample::select(vec![0.0, 0.1, 0.3]),
+        ) {
+            let h = History::linear(n).unwrap();
+            let mut obs: Vec<(usize, Observed)> = vec![(h.tip(), Observed::Fail)];
+            obs.extend(runs.iter().map(|(c, o)| (c.index(n), *o)));
+            let tallies = tally(n, &obs);
+            let mut model = Model::told(f, 0.5);
+            model.blamed = (0..n).map(|c| blamed.iter().any(|b| b.index(n) == c)).collect();
+            model.held = (0..n).map(|c| held.iter().any(|b| b.index(n) == c)).collect();
+            let Some(post) = Posterior::compute(&h, &tallies, &model) else {
+                return Ok(());
+            };
+            let culprit = post.bad_probability(&h);
+            let own = post.bad_below_culprit(&h, &tallies, &model);
+            let want = super::bad_by_enumeration(&h, &tallies, &model, f);
+            for x in 0..n {
+                let got = culprit[x] + (1.0 - culprit[x]) * own[x].map_or(f64::NAN, |b| b.own);
+                prop_assert!((got - want[x]).abs() < 1e-9, "commit {x}: {got} against {want:?}");
             }
         }
     }
