@@ -890,6 +890,59 @@ async fn after_a_revert_the_new_breaker_is_blamed_and_everything_before_it_pushe
     service.store().close().await;
 }
 
+/// The flight after a blocked one, nothing fixed: the blamed commit is the culprit again,
+/// found in a few runs (no hunt for a fix in every gap above the last flight's tip), master
+/// stays below it, and its author is not mailed a second time.
+#[tokio::test]
+async fn a_culprit_not_fixed_yet_is_named_again_and_not_mailed_again() {
+    let root = tempfile::tempdir().unwrap();
+    let up = Upstream::new(root.path(), &[("README", "hello\n")]);
+    let old_master = up.head("master");
+    let shas = up.commits(10, Some(6));
+    up.push_staging();
+    let sandbox = Sandbox::new();
+    sandbox.standard_policy(up.bare.to_str().unwrap());
+    let service = open_service(sandbox.config("")).await;
+    let (verdict, pushed, culprit) = decided(&service.gate_once().await.unwrap()[0].1);
+    assert_eq!(verdict, Verdict::Regression);
+    assert_eq!(culprit.as_deref(), Some(shas[5].as_str()));
+    assert_eq!(pushed.as_deref(), Some(shas[4].as_str()));
+    service.deliver_mail().await.unwrap();
+    let first_flight_mail = sandbox.outbox().len();
+
+    // Three more commits on top, none of them a fix.
+    for i in 0..3 {
+        up.write(&format!("MORE{i}"), "more\n");
+        up.commit(&format!("more change {i}"), AUTHORS[1]);
+    }
+    up.push_staging();
+    let (verdict, pushed, culprit) = decided(&service.gate_once().await.unwrap()[0].1);
+    assert_eq!(verdict, Verdict::Regression);
+    assert_eq!(
+        culprit.as_deref(),
+        Some(shas[5].as_str()),
+        "the same culprit"
+    );
+    assert_eq!(pushed, None, "nothing new passes");
+    assert_eq!(
+        up.history("master"),
+        vec![old_master.clone(), shas[4].clone()]
+    );
+    assert_master_only_moved_to_tested_commits(&up, service.store(), &old_master).await;
+
+    service.deliver_mail().await.unwrap();
+    let mails: Vec<Mail> = sandbox.outbox()[first_flight_mail..]
+        .iter()
+        .map(|p| parse_mail(&std::fs::read(p).unwrap()))
+        .collect();
+    assert!(
+        mails.iter().all(|m| !m.subject.contains("your commit")),
+        "{:?}",
+        mails.iter().map(|m| &m.subject).collect::<Vec<_>>()
+    );
+    service.store().close().await;
+}
+
 /// Two steps, broken by two commits of two authors: two culprits, two culprit mails, and the
 /// commits before the older one pushed.
 #[tokio::test]

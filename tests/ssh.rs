@@ -405,14 +405,33 @@ async fn reap_kills_what_a_dead_run_left_running() {
         .unwrap();
     let pgid = orphan.id();
     std::fs::write(work.join("pushgate-run-51.pgids"), format!("{pgid}\n")).unwrap();
-    assert!(alive("sleep 317"));
+    // `setsid` takes a moment to make the group and `sh` to start `sleep` in it: a reap before
+    // that finds no group to kill (`pgrep -f` alone would match `setsid`'s own command line).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let in_group = || {
+        std::process::Command::new("pgrep")
+            .args(["-g", &pgid.to_string(), "-x", "sleep"])
+            .output()
+            .map(|o| !o.stdout.is_empty())
+            .unwrap_or(false)
+    };
+    while !in_group() {
+        assert!(Instant::now() < deadline, "the orphan never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     let provisioner = SshProvisioner::new(sshd.target());
     assert_eq!(provisioner.reap(&Default::default()).await.unwrap(), 1);
     let _ = orphan.wait();
+    // The group, not `pgrep -f`: an orphan another run of this test left must not count.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while alive("sleep 317") {
-        assert!(Instant::now() < deadline, "reap killed the whole group");
+    while in_group() {
+        if Instant::now() >= deadline {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pgid}")])
+                .status();
+            panic!("reap left the group {pgid} running");
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(!work.join("pushgate-run-51").exists());

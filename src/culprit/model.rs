@@ -143,7 +143,15 @@ pub const FIX: f64 = 0.3;
 /// the normal case, anywhere above it, so whether the blamed commit still explains the tip is
 /// left to the tests.
 pub const ONSET_BLAMED: f64 = 0.5;
+/// (A tenth per commit, a fix close above the last blaming flight's tip, searched a little
+/// better when it was there, but named the blamed commit again, wrongly, in up to a fifth of
+/// searches where that flight ran long before the fix.)
 pub const FIX_BLAMED: f64 = 0.02;
+/// The share of the culprit's prior on the commits blamed before ([`Model::culprit_prior`]).
+/// Without it a bug not fixed yet cannot be told from a fix and a new breaker in some
+/// untested gap: searches of a still-broken range ran out of runs. More than this makes a
+/// search give up on a fix too soon when the blaming flight is long before it.
+pub const BLAMED_CULPRIT: f64 = 0.1;
 
 /// The flake rates a search considers when the rate is not told.
 pub const RATES: [f64; 16] = [
@@ -220,6 +228,24 @@ impl Model {
 
     fn is_blamed(&self, commit: usize) -> bool {
         self.blamed.get(commit).copied().unwrap_or(false)
+    }
+
+    /// Each commit's prior probability of being the culprit, before any result: the share
+    /// `BLAMED_CULPRIT` of it evenly on the commits blamed before (when the range holds any),
+    /// the rest evenly on every commit. The flight after a blocked one most often fails for the
+    /// same reason, and a uniform prior makes "fixed, then broken again somewhere above" about
+    /// a range's length more likely than "not fixed yet".
+    pub fn culprit_prior(&self, n: usize) -> Vec<f64> {
+        let culprit = 1.0 - self.prior_none;
+        let blamed = (0..n).filter(|&c| self.is_blamed(c)).count();
+        if blamed == 0 {
+            return vec![culprit / n as f64; n];
+        }
+        let spread = culprit * (1.0 - BLAMED_CULPRIT) / n as f64;
+        let on_blamed = culprit * BLAMED_CULPRIT / blamed as f64;
+        (0..n)
+            .map(|c| spread + if self.is_blamed(c) { on_blamed } else { 0.0 })
+            .collect()
     }
 
     /// Roughly how likely a commit that failed every run is bad on its own (an earlier, fixed
@@ -708,7 +734,7 @@ impl Posterior {
             .iter()
             .map(|&(f, w)| AtRate::of(layout, plan, tallies, f, w.ln()))
             .collect();
-        let per_commit = ((1.0 - model.prior_none) / n as f64).ln();
+        let culprit_prior = model.culprit_prior(n);
         let none_prior = model.prior_none.ln();
         let segments = plan.runs.len() + 1;
         // Merged culprits whose descendants or parents the chain weighed otherwise: their own
@@ -787,8 +813,8 @@ impl Posterior {
                         (acc.0 + w, acc.1 + w * f)
                     }),
                 };
-                weights[c] = w * per_commit.exp();
-                rate_sum += u * per_commit.exp();
+                weights[c] = w * culprit_prior[c];
+                rate_sum += u * culprit_prior[c];
             }
             for r in &rates {
                 if let Some(log) = r.log(segments - 1) {
@@ -882,7 +908,7 @@ impl Posterior {
         }
         // A line culprit at position i needs no pass at or above it.
         let first_possible = layout.pass_reaches.map_or(0, |p| layout.line_index[p] + 1);
-        let per_commit = (1.0 - model.prior_none) / n as f64;
+        let culprit_prior = model.culprit_prior(n);
         // Forward: the state of each position given the results up to it, scaled to 1.
         let mut forward = Vec::with_capacity(line);
         let mut state = START;
@@ -915,7 +941,7 @@ impl Posterior {
             let t = transition_at(i + 1);
             let mut next = [0, 1, 2].map(|s| (0..3).map(|to| t[to][s] * v[to]).sum::<f64>());
             if i + 1 >= first_possible {
-                next[0] += per_commit / plan.prior_good[i + 1] * unit;
+                next[0] += culprit_prior[layout.main[i + 1]] / plan.prior_good[i + 1] * unit;
             }
             let total: f64 = next.iter().sum();
             if total > 0.0 && !(1e-100..=1e100).contains(&total) {

@@ -240,6 +240,32 @@ impl Reused {
         })
     }
 
+    /// What the last flight left when it blamed the world's culprit and nothing has fixed it
+    /// since: the culprit failed twice and its parents passed, and that flight's tip (a few
+    /// line commits below this tip: those pushed while it ran, geometric, mean 2; never below
+    /// the culprit) failed twice. The culprit of this search is the blamed commit again.
+    pub fn still_broken(history: &History, world: &World) -> Reused {
+        let mut rng = SmallRng::seed_from_u64(world.seed ^ 0xB20C);
+        let mut tip = history.tip();
+        while let Some(p) = history.first_parent(tip) {
+            if !history.is_ancestor(world.culprit, p) || !rng.random_bool(0.5) {
+                break;
+            }
+            tip = p;
+        }
+        let mut earlier = vec![(tip, Observed::Fail), (tip, Observed::Fail)];
+        earlier.extend([
+            (world.culprit, Observed::Fail),
+            (world.culprit, Observed::Fail),
+        ]);
+        earlier.extend(history.parents(world.culprit).map(|p| (p, Observed::Pass)));
+        Reused {
+            earlier,
+            blamed: vec![world.culprit],
+            held: vec![tip],
+        }
+    }
+
     /// `back(rng, m)` picks how many line commits below the fix the blaming tip is, from 1 to
     /// `m` (the bug's first commit).
     fn blamed(

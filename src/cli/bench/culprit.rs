@@ -56,6 +56,9 @@ pub enum WorldKind {
     /// The same with the last blaming flight anywhere from the bug's first commit up to the
     /// fix, as after a long stop of the gate: a stress world, with no target.
     FixedLate,
+    /// One culprit, blamed by the last flight and not fixed since: the next flight's search,
+    /// whose culprit is the blamed commit again.
+    StillBroken,
     /// Two steps regressed by two different commits of a linear range, searched by the gate's
     /// decision (one search per regression, sharing runs), not by one finder.
     TwoSteps,
@@ -223,8 +226,8 @@ pub struct Args {
     modes: Vec<String>,
     /// What ranges hold: `plain` (one culprit), `fixed-bug` (an earlier culprit, blamed
     /// before and fixed since, below a new one), `fixed-late` (the same, blamed long before
-    /// the fix) or `two-steps` (two steps broken by two commits, linear ranges only),
-    /// comma-separated.
+    /// the fix), `still-broken` (one culprit, blamed before and not fixed) or `two-steps` (two
+    /// steps broken by two commits, linear ranges only), comma-separated.
     #[arg(long, value_delimiter = ',', default_values_t = ["plain".to_string()])]
     worlds: Vec<String>,
     /// Untestable rates, comma-separated.
@@ -279,9 +282,10 @@ pub fn measure(args: &Args) -> anyhow::Result<CulpritReport> {
             "plain" => Ok(WorldKind::Plain),
             "fixed-bug" => Ok(WorldKind::FixedBug),
             "fixed-late" => Ok(WorldKind::FixedLate),
+            "still-broken" => Ok(WorldKind::StillBroken),
             "two-steps" => Ok(WorldKind::TwoSteps),
             other => Err(anyhow::anyhow!(
-                "--worlds: unknown world `{other}` (plain, fixed-bug, fixed-late, two-steps)"
+                "--worlds: unknown world `{other}` (plain, fixed-bug, fixed-late, still-broken, two-steps)"
             )),
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -401,6 +405,9 @@ fn run_group(
         let untestable: &[f64] = match world {
             WorldKind::Plain => &options.untestable_rates,
             WorldKind::FixedBug | WorldKind::FixedLate => &[0.0],
+            // The gate's own case: its range is the first-parent line.
+            WorldKind::StillBroken if shape != Shape::Linear => continue,
+            WorldKind::StillBroken => &[0.0],
             // A gate's range is its first-parent line: other shapes do not reach `decide`.
             WorldKind::TwoSteps if shape != Shape::Linear || n < 2 => continue,
             WorldKind::TwoSteps => &[0.0],
@@ -464,6 +471,11 @@ fn simulate_cell(
         let seed = world_seed(options.seed, trial);
         let (world, reused) = match kind.world {
             WorldKind::Plain => (World::new(history, f, u, seed), Reused::default()),
+            WorldKind::StillBroken => {
+                let w = World::new(history, f, 0.0, seed);
+                let reused = Reused::still_broken(history, &w);
+                (w, reused)
+            }
             WorldKind::FixedBug | WorldKind::FixedLate => {
                 match World::with_fixed_bug(history, f, seed) {
                     Some(w) if kind.world == WorldKind::FixedBug => {
@@ -791,6 +803,7 @@ impl Report for CulpritReport {
                     WorldKind::Plain => "plain",
                     WorldKind::FixedBug => "fixed bug",
                     WorldKind::FixedLate => "fixed late",
+                    WorldKind::StillBroken => "still broken",
                     WorldKind::TwoSteps => "two steps",
                 },
                 match c.mode {

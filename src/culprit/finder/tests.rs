@@ -218,6 +218,36 @@ fn a_fixed_earlier_bug_and_a_new_breaker_find_the_new_one() {
 }
 
 #[test]
+fn a_blamed_culprit_not_fixed_yet_is_named_again() {
+    // The flight after a blocked one, nothing fixed: its culprit is the blamed commit, and
+    // the search must not run out of runs looking for a fix in every gap above it. (A gate
+    // searches its first-parent line.)
+    for shape in [Shape::Linear] {
+        for n in [16, 64, 256] {
+            let h = synthetic::history(shape, n, n as u64).unwrap();
+            for seed in 0..30 {
+                let w = World::new(&h, 0.0, 0.0, seed);
+                let reused = Reused::still_broken(&h, &w);
+                for (k, f) in [(1, None), (2, Some(0.0)), (1, Some(0.1))] {
+                    let settings = Settings {
+                        flake_rate: f,
+                        ..Settings::default()
+                    };
+                    let t = synthetic::simulate_reusing(&h, &w, settings, k, reused.clone());
+                    assert_eq!(
+                        t.found.culprit(),
+                        Some(w.culprit),
+                        "{shape:?} n={n} k={k} f={f:?} seed={seed} held {:?}: {:?}",
+                        reused.held,
+                        t.found
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn earlier_results_are_evidence_but_the_culprit_is_seen_again() {
     // An earlier search saw 5 fail and 4 pass; this one has only the tip's failure.
     let h = History::linear(10).unwrap();

@@ -227,7 +227,7 @@ pub(super) fn likelihoods(
 
 pub(super) fn compute(history: &History, tallies: &[Tally], model: &Model) -> Option<Posterior> {
     let n = history.len();
-    let per_commit = ((1.0 - model.prior_none) / n as f64).ln();
+    let culprit_prior = model.culprit_prior(n);
     let none_prior = model.prior_none.ln();
     let mut per_rate: Vec<(f64, Vec<(Lik, f64)>)> = Vec::with_capacity(model.rates.len());
     // The largest log: shares stay within a few times 1, so every weight stays in range.
@@ -236,7 +236,12 @@ pub(super) fn compute(history: &History, tallies: &[Tally], model: &Model) -> Op
     for &(f, w) in &model.rates {
         let mut liks = likelihoods(history, &layout, tallies, f);
         for (h, (l, share)) in liks.iter_mut().enumerate() {
-            l.log += w.ln() + if h < n { per_commit } else { none_prior };
+            l.log += w.ln()
+                + if h < n {
+                    culprit_prior[h].ln()
+                } else {
+                    none_prior
+                };
             if l.zeros == 0 && *share > 0.0 && l.log.is_finite() {
                 top = top.max(l.log);
             }
@@ -304,7 +309,7 @@ pub(super) fn bad_by_enumeration(
         .collect();
     let good: Vec<f64> = (0..n).map(|i| if_good(&tallies[i], f).linear()).collect();
     let bad: Vec<f64> = (0..n).map(|i| if_bad(&tallies[i]).linear()).collect();
-    let per_commit = (1.0 - model.prior_none) / n as f64;
+    let culprit_prior = model.culprit_prior(n);
     // The chain's prior chance that position i is good, and below position 0 (the base).
     let mut prior = START;
     let mut prior_good = Vec::with_capacity(n);
@@ -332,9 +337,9 @@ pub(super) fn bad_by_enumeration(
             w *= if j == n {
                 model.prior_none / prior_good[n - 1]
             } else if j == 0 {
-                per_commit
+                culprit_prior[j]
             } else {
-                per_commit / prior_good[j - 1]
+                culprit_prior[j] / prior_good[j - 1]
             };
             w *= (j..n).map(|i| bad[i]).product::<f64>();
             total += w;
