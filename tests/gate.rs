@@ -775,11 +775,19 @@ async fn a_periodic_pass_on_the_target_counts_as_a_baseline() {
     assert_eq!(pushed.as_deref(), Some(more[1].as_str()));
 }
 
-/// Flight 1 blames commit 6 (Alice). Staging then gets a revert of it (by Bob), two good
-/// commits, a new breaker (by Carol) and one more commit: flight 2 names Carol's commit, mails
-/// only Carol, and pushes every commit up to its parent, the revert included.
-#[tokio::test]
-async fn after_a_revert_the_new_breaker_is_blamed_and_everything_before_it_pushed() {
+/// Flight 1 of ten commits, the sixth (Alice's) broken: it blames commit 6, pushes the five
+/// before it and mails. What the flight after it starts from.
+struct BlockedOnSix {
+    _root: tempfile::TempDir,
+    up: Upstream,
+    old_master: String,
+    shas: Vec<String>,
+    sandbox: Sandbox,
+    service: pushgate::service::Service,
+    first_flight_mail: usize,
+}
+
+async fn blocked_on_six() -> BlockedOnSix {
     let root = tempfile::tempdir().unwrap();
     let up = Upstream::new(root.path(), &[("README", "hello\n")]);
     let old_master = up.head("master");
@@ -794,6 +802,31 @@ async fn after_a_revert_the_new_breaker_is_blamed_and_everything_before_it_pushe
     assert_eq!(pushed.as_deref(), Some(shas[4].as_str()));
     service.deliver_mail().await.unwrap();
     let first_flight_mail = sandbox.outbox().len();
+    BlockedOnSix {
+        _root: root,
+        up,
+        old_master,
+        shas,
+        sandbox,
+        service,
+        first_flight_mail,
+    }
+}
+
+/// Flight 1 blames commit 6 (Alice). Staging then gets a revert of it (by Bob), two good
+/// commits, a new breaker (by Carol) and one more commit: flight 2 names Carol's commit, mails
+/// only Carol, and pushes every commit up to its parent, the revert included.
+#[tokio::test]
+async fn after_a_revert_the_new_breaker_is_blamed_and_everything_before_it_pushed() {
+    let BlockedOnSix {
+        _root,
+        up,
+        old_master,
+        shas,
+        sandbox,
+        service,
+        first_flight_mail,
+    } = blocked_on_six().await;
 
     // The revert, two good commits, a new breaker by someone else, one more on top.
     git(&up.work, &["rm", "-q", "BROKEN"]);
@@ -895,20 +928,15 @@ async fn after_a_revert_the_new_breaker_is_blamed_and_everything_before_it_pushe
 /// stays below it, and its author is not mailed a second time.
 #[tokio::test]
 async fn a_culprit_not_fixed_yet_is_named_again_and_not_mailed_again() {
-    let root = tempfile::tempdir().unwrap();
-    let up = Upstream::new(root.path(), &[("README", "hello\n")]);
-    let old_master = up.head("master");
-    let shas = up.commits(10, Some(6));
-    up.push_staging();
-    let sandbox = Sandbox::new();
-    sandbox.standard_policy(up.bare.to_str().unwrap());
-    let service = open_service(sandbox.config("")).await;
-    let (verdict, pushed, culprit) = decided(&service.gate_once().await.unwrap()[0].1);
-    assert_eq!(verdict, Verdict::Regression);
-    assert_eq!(culprit.as_deref(), Some(shas[5].as_str()));
-    assert_eq!(pushed.as_deref(), Some(shas[4].as_str()));
-    service.deliver_mail().await.unwrap();
-    let first_flight_mail = sandbox.outbox().len();
+    let BlockedOnSix {
+        _root,
+        up,
+        old_master,
+        shas,
+        sandbox,
+        service,
+        first_flight_mail,
+    } = blocked_on_six().await;
 
     // Three more commits on top, none of them a fix.
     for i in 0..3 {
