@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 
 use super::history::History;
 use super::model::{
-    tally, z_channel_capacity, Below, FlakeHistory, Model, Observed, Posterior, Tally,
+    tally, z_channel_capacity, Below, Evidence, FlakeHistory, Model, Observed, Posterior, Tally,
 };
 
 /// How a search is tuned.
@@ -237,7 +237,8 @@ impl<'h> CulpritFinder<'h> {
         let h = self.history;
         let n = h.len();
         let tallies = self.tallies(observations);
-        let Some((post, below)) = Posterior::compute_with_below(h, &tallies, &self.model) else {
+        let evidence = Evidence::of(h, &tallies, &self.model);
+        let Some(post) = evidence.posterior() else {
             return Step::Done(self.contradiction(&tallies));
         };
         let f = post.flake_rate;
@@ -289,7 +290,8 @@ impl<'h> CulpritFinder<'h> {
         // The chance each commit is bad: from the culprit on, or on its own inside an earlier
         // bug that a later commit fixed (where the chain says that bug ended, or when its
         // failures are more likely a bug of its own than flakes).
-        let below: Vec<Below> = below
+        let below: Vec<Below> = evidence
+            .bad_below_culprit(&post, &bad)
             .into_iter()
             .enumerate()
             .map(|(c, chain)| {

@@ -21,6 +21,6 @@ pub mod synthetic;
 pub use finder::{indistinguishable, rounds_bound, CulpritFinder, Found, Settings, Standing, Step};
 pub use history::{History, HistoryError, MAX_COMMITS};
 pub use model::{
-    tally, z_channel_capacity, Below, FlakeHistory, Model, Observed, Posterior, Tally,
+    tally, z_channel_capacity, Below, Evidence, FlakeHistory, Model, Observed, Posterior, Tally,
     MAX_FLAKE_RATE, RATES,
 };

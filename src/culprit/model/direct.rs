@@ -294,7 +294,7 @@ pub(super) fn compute(history: &History, tallies: &[Tally], model: &Model) -> Op
 
 /// The chance each commit of a linear history is bad, by enumerating every hypothesis (each
 /// commit as the culprit, or none) with every sequence of the line's states below it: what
-/// the culprit's posterior and `Posterior::bad_below_culprit` together must give. Only for a
+/// the culprit's posterior and `Evidence::bad_below_culprit` together must give. Only for a
 /// handful of commits (`3^n` sequences).
 pub(super) fn bad_by_enumeration(
     history: &History,
@@ -417,7 +417,7 @@ mod agreement {
                 return Ok(());
             };
             let culprit = post.bad_probability(&h);
-            let own = post.bad_below_culprit(&h, &tallies, &model);
+            let own = Evidence::of(&h, &tallies, &model).bad_below_culprit(&post, &culprit);
             let want = super::bad_by_enumeration(&h, &tallies, &model, f);
             for x in 0..n {
                 let got = culprit[x] + (1.0 - culprit[x]) * own[x].map_or(f64::NAN, |b| b.own);
