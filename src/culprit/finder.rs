@@ -287,17 +287,23 @@ impl<'h> CulpritFinder<'h> {
             };
         }
         let bad = post.bad_probability(h);
-        // The chance each commit is bad: from the culprit on, or on its own inside an earlier
-        // bug that a later commit fixed (where the chain says that bug ended, or when its
-        // failures are more likely a bug of its own than flakes).
+        // The chance each commit is bad: from the culprit on, or inside an earlier bug that a
+        // later commit fixed (where the chain says that bug ended), or, off the line, when its
+        // failures are more likely a bug of its own than flakes.
         let below: Vec<Below> = evidence
             .bad_below_culprit(&post, &bad)
             .into_iter()
             .enumerate()
             .map(|(c, chain)| {
-                // Failures of its own that are more likely a bug than flakes: the same
-                // whichever commit the culprit is.
-                let alone = self.model.earlier_bug_share(c, &tallies[c], f);
+                // A merged commit's own bug, which the line's chain does not weigh: the same
+                // whichever commit the culprit is. On the line the chain says it all: a
+                // commit whose failures look like a blamed bug is still good when a culprit
+                // right above it is (then running it again is what tells the two apart).
+                let alone = if evidence.on_line(c) {
+                    0.0
+                } else {
+                    self.model.earlier_bug_share(c, &tallies[c], f)
+                };
                 match chain {
                     Some(b) if b.own >= alone => b,
                     _ => Below {

@@ -143,10 +143,17 @@ pub const FIX: f64 = 0.3;
 /// the normal case, anywhere above it, so whether the blamed commit still explains the tip is
 /// left to the tests.
 pub const ONSET_BLAMED: f64 = 0.5;
-/// (A tenth per commit, a fix close above the last blaming flight's tip, searched a little
-/// better when it was there, but named the blamed commit again, wrongly, in up to a fifth of
-/// searches where that flight ran long before the fix.)
+/// Where the tip of the last flight that blamed the commit is known, the fix is not spread
+/// evenly above it: a gate runs flight after flight, and every one while the bug lasts blames
+/// it again, so most fixes land among the few commits pushed while that last flight ran
+/// (`FIX_SOON` per commit, `FIX_SOON_SHARE` of them); the rest came after a long pause of the
+/// gate, anywhere above, at `FIX_BLAMED` per commit ([`fix_blamed_above`]). (`FIX_BLAMED` a
+/// tenth for every fix searched a little better close above the tip, but named the blamed
+/// commit again, wrongly, in up to a fifth of searches where that flight ran long before the
+/// fix.)
 pub const FIX_BLAMED: f64 = 0.02;
+pub const FIX_SOON: f64 = 0.4;
+pub const FIX_SOON_SHARE: f64 = 0.5;
 /// The share of the culprit's prior on the commits blamed before ([`Model::culprit_prior`]).
 /// Without it a bug not fixed yet cannot be told from a fix and a new breaker in some
 /// untested gap: searches of a still-broken range ran out of runs. More than this makes a
@@ -314,12 +321,22 @@ struct Layout {
     /// Per line position: whether a blamed commit is it or comes in with it (a merge that
     /// brings in a blamed commit may bring in its bug).
     blamed_line: Vec<bool>,
-    /// Per line position: whether a blamed commit's bug cannot end there (it is at or below a
-    /// commit the bug is known to reach).
-    held_line: Vec<bool>,
+    /// The highest line position a blamed commit's bug is known to reach: the line commits
+    /// that are ancestors of a blaming flight's tip, a prefix of the line. Its fix came later.
+    held_top: Option<usize>,
 }
 
 impl Layout {
+    /// The chance that a blamed commit's bug, lasting below line position `i`, ends there:
+    /// none up to the highest commit it is known to reach, then [`fix_blamed_above`] it.
+    fn fix_blamed(&self, i: usize) -> f64 {
+        match self.held_top {
+            Some(top) if i <= top => 0.0,
+            Some(top) => fix_blamed_above(Some(i - top)),
+            None => FIX_BLAMED,
+        }
+    }
+
     fn of(history: &History, tallies: &[Tally], model: &Model) -> Layout {
         let n = history.len();
         let observed = |c: usize| tallies[c].passes + tallies[c].fails > 0;
@@ -393,14 +410,13 @@ impl Layout {
         let held: Vec<usize> = (0..n)
             .filter(|&h| model.held.get(h).copied().unwrap_or(false))
             .collect();
-        let held_line = main
+        let held_top = main
             .iter()
-            .map(|&m| held.iter().any(|&h| history.is_ancestor(m, h)))
-            .collect();
+            .rposition(|&m| held.iter().any(|&h| history.is_ancestor(m, h)));
         Layout {
             line_index,
             blamed_line,
-            held_line,
+            held_top,
             main,
             on_main,
             merged_at,
@@ -424,11 +440,36 @@ const IDENTITY: Mat = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
 /// Below the range: the base is good.
 const START: State = [1.0, 0.0, 0.0];
 
+/// The chance that a blamed commit's bug, lasting up to the line commit below, ends at a line
+/// commit `above` commits over the tip of the last flight that blamed it (`None`: no such tip
+/// is known below). The fix comes soon after that flight with the share `FIX_SOON_SHARE`,
+/// late otherwise: a mixture of two geometric laws, whose chance of ending falls from about
+/// `FIX_SOON_SHARE * FIX_SOON` just above the tip to `FIX_BLAMED` far above it.
+pub(crate) fn fix_blamed_above(above: Option<usize>) -> f64 {
+    match above {
+        Some(d @ 1..) => FIX_SOON_CHANCES.get(d - 1).copied().unwrap_or(FIX_BLAMED),
+        _ => FIX_BLAMED,
+    }
+}
+
+/// [`fix_blamed_above`] 1, 2, ... commits above the tip, for as long as the soon fixes still
+/// count (beyond, `FIX_BLAMED` alone): worked out once, as every search reads it per commit.
+static FIX_SOON_CHANCES: std::sync::LazyLock<Vec<f64>> = std::sync::LazyLock::new(|| {
+    // The chance the bug lasts through `k` commits above the tip.
+    let lasts = |k: i32| {
+        FIX_SOON_SHARE * (1.0 - FIX_SOON).powi(k)
+            + (1.0 - FIX_SOON_SHARE) * (1.0 - FIX_BLAMED).powi(k)
+    };
+    (1..)
+        .take_while(|&d| FIX_SOON_SHARE * (1.0 - FIX_SOON).powi(d) >= 1e-12)
+        .map(|d| (1.0 - lasts(d) / lasts(d - 1)).clamp(FIX_BLAMED, 1.0))
+        .collect()
+});
+
 /// Onto the next commit of the line (`next = T * state`): at a blamed commit a bug may begin,
-/// and where that bug is known to last (`held`) it cannot end.
-fn transition(blamed: bool, held: bool) -> Mat {
+/// and a blamed commit's bug ends with the chance `fix_blamed` (the layout's, for the place).
+fn transition(blamed: bool, fix_blamed: f64) -> Mat {
     let onset_blamed = if blamed { ONSET_BLAMED } else { 0.0 };
-    let fix_blamed = if held { 0.0 } else { FIX_BLAMED };
     [
         [1.0 - ONSET - onset_blamed, FIX, fix_blamed],
         [ONSET, 1.0 - FIX, 0.0],
@@ -509,7 +550,7 @@ impl LinePlan {
             plan.before.push(carry);
             plan.prior_good.push(prior[0]);
             plan.below_runs.push(plan.runs.len());
-            let t = transition(layout.blamed_line[i], layout.held_line[i]);
+            let t = transition(layout.blamed_line[i], layout.fix_blamed(i));
             prior = apply(&t, prior);
             carry = product(&t, &carry);
             let ran = tallies[m].passes + tallies[m].fails > 0 || !layout.forked_at[m].is_empty();
@@ -653,7 +694,7 @@ fn merged_culprit(
             pending.next();
         }
         state = apply(
-            &transition(layout.blamed_line[j], layout.held_line[j]),
+            &transition(layout.blamed_line[j], layout.fix_blamed(j)),
             state,
         );
         if must_be_good {
@@ -715,6 +756,12 @@ impl<'a> Evidence<'a> {
             layout,
             plan,
         }
+    }
+
+    /// Whether a commit is on the range's first-parent line, where the chain weighs whether it
+    /// is bad inside an earlier bug; a merged commit may also be bad on its own.
+    pub fn on_line(&self, commit: usize) -> bool {
+        self.layout.on_main.get(commit).copied().unwrap_or(false)
     }
 
     /// The posterior, as [`Posterior::compute`] gives it.

@@ -275,6 +275,27 @@ fn earlier_results_are_evidence_but_the_culprit_is_seen_again() {
     assert!(between.iter().all(|&c| (6..9).contains(&c)), "{between:?}");
 }
 
+/// Runs a search on one host from the tip's failure to its end, `result(commit, results so far)`
+/// giving each run's result; the answer and this search's results.
+fn search_one_at_a_time(
+    finder: &CulpritFinder,
+    mut result: impl FnMut(usize, &[(usize, Observed)]) -> Observed,
+) -> (Found, Vec<(usize, Observed)>) {
+    let mut own = vec![(finder.history().tip(), Observed::Fail)];
+    loop {
+        match finder.next(&own, &[], 1) {
+            Step::Test(batch) => {
+                for c in batch {
+                    let r = result(c, &own);
+                    own.push((c, r));
+                }
+            }
+            Step::Done(found) => return (found, own),
+            Step::Wait => panic!("waits on nothing: {own:?}"),
+        }
+    }
+}
+
 #[test]
 fn commits_a_blamed_failure_is_known_to_reach_are_not_searched() {
     // Blamed #3 failed up to the blaming flight's tip #10; #12 fixed it, #15 broke the tip
@@ -293,27 +314,39 @@ fn commits_a_blamed_failure_is_known_to_reach_are_not_searched() {
         let finder = CulpritFinder::new(&h, settings)
             .reusing(earlier, &[3])
             .held_to(&[10]);
-        let mut own = vec![(19, Observed::Fail)];
-        let found = loop {
-            match finder.next(&own, &[], 1) {
-                Step::Test(batch) => {
-                    for c in batch {
-                        assert!(!(4..=10).contains(&c), "ran #{c}: {own:?}");
-                        own.push((
-                            c,
-                            if bad(c) {
-                                Observed::Fail
-                            } else {
-                                Observed::Pass
-                            },
-                        ));
-                    }
-                }
-                Step::Done(found) => break found,
-                Step::Wait => panic!("waits on nothing"),
+        let (found, own) = search_one_at_a_time(&finder, |c, own| {
+            assert!(!(4..=10).contains(&c), "ran #{c}: {own:?}");
+            if bad(c) {
+                Observed::Fail
+            } else {
+                Observed::Pass
             }
-        };
+        });
         assert_eq!(found.culprit(), Some(15), "{own:?}");
+    }
+}
+
+#[test]
+fn a_fix_just_above_the_blaming_tip_is_found_though_it_flaked() {
+    // Blamed #0 failed up to the blaming flight's tip, #0 itself; #1 reverted it, #2 broke
+    // the tip anew. #1's first run flaked. Where the blaming flight's tip is known, a fix
+    // most often comes just above it: a uniform chance of a fix anywhere above made every
+    // other gap as likely, and the search spent its whole budget on them and gave up.
+    for settings in [exact(0.05), exact(0.1), Settings::default()] {
+        let h = History::linear(64).unwrap();
+        let earlier = vec![(0, Observed::Fail), (0, Observed::Fail)];
+        let finder = CulpritFinder::new(&h, settings)
+            .reusing(earlier, &[0])
+            .held_to(&[0]);
+        let (found, own) = search_one_at_a_time(&finder, |c, own| {
+            let first_of_the_fix = c == 1 && !own.iter().any(|&(x, _)| x == 1);
+            if c >= 2 || first_of_the_fix {
+                Observed::Fail
+            } else {
+                Observed::Pass
+            }
+        });
+        assert_eq!(found.culprit(), Some(2), "{settings:?}: {own:?}");
     }
 }
 

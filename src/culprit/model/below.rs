@@ -1,7 +1,7 @@
 //! Where an earlier, fixed bug lasts: the line's chain run forward from the base and backward
 //! from the tip, for a search choosing what to run next.
 
-use super::{apply, line_weights, transition, Evidence, Posterior, State, START};
+use super::{apply, line_weights, transition, Evidence, Posterior, State, FIX_BLAMED, START};
 
 /// How likely a commit is bad although the culprit is not among its ancestors, as
 /// [`Evidence::bad_below_culprit`] works it out, all given that.
@@ -45,10 +45,20 @@ impl Evidence<'_> {
         if line == 0 {
             return vec![None; n];
         }
-        // The four transitions there are, not one per position: the range may be long.
-        let kinds = [false, true].map(|blamed| [false, true].map(|held| transition(blamed, held)));
-        let transition_at =
-            |i: usize| &kinds[usize::from(layout.blamed_line[i])][usize::from(layout.held_line[i])];
+        // Most positions share one of four transitions, made once: the range may be long, and
+        // only the few commits just above a blaming flight's tip have one of their own.
+        let kinds =
+            [false, true].map(|blamed| [0.0, FIX_BLAMED].map(|fix| transition(blamed, fix)));
+        let transition_at = |i: usize| {
+            let (blamed, fix) = (layout.blamed_line[i], layout.fix_blamed(i));
+            if fix == FIX_BLAMED {
+                kinds[usize::from(blamed)][1]
+            } else if fix == 0.0 {
+                kinds[usize::from(blamed)][0]
+            } else {
+                transition(blamed, fix)
+            }
+        };
         // What each position's runs weigh in the good and the bad state (1 where none ran).
         let mut weights = vec![(1.0, 1.0); line];
         for &i in &plan.runs {
@@ -62,7 +72,7 @@ impl Evidence<'_> {
         let mut forward = Vec::with_capacity(line);
         let mut state = START;
         for (i, &(good, bad)) in weights.iter().enumerate() {
-            let s = apply(transition_at(i), state);
+            let s = apply(&transition_at(i), state);
             let s = [s[0] * good, s[1] * bad, s[2] * bad];
             let total = s[0] + s[1] + s[2];
             state = if total > 0.0 {

@@ -27,11 +27,11 @@ impl Chain {
     fn forward(
         self,
         scale: f64,
-        (blamed, held): (bool, bool),
+        (blamed, fix_blamed): (bool, f64),
         weights: Option<(Lik, Lik)>,
         only_good: Option<()>,
     ) -> (Chain, f64) {
-        let mut next = self.step(blamed, held);
+        let mut next = self.step(blamed, fix_blamed);
         if only_good.is_some() {
             next.bad = 0.0;
             next.bad_blamed = 0.0;
@@ -54,9 +54,8 @@ impl Chain {
     }
 
     /// Onto the next commit of the line.
-    fn step(self, blamed: bool, held: bool) -> Chain {
+    fn step(self, blamed: bool, fix_blamed: f64) -> Chain {
         let onset_blamed = if blamed { ONSET_BLAMED } else { 0.0 };
-        let fix_blamed = if held { 0.0 } else { FIX_BLAMED };
         Chain {
             good: self.good * (1.0 - ONSET - onset_blamed)
                 + self.bad * FIX
@@ -129,7 +128,7 @@ pub(super) fn likelihoods(
     let (mut chain, mut scale) = (Chain::start(), 0.0);
     let mut prior = Chain::start();
     for (i, &weight) in weights.iter().enumerate() {
-        let mark = (layout.blamed_line[i], layout.held_line[i]);
+        let mark = (layout.blamed_line[i], layout.fix_blamed(i));
         prior_good.push(prior.good);
         prior = prior.step(mark.0, mark.1);
         (chain, scale) = chain.forward(scale, mark, weight, None);
@@ -206,7 +205,7 @@ pub(super) fn likelihoods(
                         let weight = weight.or(Some((by, Lik::default())));
                         (chain, scale) = chain.forward(
                             scale,
-                            (layout.blamed_line[j], layout.held_line[j]),
+                            (layout.blamed_line[j], layout.fix_blamed(j)),
                             weight,
                             must_be_good.then_some(()),
                         );
@@ -305,7 +304,7 @@ pub(super) fn bad_by_enumeration(
     let n = history.len();
     let layout = Layout::of(history, tallies, model);
     let t: Vec<Mat> = (0..n)
-        .map(|i| transition(layout.blamed_line[i], layout.held_line[i]))
+        .map(|i| transition(layout.blamed_line[i], layout.fix_blamed(i)))
         .collect();
     let good: Vec<f64> = (0..n).map(|i| if_good(&tallies[i], f).linear()).collect();
     let bad: Vec<f64> = (0..n).map(|i| if_bad(&tallies[i]).linear()).collect();
