@@ -10,6 +10,7 @@ use cli::{Cli, Command};
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    cli::keep_freed_memory();
     let cli = Cli::parse();
     match cli.command {
         Command::Bisect(args) => {

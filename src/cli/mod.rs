@@ -78,6 +78,20 @@ pub enum Command {
     },
 }
 
+/// Keeps memory the process frees for its next use instead of giving it back to the system at
+/// once. A culprit search's decision at N = 4096 allocates and frees a few megabytes of
+/// per-commit arrays; with glibc's defaults (blocks over 128 KiB mapped and unmapped, the heap's
+/// free top trimmed) every decision faulted fresh zeroed pages in again, about a quarter of its
+/// time. The process now keeps up to 64 MiB it does not use.
+pub fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt sets two of the allocator's thresholds; it touches no memory of ours.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
+    }
+}
+
 /// Logs go to stderr, one line per event; RUST_LOG overrides `default`.
 pub fn init_logs(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
