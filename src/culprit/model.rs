@@ -257,7 +257,9 @@ impl Model {
 
     /// Roughly how likely a commit that failed every run is bad on its own (an earlier, fixed
     /// bug) rather than good and flaky, were it not the culprit's descendant: then running it
-    /// again tells nothing.
+    /// again tells nothing. For merged commits, whose own bugs the line's chain does not weigh;
+    /// on the line the chain says it, and also when the commit must be good (a culprit's
+    /// parent), which this rough share cannot.
     pub(crate) fn earlier_bug_share(&self, commit: usize, t: &Tally, f: f64) -> f64 {
         if t.fails == 0 || t.passes > 0 {
             return 0.0;
@@ -328,11 +330,12 @@ struct Layout {
 
 impl Layout {
     /// The chance that a blamed commit's bug, lasting below line position `i`, ends there:
-    /// none up to the highest commit it is known to reach, then [`fix_blamed_above`] it.
+    /// none up to the highest commit it is known to reach, then [`fix_blamed_above`] it;
+    /// `FIX_BLAMED` where no blaming flight's tip is known.
     fn fix_blamed(&self, i: usize) -> f64 {
         match self.held_top {
             Some(top) if i <= top => 0.0,
-            Some(top) => fix_blamed_above(Some(i - top)),
+            Some(top) => fix_blamed_above(i - top),
             None => FIX_BLAMED,
         }
     }
@@ -440,16 +443,16 @@ const IDENTITY: Mat = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
 /// Below the range: the base is good.
 const START: State = [1.0, 0.0, 0.0];
 
-/// The chance that a blamed commit's bug, lasting up to the line commit below, ends at a line
-/// commit `above` commits over the tip of the last flight that blamed it (`None`: no such tip
-/// is known below). The fix comes soon after that flight with the share `FIX_SOON_SHARE`,
-/// late otherwise: a mixture of two geometric laws, whose chance of ending falls from about
-/// `FIX_SOON_SHARE * FIX_SOON` just above the tip to `FIX_BLAMED` far above it.
-pub(crate) fn fix_blamed_above(above: Option<usize>) -> f64 {
-    match above {
-        Some(d @ 1..) => FIX_SOON_CHANCES.get(d - 1).copied().unwrap_or(FIX_BLAMED),
-        _ => FIX_BLAMED,
-    }
+/// The chance that a blamed commit's bug, lasting up to the line commit below, ends at the
+/// line commit `above` commits over the tip of the last flight that blamed it (from 1). The fix
+/// comes soon after that flight with the share `FIX_SOON_SHARE`, late otherwise: a mixture of
+/// two geometric laws, whose chance of ending falls from about `FIX_SOON_SHARE * FIX_SOON` just
+/// above the tip to `FIX_BLAMED` far above it.
+pub(crate) fn fix_blamed_above(above: usize) -> f64 {
+    above
+        .checked_sub(1)
+        .and_then(|i| FIX_SOON_CHANCES.get(i).copied())
+        .unwrap_or(FIX_BLAMED)
 }
 
 /// [`fix_blamed_above`] 1, 2, ... commits above the tip, for as long as the soon fixes still

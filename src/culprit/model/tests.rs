@@ -209,16 +209,14 @@ fn capacity_of_the_z_channel() {
 
 #[test]
 fn a_blamed_bug_ends_most_likely_just_above_the_last_blaming_tip() {
-    // Nothing known of the blaming flight: the slow, even chance.
-    assert_eq!(fix_blamed_above(None), FIX_BLAMED);
     // Just above the tip, the soon and the late fixes together.
     let first = FIX_SOON_SHARE * FIX_SOON + (1.0 - FIX_SOON_SHARE) * FIX_BLAMED;
-    assert!(close(fix_blamed_above(Some(1)), first, 1e-12));
+    assert!(close(fix_blamed_above(1), first, 1e-12));
     // The chance falls with the distance, to the late fixes' alone, and the chances of ending
     // at each distance are the mixture's: the soon share ends within the first few commits.
     let (mut lasts, mut previous) = (1.0, 1.0);
     for d in 1..=2000 {
-        let h = fix_blamed_above(Some(d));
+        let h = fix_blamed_above(d);
         assert!(h <= previous + 1e-15 && h >= FIX_BLAMED, "d={d}: {h}");
         previous = h;
         lasts *= 1.0 - h;
