@@ -44,13 +44,14 @@ pub struct Source<'a> {
 }
 
 impl<'a> Source<'a> {
+    /// The text of a file a person wrote, read as [`read_text`] reads it.
     pub fn read(path: &Path) -> Result<String, FileError> {
-        std::fs::read_to_string(path).map_err(|e| FileError {
+        read_text(path).map_err(|message| FileError {
             file: path.to_path_buf(),
             line: 0,
             column: 0,
             field: String::new(),
-            message: format!("cannot read: {e}"),
+            message,
         })
     }
 
@@ -128,6 +129,77 @@ impl<'a> Source<'a> {
     }
 }
 
+/// The most pushgate reads of a file a person wrote (a policy, a sequence, the config, a
+/// secret): more is a mistake (a log or an image named `.toml`), not a configuration.
+pub const MAX_FILE_SIZE: u64 = 4 << 20;
+
+/// Reads a file a person wrote as UTF-8 text, only when it is a regular file (a link to one is
+/// fine) of at most [`MAX_FILE_SIZE`] bytes. A FIFO would block the reader until something
+/// writes to it, and `/dev/zero` never ends: both are refused before a byte is read, and the
+/// read stops at the limit whatever the file grows to meanwhile. The error says what is wrong,
+/// without the path (the caller names the file).
+pub fn read_text(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let kind = |meta: &std::fs::Metadata| {
+        let t = meta.file_type();
+        if t.is_dir() {
+            "a directory"
+        } else if t.is_symlink() {
+            "a symbolic link"
+        } else {
+            "a device, FIFO or socket"
+        }
+    };
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!(
+            "cannot read: not a regular file but {}",
+            kind(&meta)
+        ));
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        // Should a FIFO take the file's place after the look above, opening it must not wait
+        // for a writer.
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options
+        .open(path)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    let meta = file.metadata().map_err(|e| format!("cannot read: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!(
+            "cannot read: not a regular file but {}",
+            kind(&meta)
+        ));
+    }
+    let too_big = || {
+        format!(
+            "cannot read: larger than {} MiB, the most pushgate reads of a file it is given",
+            MAX_FILE_SIZE >> 20
+        )
+    };
+    if meta.len() > MAX_FILE_SIZE {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_FILE_SIZE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if bytes.len() as u64 > MAX_FILE_SIZE {
+        return Err(too_big());
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "cannot read: not UTF-8 text (byte {} is not)",
+            e.utf8_error().valid_up_to() + 1
+        )
+    })
+}
+
 /// The `*.toml` files of a directory, sorted so that errors come in a stable order.
 pub fn toml_files(dir: &Path, what: &str) -> Result<Vec<PathBuf>, FileError> {
     let entries = std::fs::read_dir(dir).map_err(|e| FileError {
@@ -160,6 +232,49 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_regular_files_of_bounded_size_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        // A link to /dev/zero, which never ends, and a FIFO, which blocks until written to:
+        // both refused before a byte is read.
+        let zero = dir.path().join("zero.toml");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        let fifo = dir.path().join("fifo.toml");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        for (path, kind) in [
+            (&zero, "a device, FIFO or socket"),
+            (&fifo, "a device, FIFO or socket"),
+            (&dir.path().to_path_buf(), "a directory"),
+        ] {
+            let e = read_text(path).unwrap_err();
+            assert_eq!(e, format!("cannot read: not a regular file but {kind}"));
+        }
+        // Up to the limit is read; a byte more is refused, saying the limit.
+        let big = dir.path().join("big.toml");
+        std::fs::write(&big, "#".repeat(MAX_FILE_SIZE as usize)).unwrap();
+        assert_eq!(read_text(&big).unwrap().len(), MAX_FILE_SIZE as usize);
+        std::fs::write(&big, "#".repeat(MAX_FILE_SIZE as usize + 1)).unwrap();
+        let e = read_text(&big).unwrap_err();
+        assert!(e.contains("larger than 4 MiB"), "{e}");
+        // Not text: the first bad byte, counted from 1.
+        let bin = dir.path().join("bin.toml");
+        std::fs::write(&bin, b"ab\xffcd").unwrap();
+        assert_eq!(
+            read_text(&bin).unwrap_err(),
+            "cannot read: not UTF-8 text (byte 3 is not)"
+        );
+        // Through Source, the error names the file.
+        let e = Source::read(&zero).unwrap_err();
+        assert_eq!(e.file, zero);
+        assert!(e
+            .to_string()
+            .starts_with(&format!("{}: cannot read", zero.display())));
+    }
 
     #[derive(serde::Deserialize, Debug)]
     #[serde(deny_unknown_fields)]

@@ -691,6 +691,31 @@ pub fn load_dir(dir: &Path, sequences: &Sequences) -> Result<Vec<Policy>, FileEr
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_fifo_among_the_policies_is_refused_not_waited_on() {
+        // `gate --once` blocked forever on a FIFO named `*.toml` in the policies directory.
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("a.toml");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = dir.path().to_path_buf();
+        std::thread::spawn(move || {
+            let _ = tx.send(load_dir(&path, &sequences()).map(|_| ()));
+        });
+        let answer = rx.recv_timeout(std::time::Duration::from_secs(20));
+        // Unblock a reader stuck on the FIFO, should there be one, before judging.
+        if answer.is_err() {
+            let _ = std::fs::write(&fifo, "");
+        }
+        let e = answer.expect("load_dir waited on the FIFO").unwrap_err();
+        assert_eq!(e.file, fifo);
+        assert!(e.message.contains("not a regular file"), "{e}");
+    }
+
     fn sequences() -> Sequences {
         let seq = crate::sequence::load_unbound(
             Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/sequences/smoke.toml")),

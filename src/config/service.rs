@@ -10,7 +10,7 @@ use toml::Spanned;
 
 use crate::config::policy::{self, Policy};
 use crate::config::{GitHubAuth, GitHubSettings};
-use crate::file_error::{parse_duration, FileError, Source};
+use crate::file_error::{parse_duration, read_text, FileError, Source};
 use crate::sequence::{self, Sequences};
 
 /// How mail leaves pushgate.
@@ -270,7 +270,7 @@ impl Reading<'_> {
             (None, Some(f)) => {
                 let at = format!("{field}_file");
                 let path = self.rel(Some(f.get_ref().clone()), "");
-                let text = std::fs::read_to_string(&path).map_err(|e| {
+                let text = read_text(&path).map_err(|e| {
                     self.src
                         .error(f.span(), &at, format!("{}: {e}", path.display()))
                 })?;
@@ -307,7 +307,7 @@ impl Reading<'_> {
             (Some(t), None, None, None) => Some(GitHubAuth::Token(t)),
             (None, Some(app), Some(installation), Some(key)) => {
                 let path = self.rel(Some(key.get_ref().clone()), "");
-                let private_key = std::fs::read_to_string(&path).map_err(|e| {
+                let private_key = read_text(&path).map_err(|e| {
                     self.src.error(
                         key.span(),
                         "github.private_key_file",

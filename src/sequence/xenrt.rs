@@ -295,14 +295,8 @@ impl Loader {
             .unwrap_or(Path::new("."))
             .to_path_buf();
         let path = base.join(expand(name, &self.defaults));
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            self.error(
-                file,
-                el,
-                "filename",
-                format!("cannot read {}: {e}", path.display()),
-            )
-        })?;
+        let text = crate::file_error::read_text(&path)
+            .map_err(|e| self.error(file, el, "filename", format!("{}: {e}", path.display())))?;
         let root = Located::new(&path, &text).parse()?;
         self.files.push((path, text));
         let index = self.files.len() - 1;
@@ -925,6 +919,18 @@ mod tests {
             let e = p(text).unwrap_err();
             assert_eq!((e.line, e.field.as_str()), (line, field), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn an_include_of_a_device_is_refused_before_a_byte_is_read() {
+        // /dev/zero never ends: reading it ran the process out of memory.
+        let e = p("<xenrt>\n<include filename=\"/dev/zero\"/>\n<testsequence><testcase id=\"a.T\"/></testsequence></xenrt>").unwrap_err();
+        assert_eq!((e.line, e.field.as_str()), (2, "filename"), "{e}");
+        assert!(
+            e.message
+                .contains("/dev/zero: cannot read: not a regular file"),
+            "{e}"
+        );
     }
 
     #[test]
