@@ -6,8 +6,10 @@
 //! decided when the file loads. Everything pushgate does not act on (semaphores, scheduler
 //! hints, networks, actions, perf limits, ...) is kept in [`Sequence::kept`], never dropped.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use super::model::{
     make_names_unique, Block, BlockKind, HostNeed, Kept, Node, Pool, Prepare, Sequence, Storage,
@@ -20,6 +22,9 @@ use crate::file_error::{FileError, Source};
 const MAX_INCLUDE_DEPTH: usize = 16;
 /// A `<for>` that would make more testcases than this is refused rather than run.
 const MAX_TESTCASES: usize = 100_000;
+/// The most text `${NAME}` substitutions may produce in one sequence, all told, counted while
+/// they are made: values that double at each level made a 1 KB file allocate 4 GB and abort.
+const MAX_EXPANDED: usize = 16 << 20;
 
 /// Loads one `.seq` file; its name is the file stem.
 pub fn load(path: &Path, params: &BTreeMap<String, String>) -> Result<Sequence, FileError> {
@@ -54,12 +59,14 @@ pub fn parse(
         variables: BTreeMap::new(),
         kept: Vec::new(),
         count: 0,
+        expansion: Rc::new(Expansion::new()),
     };
     loader.declarations(0, &root, params, 0)?;
+    loader.expansion.check(&located)?;
     for (k, v) in params {
         loader.defaults.insert(k.clone(), v.clone());
     }
-    let scope = Scope::root(&loader.defaults);
+    let scope = Scope::root(&loader.defaults, &loader.expansion);
     let mut prepare = Prepare::default();
     let mut body = Block::serial(Vec::new());
     for el in &root.children {
@@ -85,6 +92,7 @@ pub fn parse(
             _ => {}
         }
     }
+    loader.expansion.check(&located)?;
     let mut variables = loader.variables.clone();
     variables.extend(loader.defaults.clone());
     let mut sequence = Sequence {
@@ -109,35 +117,89 @@ struct Loader {
     variables: BTreeMap<String, String>,
     kept: Vec<Kept>,
     count: usize,
+    expansion: Rc<Expansion>,
+}
+
+/// What `${NAME}` substitutions may still produce in one load ([`MAX_EXPANDED`] in all). Once
+/// it is spent, substitutions produce nothing more, so memory stays bounded, and the load fails
+/// at its next check.
+struct Expansion {
+    left: Cell<usize>,
+    spent: Cell<bool>,
+}
+
+impl Expansion {
+    fn new() -> Expansion {
+        Expansion {
+            left: Cell::new(MAX_EXPANDED),
+            spent: Cell::new(false),
+        }
+    }
+
+    /// Takes `bytes` of what is left, or says it is spent.
+    fn take(&self, bytes: usize) -> bool {
+        match self.left.get().checked_sub(bytes) {
+            Some(left) if !self.spent.get() => {
+                self.left.set(left);
+                true
+            }
+            _ => {
+                self.spent.set(true);
+                false
+            }
+        }
+    }
+
+    fn check(&self, file: &Located<'_>) -> Result<(), FileError> {
+        if !self.spent.get() {
+            return Ok(());
+        }
+        Err(FileError {
+            file: file.path.to_path_buf(),
+            line: 0,
+            column: 0,
+            field: String::new(),
+            message: format!(
+                "`${{NAME}}` substitutions make more than {} MiB of text (a value that doubles \
+                 at each level?)",
+                MAX_EXPANDED >> 20
+            ),
+        })
+    }
 }
 
 /// The `${NAME}` values in force: defaults, then include params and loop variables on top.
 #[derive(Clone)]
 struct Scope {
     values: BTreeMap<String, String>,
+    expansion: Rc<Expansion>,
 }
 
 impl Scope {
-    fn root(defaults: &BTreeMap<String, String>) -> Scope {
+    fn root(defaults: &BTreeMap<String, String>, expansion: &Rc<Expansion>) -> Scope {
         Scope {
             values: defaults.clone(),
+            expansion: Rc::clone(expansion),
         }
     }
 
     fn with(&self, more: impl IntoIterator<Item = (String, String)>) -> Scope {
         let mut values = self.values.clone();
         values.extend(more);
-        Scope { values }
+        Scope {
+            values,
+            expansion: Rc::clone(&self.expansion),
+        }
     }
 
     /// Replaces every `${NAME}` that is defined; an undefined one stays as written (XenRT's
     /// own lookups, `%LIKE_THIS%`, are not ours to guess either).
     fn expand(&self, text: &str) -> String {
-        expand(text, &self.values)
+        expand(text, &self.values, &self.expansion)
     }
 }
 
-fn expand(text: &str, values: &BTreeMap<String, String>) -> String {
+fn expand(text: &str, values: &BTreeMap<String, String>, expansion: &Expansion) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(i) = rest.find("${") {
@@ -145,7 +207,10 @@ fn expand(text: &str, values: &BTreeMap<String, String>) -> String {
         let after = &rest[i + 2..];
         match after.find('}') {
             Some(j) if values.contains_key(&after[..j]) => {
-                out.push_str(&values[&after[..j]]);
+                let value = &values[&after[..j]];
+                if expansion.take(value.len()) {
+                    out.push_str(value);
+                }
                 rest = &after[j + 1..];
             }
             _ => {
@@ -230,7 +295,7 @@ impl Loader {
                     };
                     // The first definition wins: an including file's defaults beat an included one's.
                     if !self.defaults.contains_key(name) {
-                        let value = expand(value, &self.defaults);
+                        let value = expand(value, &self.defaults, &self.expansion);
                         self.defaults.insert(name.to_string(), value);
                     }
                 }
@@ -294,7 +359,7 @@ impl Loader {
             .parent()
             .unwrap_or(Path::new("."))
             .to_path_buf();
-        let path = base.join(expand(name, &self.defaults));
+        let path = base.join(expand(name, &self.defaults, &self.expansion));
         let text = crate::file_error::read_text(&path)
             .map_err(|e| self.error(file, el, "filename", format!("{}: {e}", path.display())))?;
         let root = Located::new(&path, &text).parse()?;
@@ -931,6 +996,39 @@ mod tests {
                 .contains("/dev/zero: cannot read: not a regular file"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn values_that_double_at_each_level_are_refused_while_they_grow() {
+        // A0 is 64 bytes; A30 would be 64 GiB. The substitutions stop at the limit, so this
+        // fails fast and small instead of allocating until the process aborts.
+        let mut text = String::from("<xenrt>\n<default name=\"A0\" value=\"");
+        text.push_str(&"x".repeat(64));
+        text.push_str("\"/>\n");
+        for i in 1..=30 {
+            text.push_str(&format!(
+                "<default name=\"A{i}\" value=\"${{A{p}}}${{A{p}}}\"/>\n",
+                p = i - 1
+            ));
+        }
+        text.push_str(
+            "<testsequence><testcase id=\"a.T\" name=\"${A30}\"/></testsequence></xenrt>",
+        );
+        let e = p(&text).unwrap_err();
+        assert_eq!((e.line, e.field.as_str()), (0, ""), "{e}");
+        assert!(e.message.contains("more than 16 MiB"), "{e}");
+        // The same in testcases made by a <for>: the limit counts every substitution.
+        let mut text = String::from("<xenrt>\n<default name=\"BIG\" value=\"");
+        text.push_str(&"y".repeat(1000));
+        text.push_str("\"/>\n<testsequence><for iter=\"I\" values=\"");
+        let values: Vec<String> = (0..20_000).map(|i| i.to_string()).collect();
+        text.push_str(&values.join(","));
+        text.push_str("\"><testcase id=\"a.T\" name=\"t${I}\"><arg>${BIG}</arg></testcase></for></testsequence></xenrt>");
+        let e = p(&text).unwrap_err();
+        assert!(e.message.contains("more than 16 MiB"), "{e}");
+        // A sequence well under it still loads.
+        let s = p("<xenrt><default name=\"N\" value=\"1\"/><testsequence><testcase id=\"a.T\" name=\"t${N}\"/></testsequence></xenrt>").unwrap();
+        assert_eq!(names(&s), ["t1"]);
     }
 
     #[test]
