@@ -229,6 +229,13 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         .map_err(|e| format!("`{text}` is not a duration like `30s`, `5m` or `1h`: {e}"))
 }
 
+/// Makes a FIFO at `path`, for tests of readers that must not wait on one.
+#[cfg(test)]
+pub(crate) fn make_fifo(path: &Path) {
+    let made = std::process::Command::new("mkfifo").arg(path).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo {}", path.display());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,11 +248,7 @@ mod tests {
         let zero = dir.path().join("zero.toml");
         std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
         let fifo = dir.path().join("fifo.toml");
-        let made = std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap();
-        assert!(made.success());
+        make_fifo(&fifo);
         for (path, kind) in [
             (&zero, "a device, FIFO or socket"),
             (&fifo, "a device, FIFO or socket"),

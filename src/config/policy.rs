@@ -696,11 +696,7 @@ mod tests {
         // `gate --once` blocked forever on a FIFO named `*.toml` in the policies directory.
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("a.toml");
-        let made = std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap();
-        assert!(made.success());
+        crate::file_error::make_fifo(&fifo);
         let (tx, rx) = std::sync::mpsc::channel();
         let path = dir.path().to_path_buf();
         std::thread::spawn(move || {
