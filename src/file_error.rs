@@ -140,29 +140,12 @@ pub const MAX_FILE_SIZE: u64 = 4 << 20;
 /// without the path (the caller names the file).
 pub fn read_text(path: &Path) -> Result<String, String> {
     use std::io::Read;
-    let kind = |meta: &std::fs::Metadata| {
-        let t = meta.file_type();
-        if t.is_dir() {
-            "a directory"
-        } else if t.is_symlink() {
-            "a symbolic link"
-        } else {
-            "a device, FIFO or socket"
-        }
-    };
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
-    if !meta.is_file() {
-        return Err(format!(
-            "cannot read: not a regular file but {}",
-            kind(&meta)
-        ));
-    }
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
     {
-        // Should a FIFO take the file's place after the look above, opening it must not wait
-        // for a writer.
+        // Opening a FIFO waits for a writer unless it is non-blocking; what was opened is
+        // looked at before a byte is read.
         use std::os::unix::fs::OpenOptionsExt;
         options.custom_flags(libc::O_NONBLOCK);
     }
@@ -171,10 +154,12 @@ pub fn read_text(path: &Path) -> Result<String, String> {
         .map_err(|e| format!("cannot read: {e}"))?;
     let meta = file.metadata().map_err(|e| format!("cannot read: {e}"))?;
     if !meta.is_file() {
-        return Err(format!(
-            "cannot read: not a regular file but {}",
-            kind(&meta)
-        ));
+        let kind = if meta.is_dir() {
+            "a directory"
+        } else {
+            "a device, FIFO or socket"
+        };
+        return Err(format!("cannot read: not a regular file but {kind}"));
     }
     let too_big = || {
         format!(
