@@ -5,6 +5,7 @@
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::de::DeserializeOwned;
 
@@ -130,16 +131,33 @@ impl<'a> Source<'a> {
 }
 
 /// The most pushgate reads of a file a person wrote (a policy, a sequence, the config, a
-/// secret): more is a mistake (a log or an image named `.toml`), not a configuration.
-pub const MAX_FILE_SIZE: u64 = 4 << 20;
+/// secret) unless the config says otherwise: more is a mistake (a log or an image named
+/// `.toml`), not a configuration.
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 4 << 20;
+
+/// The limit in force. Process-wide, like a resource limit: the config sets it once at start
+/// (`[input] max_file_mib`), and every reader of every file below obeys it without each
+/// loader's callers passing it down.
+static MAX_FILE_SIZE: AtomicU64 = AtomicU64::new(DEFAULT_MAX_FILE_SIZE);
+
+/// Makes `bytes` the most [`read_text`] reads of a file from now on.
+pub fn set_max_file_size(bytes: u64) {
+    MAX_FILE_SIZE.store(bytes, Ordering::Relaxed);
+}
+
+/// The most [`read_text`] reads of a file.
+pub fn max_file_size() -> u64 {
+    MAX_FILE_SIZE.load(Ordering::Relaxed)
+}
 
 /// Reads a file a person wrote as UTF-8 text, only when it is a regular file (a link to one is
-/// fine) of at most [`MAX_FILE_SIZE`] bytes. A FIFO would block the reader until something
+/// fine) of at most [`max_file_size`] bytes. A FIFO would block the reader until something
 /// writes to it, and `/dev/zero` never ends: both are refused before a byte is read, and the
 /// read stops at the limit whatever the file grows to meanwhile. The error says what is wrong,
 /// without the path (the caller names the file).
 pub fn read_text(path: &Path) -> Result<String, String> {
     use std::io::Read;
+    let limit = max_file_size();
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
@@ -163,18 +181,19 @@ pub fn read_text(path: &Path) -> Result<String, String> {
     }
     let too_big = || {
         format!(
-            "cannot read: larger than {} MiB, the most pushgate reads of a file it is given",
-            MAX_FILE_SIZE >> 20
+            "cannot read: larger than {}, the most pushgate reads of a file it is given \
+             (`[input] max_file_mib` in pushgate.toml)",
+            size_in_words(limit)
         )
     };
-    if meta.len() > MAX_FILE_SIZE {
+    if meta.len() > limit {
         return Err(too_big());
     }
     let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(MAX_FILE_SIZE + 1)
+    file.take(limit + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| format!("cannot read: {e}"))?;
-    if bytes.len() as u64 > MAX_FILE_SIZE {
+    if bytes.len() as u64 > limit {
         return Err(too_big());
     }
     String::from_utf8(bytes).map_err(|e| {
@@ -183,6 +202,17 @@ pub fn read_text(path: &Path) -> Result<String, String> {
             e.utf8_error().valid_up_to() + 1
         )
     })
+}
+
+/// `4 MiB`, `512 KiB`, `100 bytes`: a limit as people say it.
+fn size_in_words(bytes: u64) -> String {
+    if bytes >= 1 << 20 && bytes % (1 << 20) == 0 {
+        format!("{} MiB", bytes >> 20)
+    } else if bytes >= 1 << 10 && bytes % (1 << 10) == 0 {
+        format!("{} KiB", bytes >> 10)
+    } else {
+        format!("{bytes} bytes")
+    }
 }
 
 /// The `*.toml` files of a directory, sorted so that errors come in a stable order.
@@ -244,11 +274,13 @@ mod tests {
         }
         // Up to the limit is read; a byte more is refused, saying the limit.
         let big = dir.path().join("big.toml");
-        std::fs::write(&big, "#".repeat(MAX_FILE_SIZE as usize)).unwrap();
-        assert_eq!(read_text(&big).unwrap().len(), MAX_FILE_SIZE as usize);
-        std::fs::write(&big, "#".repeat(MAX_FILE_SIZE as usize + 1)).unwrap();
+        let limit = DEFAULT_MAX_FILE_SIZE as usize;
+        std::fs::write(&big, "#".repeat(limit)).unwrap();
+        assert_eq!(read_text(&big).unwrap().len(), limit);
+        std::fs::write(&big, "#".repeat(limit + 1)).unwrap();
         let e = read_text(&big).unwrap_err();
         assert!(e.contains("larger than 4 MiB"), "{e}");
+        assert!(e.contains("max_file_mib"), "{e}");
         // Not text: the first bad byte, counted from 1.
         let bin = dir.path().join("bin.toml");
         std::fs::write(&bin, b"ab\xffcd").unwrap();

@@ -22,7 +22,7 @@ pub fn policy_in(dir: &Path) -> (Policy, Sequences) {
          [[step]]\nname = \"test\"\ncommand = \"make check\"\ntimeout = \"10m\"\n",
     )
     .unwrap();
-    let sequences = crate::sequence::load_dir(&dir.join("sequences")).unwrap();
+    let sequences = crate::sequence::load_dir(&dir.join("sequences"), &[]).unwrap();
     let policy = Policy::parse(
         &dir.join("xen.toml"),
         "repository = \"https://xenbits.example.org/xen.git\"\nsequences = [\"smoke\"]\n\

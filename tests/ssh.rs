@@ -83,7 +83,7 @@ fn repository(dir: &Path) -> (PathBuf, String) {
 fn load(dir: &Path, name: &str, text: &str) -> sequence::Sequence {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
-    sequence::load(&path, &Bindings::none()).unwrap()
+    sequence::load(&path, &Bindings::none(), &[]).unwrap()
 }
 
 async fn run(sshd: &Sshd, seq: &sequence::Sequence, run_id: i64) -> (Recorder, RunReport) {

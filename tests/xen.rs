@@ -43,7 +43,7 @@ async fn run_on_guest(host: &dyn pushgate::hosts::Host, dir: &Path) -> String {
         "[[step]]\nname = \"read\"\ncommand = \"cat README\"\n",
     )
     .unwrap();
-    let seq = sequence::load_unbound(&seq_path, &Default::default()).unwrap();
+    let seq = sequence::load_unbound(&seq_path, &Default::default(), &[]).unwrap();
     let logs = dir.join("logs");
     std::fs::create_dir_all(&logs).unwrap();
     let report = pushgate::run::execute(

@@ -103,11 +103,15 @@ pub fn init_logs(default: &str) {
 }
 
 /// The configuration at `path`, else `./pushgate.toml` if there is one, else the defaults.
+/// Its file size limit holds for every file read from then on (the config itself is read
+/// under the default one).
 pub fn load_config(path: Option<&Path>) -> Result<Config> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let default = cwd.join("pushgate.toml");
     let path = path.or(default.exists().then_some(default.as_path()));
-    Ok(Config::load(path, &cwd)?)
+    let config = Config::load(path, &cwd)?;
+    pushgate::file_error::set_max_file_size(config.max_file_size);
+    Ok(config)
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -21,6 +21,10 @@ pub enum SequenceCommand {
         /// Override a `<default>`: NAME=VALUE (repeatable).
         #[arg(long = "param", short = 'D')]
         params: Vec<String>,
+        /// A directory, besides each file's own, that XenRT `<include filename>` may read
+        /// from (repeatable; `[input] include_roots` in pushgate.toml).
+        #[arg(long = "include-root", value_name = "DIR")]
+        include_roots: Vec<PathBuf>,
         /// Print a JSON array, one object per file.
         #[arg(long)]
         json: bool,
@@ -34,8 +38,9 @@ pub fn run(what: SequenceCommand) -> Result<bool> {
             files,
             bindings,
             params,
+            include_roots,
             json,
-        } => check(&files, bindings.as_deref(), &params, json),
+        } => check(&files, bindings.as_deref(), &params, &include_roots, json),
     }
 }
 
@@ -45,6 +50,7 @@ fn check(
     files: &[PathBuf],
     bindings: Option<&Path>,
     params: &[String],
+    include_roots: &[PathBuf],
     json: bool,
 ) -> Result<bool> {
     let mut defaults = std::collections::BTreeMap::new();
@@ -60,7 +66,7 @@ fn check(
     let (mut total, mut unbound) = (0, 0);
     for file in files {
         let checked = (|| {
-            let mut seq = sequence::load_unbound(file, &defaults)?;
+            let mut seq = sequence::load_unbound(file, &defaults, include_roots)?;
             match &shared {
                 Some(b) => b.bind(&mut seq)?,
                 None => {

@@ -716,6 +716,7 @@ mod tests {
         let seq = crate::sequence::load_unbound(
             Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/sequences/smoke.toml")),
             &Default::default(),
+            &[],
         )
         .unwrap();
         let mut s = Sequences::new();
@@ -734,7 +735,7 @@ mod tests {
     #[test]
     fn the_shipped_sample_policy_loads() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let seqs = crate::sequence::load_dir(&root.join("sequences")).unwrap();
+        let seqs = crate::sequence::load_dir(&root.join("sequences"), &[]).unwrap();
         let p = Policy::load(&root.join("policies/sample.toml"), &seqs).unwrap();
         assert_eq!(
             (p.staging.as_str(), p.target.as_str()),

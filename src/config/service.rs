@@ -47,6 +47,38 @@ pub struct Config {
     /// How to reach GitHub's API and git (`[github] token`, or `app_id` + `installation_id`
     /// + `private_key_file`); without it, nothing is reported to GitHub.
     pub github: Option<crate::config::GitHubSettings>,
+    /// The most read of any file pushgate is given (`[input] max_file_mib`), in bytes.
+    pub max_file_size: u64,
+    /// Directories besides `sequences_dir` that a XenRT `<include filename>` may read from
+    /// (`[input] include_roots`).
+    pub include_roots: Vec<PathBuf>,
+    /// How long the HTTP server waits on a client, and for how many at once (`[http]`).
+    pub http: HttpLimits,
+}
+
+/// What the HTTP server grants a client: a client that sends nothing, or dribbles, is dropped
+/// instead of holding a connection (and its memory) for ever.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// From the connection's start (or the previous response) to the end of a request's headers.
+    pub header_timeout: Duration,
+    /// From the end of the headers to the end of the body.
+    pub body_timeout: Duration,
+    /// A kept-alive connection with no request in flight is closed after this.
+    pub idle_timeout: Duration,
+    /// Connections served at once; more wait in the kernel's accept queue.
+    pub max_connections: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> HttpLimits {
+        HttpLimits {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 512,
+        }
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -66,6 +98,27 @@ struct File {
     api: ApiFile,
     #[serde(default)]
     github: GithubFile,
+    #[serde(default)]
+    input: InputFile,
+    #[serde(default)]
+    http: HttpFile,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct InputFile {
+    max_file_mib: Option<Spanned<u64>>,
+    #[serde(default)]
+    include_roots: Vec<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct HttpFile {
+    header_timeout: Option<Spanned<String>>,
+    body_timeout: Option<Spanned<String>>,
+    idle_timeout: Option<Spanned<String>>,
+    max_connections: Option<Spanned<usize>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -126,11 +179,25 @@ impl Config {
             )
         });
         let listen = r.listen(&file.listen)?;
-        let poll_interval = match &file.poll_interval {
-            None => Duration::from_secs(60),
-            Some(t) => parse_duration(t.get_ref())
-                .map_err(|m| r.src.error(t.span(), "poll_interval", m))?,
+        let poll_interval = r.duration(&file.poll_interval, "poll_interval", 60)?;
+        let max_file_size = match &file.input.max_file_mib {
+            None => crate::file_error::DEFAULT_MAX_FILE_SIZE,
+            Some(m) if (1..=1024).contains(m.get_ref()) => m.get_ref() << 20,
+            Some(m) => {
+                return Err(r.src.error(
+                    m.span(),
+                    "input.max_file_mib",
+                    "say how many MiB, from 1 to 1024",
+                ))
+            }
         };
+        let include_roots = file
+            .input
+            .include_roots
+            .iter()
+            .map(|p| r.rel(Some(p.clone()), ""))
+            .collect();
+        let http = r.http(&file.http)?;
         let mail_from = r.mail_from(&file.mail)?;
         let mail = r.mail_transport(&file.mail, &state_dir)?;
         let api_token = r.secret(&file.api.token, &file.api.token_file, "api.token", 16)?;
@@ -159,12 +226,15 @@ impl Config {
             mail_from,
             mail,
             state_dir,
+            max_file_size,
+            include_roots,
+            http,
         })
     }
 
     /// Loads the sequences and the policies, refusing the first file that is wrong.
     pub fn load_policies(&self) -> Result<(Vec<Policy>, Sequences), FileError> {
-        let sequences = sequence::load_dir(&self.sequences_dir)?;
+        let sequences = sequence::load_dir(&self.sequences_dir, &self.include_roots)?;
         let policies = policy::load_dir(&self.policies_dir, &sequences)?;
         Ok((policies, sequences))
     }
@@ -200,6 +270,63 @@ impl Reading<'_> {
         } else {
             self.base.join(p)
         }
+    }
+
+    /// A duration key, `default_secs` when absent.
+    fn duration(
+        &self,
+        value: &Option<Spanned<String>>,
+        field: &str,
+        default_secs: u64,
+    ) -> Result<Duration, FileError> {
+        match value {
+            None => Ok(Duration::from_secs(default_secs)),
+            Some(t) => parse_duration(t.get_ref()).map_err(|m| self.src.error(t.span(), field, m)),
+        }
+    }
+
+    fn http(&self, http: &HttpFile) -> Result<HttpLimits, FileError> {
+        let default = HttpLimits::default();
+        let positive = |value: &Option<Spanned<String>>, field: &str, default: Duration| {
+            let d = self.duration(value, field, default.as_secs())?;
+            match value {
+                Some(v) if d.is_zero() => Err(self.src.error(
+                    v.span(),
+                    field,
+                    "a client would be dropped at once: say how long to wait, like `10s`",
+                )),
+                _ => Ok(d),
+            }
+        };
+        let max_connections = match &http.max_connections {
+            None => default.max_connections,
+            Some(m) if *m.get_ref() >= 1 => *m.get_ref(),
+            Some(m) => {
+                return Err(self.src.error(
+                    m.span(),
+                    "http.max_connections",
+                    "at least 1 connection must be served",
+                ))
+            }
+        };
+        Ok(HttpLimits {
+            header_timeout: positive(
+                &http.header_timeout,
+                "http.header_timeout",
+                default.header_timeout,
+            )?,
+            body_timeout: positive(
+                &http.body_timeout,
+                "http.body_timeout",
+                default.body_timeout,
+            )?,
+            idle_timeout: positive(
+                &http.idle_timeout,
+                "http.idle_timeout",
+                default.idle_timeout,
+            )?,
+            max_connections,
+        })
     }
 
     fn listen(&self, listen: &Option<Spanned<String>>) -> Result<SocketAddr, FileError> {
@@ -390,6 +517,32 @@ mod tests {
     }
 
     #[test]
+    fn input_and_http_limits_are_read() {
+        let text =
+            "[input]\nmax_file_mib = 16\ninclude_roots = [\"shared-seqs\", \"/opt/xenrt/seqs\"]\n\
+                    [http]\nheader_timeout = \"5s\"\nbody_timeout = \"1m\"\nidle_timeout = \"2m\"\n\
+                    max_connections = 64\n";
+        let c = Config::parse(Path::new("pushgate.toml"), text, Path::new("/etc/gate")).unwrap();
+        assert_eq!(c.max_file_size, 16 << 20);
+        assert_eq!(
+            c.include_roots,
+            [
+                PathBuf::from("/etc/gate/shared-seqs"),
+                PathBuf::from("/opt/xenrt/seqs")
+            ]
+        );
+        assert_eq!(
+            c.http,
+            HttpLimits {
+                header_timeout: Duration::from_secs(5),
+                body_timeout: Duration::from_secs(60),
+                idle_timeout: Duration::from_secs(120),
+                max_connections: 64,
+            }
+        );
+    }
+
+    #[test]
     fn bad_keys_are_located() {
         let p = Path::new("pushgate.toml");
         let base = Path::new("/x");
@@ -426,6 +579,15 @@ mod tests {
                 3,
                 "github.api_url",
             ),
+            ("[input]\nmax_file_mib = 0\n", 2, "input.max_file_mib"),
+            ("[input]\nmax_file_mib = 4096\n", 2, "input.max_file_mib"),
+            (
+                "[http]\nheader_timeout = \"0s\"\n",
+                2,
+                "http.header_timeout",
+            ),
+            ("[http]\nidle_timeout = \"later\"\n", 2, "http.idle_timeout"),
+            ("[http]\nmax_connections = 0\n", 2, "http.max_connections"),
         ] {
             let e = Config::parse(p, text, base).unwrap_err();
             assert_eq!((e.line, e.field.as_str()), (line, field), "{text:?}: {e}");
@@ -435,6 +597,8 @@ mod tests {
         assert_eq!(gh.api_url, "https://api.github.com");
         assert!(!format!("{gh:?}").contains("long-enough-token"));
         let ok = Config::parse(p, "[mail]\nsmtp = \"smtp://127.0.0.1:2525\"\n", base).unwrap();
+        assert_eq!(ok.max_file_size, 4 << 20);
+        assert_eq!(ok.http, HttpLimits::default());
         assert_eq!(ok.mail, MailTransport::Smtp("smtp://127.0.0.1:2525".into()));
     }
 }

@@ -16,7 +16,7 @@ mod xenrt;
 mod xml;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub use bindings::{Bindings, FILE_NAME as BINDINGS_FILE};
 pub use model::{Sequence, Step};
@@ -36,17 +36,26 @@ pub struct StepContext {
 /// Every sequence of a directory, by name.
 pub type Sequences = BTreeMap<String, Sequence>;
 
-/// Loads one sequence file of either form, unbound.
-pub fn load_unbound(path: &Path, params: &BTreeMap<String, String>) -> Result<Sequence, FileError> {
+/// Loads one sequence file of either form, unbound. A XenRT file may include files of its own
+/// directory and of `include_roots`, no others.
+pub fn load_unbound(
+    path: &Path,
+    params: &BTreeMap<String, String>,
+    include_roots: &[PathBuf],
+) -> Result<Sequence, FileError> {
     match path.extension().and_then(|e| e.to_str()) {
-        Some("seq") | Some("xml") => xenrt::load(path, params),
+        Some("seq") | Some("xml") => xenrt::load(path, params, include_roots),
         _ => native::load(path),
     }
 }
 
 /// Loads one sequence file and binds its testcases.
-pub fn load(path: &Path, bindings: &Bindings) -> Result<Sequence, FileError> {
-    let mut seq = load_unbound(path, &BTreeMap::new())?;
+pub fn load(
+    path: &Path,
+    bindings: &Bindings,
+    include_roots: &[PathBuf],
+) -> Result<Sequence, FileError> {
+    let mut seq = load_unbound(path, &BTreeMap::new(), include_roots)?;
     bindings.bind(&mut seq)?;
     Ok(seq)
 }
@@ -62,8 +71,8 @@ pub fn load_bindings(dir: &Path) -> Result<Bindings, FileError> {
 }
 
 /// Loads every `*.toml` (but the bindings) and `*.seq` of a directory, bound; the file stem is
-/// the sequence's name.
-pub fn load_dir(dir: &Path) -> Result<Sequences, FileError> {
+/// the sequence's name. XenRT includes are read from `dir` and `include_roots` only.
+pub fn load_dir(dir: &Path, include_roots: &[PathBuf]) -> Result<Sequences, FileError> {
     let bindings = load_bindings(dir)?;
     let entries = std::fs::read_dir(dir).map_err(|e| FileError {
         file: dir.to_path_buf(),
@@ -83,7 +92,7 @@ pub fn load_dir(dir: &Path) -> Result<Sequences, FileError> {
     paths.sort();
     let mut out = Sequences::new();
     for path in paths {
-        let seq = load(&path, &bindings)?;
+        let seq = load(&path, &bindings, include_roots)?;
         if let Some(other) = out.get(&seq.name) {
             return Err(FileError {
                 file: path.clone(),

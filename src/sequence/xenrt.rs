@@ -22,21 +22,34 @@ use crate::file_error::{FileError, Source};
 const MAX_INCLUDE_DEPTH: usize = 16;
 /// A `<for>` that would make more testcases than this is refused rather than run.
 const MAX_TESTCASES: usize = 100_000;
-/// The most text `${NAME}` substitutions may produce in one sequence, all told, counted while
-/// they are made: values that double at each level made a 1 KB file allocate 4 GB and abort.
+/// The most text one load may expand to, all told, counted while it is made: `${NAME}`
+/// substitutions, `<for>` repetitions and `<include>`d collections. Values that double at each
+/// level made a 1 KB file allocate 4 GB and abort; nested loops and includes multiply the same
+/// way.
 const MAX_EXPANDED: usize = 16 << 20;
+/// What instantiating an element costs besides its text: what it adds to the sequence (a node,
+/// a kept record) and the work of visiting it, so that empty elements repeated a billion times
+/// are not free.
+const ELEMENT_COST: usize = 64;
 
-/// Loads one `.seq` file; its name is the file stem.
-pub fn load(path: &Path, params: &BTreeMap<String, String>) -> Result<Sequence, FileError> {
+/// Loads one `.seq` file; its name is the file stem. It may include files of its own directory
+/// and of `include_roots`.
+pub fn load(
+    path: &Path,
+    params: &BTreeMap<String, String>,
+    include_roots: &[PathBuf],
+) -> Result<Sequence, FileError> {
     let text = Source::read(path)?;
-    parse(path, &text, params)
+    parse(path, &text, params, include_roots)
 }
 
-/// Parses a `.seq` file's text. `params` override its `<default>`s, as a job's `-D` did.
+/// Parses a `.seq` file's text. `params` override its `<default>`s, as a job's `-D` did;
+/// `<include filename>` reads files of the file's own directory and of `include_roots` only.
 pub fn parse(
     path: &Path,
     text: &str,
     params: &BTreeMap<String, String>,
+    include_roots: &[PathBuf],
 ) -> Result<Sequence, FileError> {
     let located = Located::new(path, text);
     let root = located.parse()?;
@@ -52,7 +65,18 @@ pub fn parse(
         .and_then(|s| s.to_str())
         .unwrap_or("sequence")
         .to_string();
+    let own_dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    // Canonical, so that `..` and links cannot lead an include out; a root that does not exist
+    // holds nothing to include.
+    let roots = std::iter::once(own_dir)
+        .chain(include_roots.iter().map(PathBuf::as_path))
+        .filter_map(|r| std::fs::canonicalize(r).ok())
+        .collect();
     let mut loader = Loader {
+        roots,
         files: vec![(path.to_path_buf(), text.to_string())],
         collections: BTreeMap::new(),
         defaults: BTreeMap::new(),
@@ -111,8 +135,11 @@ pub fn parse(
 /// Reads the file's declarations and builds its tree; `file` indexes `files` (included files
 /// come after the main one).
 struct Loader {
+    /// The directories includes may be read from, canonical.
+    roots: Vec<PathBuf>,
     files: Vec<(PathBuf, String)>,
-    collections: BTreeMap<String, (usize, Element)>,
+    /// Shared, not copied, by every `<include collection>` of them.
+    collections: BTreeMap<String, (usize, Rc<Element>)>,
     defaults: BTreeMap<String, String>,
     variables: BTreeMap<String, String>,
     kept: Vec<Kept>,
@@ -120,9 +147,9 @@ struct Loader {
     expansion: Rc<Expansion>,
 }
 
-/// What `${NAME}` substitutions may still produce in one load ([`MAX_EXPANDED`] in all). Once
-/// it is spent, substitutions produce nothing more, so memory stays bounded, and the load fails
-/// at its next check.
+/// What one load may still expand to ([`MAX_EXPANDED`] in all). Once it is spent, substitutions
+/// produce nothing more and nothing more is kept, so memory stays bounded, and the load fails
+/// at the next element it would instantiate, or at its end.
 struct Expansion {
     left: Cell<usize>,
     spent: Cell<bool>,
@@ -159,35 +186,60 @@ impl Expansion {
             line: 0,
             column: 0,
             field: String::new(),
-            message: format!(
-                "`${{NAME}}` substitutions make more than {} MiB of text (a value that doubles \
-                 at each level?)",
-                MAX_EXPANDED >> 20
-            ),
+            message: Self::message(),
         })
+    }
+
+    fn message() -> String {
+        format!(
+            "expands to more than {} MiB of text (`${{NAME}}` substitutions, <for> repetitions \
+             and included collections, all told: a value that doubles at each level, or loops \
+             and includes that multiply?)",
+            MAX_EXPANDED >> 20
+        )
     }
 }
 
 /// The `${NAME}` values in force: defaults, then include params and loop variables on top.
-#[derive(Clone)]
 struct Scope {
-    values: BTreeMap<String, String>,
+    layer: Rc<Layer>,
     expansion: Rc<Expansion>,
+}
+
+/// One level of values over the levels that enclose it. A `<for>` row or an include adds a
+/// level of its own few values instead of copying every default: copying cost a whole map per
+/// row, which a long loop over a file of many defaults made quadratic.
+struct Layer {
+    values: BTreeMap<String, String>,
+    outer: Option<Rc<Layer>>,
+}
+
+impl Layer {
+    fn get(&self, name: &str) -> Option<&str> {
+        match self.values.get(name) {
+            Some(v) => Some(v),
+            None => self.outer.as_ref()?.get(name),
+        }
+    }
 }
 
 impl Scope {
     fn root(defaults: &BTreeMap<String, String>, expansion: &Rc<Expansion>) -> Scope {
         Scope {
-            values: defaults.clone(),
+            layer: Rc::new(Layer {
+                values: defaults.clone(),
+                outer: None,
+            }),
             expansion: Rc::clone(expansion),
         }
     }
 
     fn with(&self, more: impl IntoIterator<Item = (String, String)>) -> Scope {
-        let mut values = self.values.clone();
-        values.extend(more);
         Scope {
-            values,
+            layer: Rc::new(Layer {
+                values: more.into_iter().collect(),
+                outer: Some(Rc::clone(&self.layer)),
+            }),
             expansion: Rc::clone(&self.expansion),
         }
     }
@@ -195,19 +247,25 @@ impl Scope {
     /// Replaces every `${NAME}` that is defined; an undefined one stays as written (XenRT's
     /// own lookups, `%LIKE_THIS%`, are not ours to guess either).
     fn expand(&self, text: &str) -> String {
-        expand(text, &self.values, &self.expansion)
+        expand(text, |name| self.layer.get(name), &self.expansion)
     }
 }
 
-fn expand(text: &str, values: &BTreeMap<String, String>, expansion: &Expansion) -> String {
+fn expand<'v>(
+    text: &str,
+    lookup: impl Fn(&str) -> Option<&'v str>,
+    expansion: &Expansion,
+) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(i) = rest.find("${") {
         out.push_str(&rest[..i]);
         let after = &rest[i + 2..];
-        match after.find('}') {
-            Some(j) if values.contains_key(&after[..j]) => {
-                let value = &values[&after[..j]];
+        match after
+            .find('}')
+            .and_then(|j| Some((j, lookup(&after[..j])?)))
+        {
+            Some((j, value)) => {
                 if expansion.take(value.len()) {
                     out.push_str(value);
                 }
@@ -245,6 +303,10 @@ impl Loader {
     }
 
     fn keep(&mut self, file: usize, el: &Element, what: String, value: String) {
+        // Kept text is expanded text too: a kept element in a loop is kept once a row.
+        if !self.expansion.take(what.len() + value.len()) {
+            return;
+        }
         let (line, column) = self.located(file).position(el.span.start);
         self.kept.push(Kept {
             what,
@@ -295,7 +357,11 @@ impl Loader {
                     };
                     // The first definition wins: an including file's defaults beat an included one's.
                     if !self.defaults.contains_key(name) {
-                        let value = expand(value, &self.defaults, &self.expansion);
+                        let value = expand(
+                            value,
+                            |n| self.defaults.get(n).map(String::as_str),
+                            &self.expansion,
+                        );
                         self.defaults.insert(name.to_string(), value);
                     }
                 }
@@ -324,7 +390,7 @@ impl Loader {
                     };
                     self.collections
                         .entry(name.to_string())
-                        .or_insert_with(|| (file, el.clone()));
+                        .or_insert_with(|| (file, Rc::new(el.clone())));
                 }
                 "include" => self.include_file(file, el, params, depth)?,
                 "prepare" | "testsequence" | "serial" | "parallel" | "testcase" | "marvintests" => {
@@ -359,9 +425,35 @@ impl Loader {
             .parent()
             .unwrap_or(Path::new("."))
             .to_path_buf();
-        let path = base.join(expand(name, &self.defaults, &self.expansion));
+        let defaults = &self.defaults;
+        let named = base.join(expand(
+            name,
+            |n| defaults.get(n).map(String::as_str),
+            &self.expansion,
+        ));
+        let path = std::fs::canonicalize(&named).map_err(|e| {
+            self.error(
+                file,
+                el,
+                "filename",
+                format!("{}: cannot read: {e}", named.display()),
+            )
+        })?;
+        if !self.roots.iter().any(|root| path.starts_with(root)) {
+            return Err(self.error(
+                file,
+                el,
+                "filename",
+                format!(
+                    "{} is outside the sequences directory; `[input] include_roots` in \
+                     pushgate.toml (or `--include-root`) names other directories includes may \
+                     come from",
+                    named.display()
+                ),
+            ));
+        }
         let text = crate::file_error::read_text(&path)
-            .map_err(|e| self.error(file, el, "filename", format!("{}: {e}", path.display())))?;
+            .map_err(|e| self.error(file, el, "filename", format!("{}: {e}", named.display())))?;
         let root = Located::new(&path, &text).parse()?;
         self.files.push((path, text));
         let index = self.files.len() - 1;
@@ -540,6 +632,7 @@ impl Loader {
             ));
         }
         for child in &el.children {
+            self.charge(file, child)?;
             match child.name.as_str() {
                 "testcase" | "marvintests" => {
                     let test = self.testcase(file, child, scope, out.group.as_deref())?;
@@ -588,6 +681,19 @@ impl Loader {
             }
         }
         Ok(())
+    }
+
+    /// Takes what instantiating `el` once adds (its name, attributes and text, besides what it
+    /// is made of) from what the load may still expand to; an error at `el` once that is spent.
+    fn charge(&self, file: usize, el: &Element) -> Result<(), FileError> {
+        let attributes: usize = el.attributes.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if self
+            .expansion
+            .take(ELEMENT_COST + el.name.len() + el.text.len() + attributes)
+        {
+            return Ok(());
+        }
+        Err(self.error(file, el, &el.name, Expansion::message()))
     }
 
     fn block(
@@ -778,6 +884,11 @@ impl Loader {
             .skip(offset)
             .take(limit.unwrap_or(usize::MAX))
         {
+            // A row costs its values, even when its body makes nothing.
+            let bytes: usize = row.iter().map(String::len).sum();
+            if !self.expansion.take(ELEMENT_COST + bytes) {
+                return Err(self.error(file, el, "for", Expansion::message()));
+            }
             let inner = scope.with(names.iter().cloned().zip(row));
             self.nodes(file, el, &inner, out, depth + 1)?;
         }
@@ -865,7 +976,7 @@ mod tests {
     use super::*;
 
     fn p(text: &str) -> Result<Sequence, FileError> {
-        parse(Path::new("t.seq"), text, &BTreeMap::new())
+        parse(Path::new("t.seq"), text, &BTreeMap::new(), &[])
     }
 
     fn names(s: &Sequence) -> Vec<String> {
@@ -987,15 +1098,92 @@ mod tests {
     }
 
     #[test]
-    fn an_include_of_a_device_is_refused_before_a_byte_is_read() {
-        // /dev/zero never ends: reading it ran the process out of memory.
-        let e = p("<xenrt>\n<include filename=\"/dev/zero\"/>\n<testsequence><testcase id=\"a.T\"/></testsequence></xenrt>").unwrap_err();
-        assert_eq!((e.line, e.field.as_str()), (2, "filename"), "{e}");
+    fn includes_are_read_from_the_sequences_directory_and_allowed_roots_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let seqs = dir.path().join("seqs");
+        let shared = dir.path().join("shared");
+        std::fs::create_dir_all(&seqs).unwrap();
+        std::fs::create_dir_all(&shared).unwrap();
+        let lib = "<xenrt><collection name=\"c\"><testcase id=\"lib.T\"/></collection></xenrt>";
+        std::fs::write(seqs.join("local.seq"), lib).unwrap();
+        std::fs::write(shared.join("lib.seq"), lib).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", seqs.join("zero.seq")).unwrap();
+        std::os::unix::fs::symlink(shared.join("lib.seq"), seqs.join("link.seq")).unwrap();
+        crate::file_error::make_fifo(&seqs.join("fifo.seq"));
+        let load = |filename: &str, roots: &[PathBuf]| {
+            let text = format!(
+                "<xenrt>\n<include filename=\"{filename}\"/>\n<testsequence><include collection=\"c\"/></testsequence></xenrt>"
+            );
+            let main = seqs.join("main.seq");
+            std::fs::write(&main, text).unwrap();
+            load(&main, &BTreeMap::new(), roots)
+        };
+        // Beside the file: read.
+        assert_eq!(names(&load("local.seq", &[]).unwrap()), ["T"]);
+        // Outside it, by `..`, by an absolute path or through a link: refused, naming the way
+        // to allow it; /dev/zero (which never ends) is never opened.
+        let other = shared.join("lib.seq").display().to_string();
+        for outside in ["../shared/lib.seq", other.as_str(), "link.seq", "/dev/zero"] {
+            let e = load(outside, &[]).unwrap_err();
+            assert_eq!((e.line, e.field.as_str()), (2, "filename"), "{e}");
+            assert!(e.message.contains("outside the sequences directory"), "{e}");
+            assert!(e.message.contains("include_roots"), "{e}");
+        }
+        // An allowed root opens the same files.
+        for allowed in ["../shared/lib.seq", other.as_str(), "link.seq"] {
+            let s = load(allowed, std::slice::from_ref(&shared)).unwrap();
+            assert_eq!(names(&s), ["T"]);
+        }
+        // Inside, what is not a regular file is refused before a byte is read: a link to a
+        // device when /dev is a root, a FIFO (which would block the reader).
+        let e = load("zero.seq", &[PathBuf::from("/dev")]).unwrap_err();
         assert!(
             e.message
-                .contains("/dev/zero: cannot read: not a regular file"),
+                .contains("zero.seq: cannot read: not a regular file"),
             "{e}"
         );
+        let e = load("fifo.seq", &[]).unwrap_err();
+        assert!(
+            e.message
+                .contains("fifo.seq: cannot read: not a regular file"),
+            "{e}"
+        );
+        let e = load("missing.seq", &[]).unwrap_err();
+        assert!(e.message.contains("missing.seq: cannot read"), "{e}");
+    }
+
+    #[test]
+    fn loops_and_includes_that_multiply_are_refused_while_they_grow() {
+        // Three nested loops of 1,000 rows over an empty body: a billion rows, no testcase.
+        let rows: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
+        let rows = rows.join(",");
+        let text = format!(
+            "<xenrt><testsequence>\n<for iter=\"A\" values=\"{rows}\">\n<for iter=\"B\" values=\"{rows}\">\n<for iter=\"C\" values=\"{rows}\"><note/></for></for></for></testsequence></xenrt>"
+        );
+        let e = p(&text).unwrap_err();
+        assert!(e.message.contains("more than 16 MiB"), "{e}");
+        assert!(e.line >= 2, "located at the loop that grew: {e}");
+        // Collections that include the next one twice, 40 deep: 2^40 visits of nothing.
+        let mut text = String::from("<xenrt>\n");
+        for i in 0..40 {
+            text.push_str(&format!(
+                "<collection name=\"c{i}\"><include collection=\"c{n}\"/><include collection=\"c{n}\"/></collection>\n",
+                n = i + 1
+            ));
+        }
+        text.push_str("<collection name=\"c40\"><unknown/></collection>\n");
+        text.push_str("<testsequence><include collection=\"c0\"/></testsequence></xenrt>");
+        let e = p(&text).unwrap_err();
+        assert!(e.message.contains("more than 16 MiB"), "{e}");
+        // Kept elements count too: each row keeps its copy of the element.
+        let big = "z".repeat(10_000);
+        let rows: Vec<String> = (0..5000).map(|i| i.to_string()).collect();
+        let text = format!(
+            "<xenrt><testsequence><for iter=\"A\" values=\"{}\"><unknown x=\"{big}\"/></for></testsequence></xenrt>",
+            rows.join(",")
+        );
+        let e = p(&text).unwrap_err();
+        assert!(e.message.contains("more than 16 MiB"), "{e}");
     }
 
     #[test]
@@ -1045,6 +1233,7 @@ mod tests {
             Path::new("t.seq"),
             "<xenrt><default name=\"N\" value=\"1\"/><testsequence><testcase id=\"t\" name=\"t${N}\"/></testsequence></xenrt>",
             &params,
+            &[],
         )
         .unwrap();
         assert_eq!(names(&s), ["t2"]);

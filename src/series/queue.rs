@@ -207,7 +207,7 @@ mod tests {
     #[test]
     fn only_a_passed_unqueued_series_of_a_known_policy_is_queued() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let sequences = crate::sequence::load_dir(&root.join("sequences")).unwrap();
+        let sequences = crate::sequence::load_dir(&root.join("sequences"), &[]).unwrap();
         let policies = vec![Policy::parse(
             std::path::Path::new("/etc/pushgate/policies/xen.toml"),
             "repository = \"/r\"\nsequences = [\"smoke\"]\n",
