@@ -7,4 +7,4 @@ mod service;
 
 pub use github::{GitHubAuth, GitHubSettings};
 pub use policy::Policy;
-pub use service::{Config, MailTransport};
+pub use service::{Config, HttpLimits, MailTransport};

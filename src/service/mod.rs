@@ -414,7 +414,9 @@ impl Service {
             .map(|a| a.to_string())
             .unwrap_or_default();
         tracing::info!(%address, "serving");
-        let served = axum::serve(listener, web::router(state))
+        let listener = web::connection::Listener::new(listener, self.config.http);
+        let app = web::router(state).into_make_service_with_connect_info::<web::connection::Peer>();
+        let served = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await;
         // Dropping a run mid-step is like a crash: the next start aborts it and runs it again.

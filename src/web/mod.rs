@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod client;
+pub mod connection;
 mod github;
 mod hooks;
 pub mod jobs;
@@ -120,6 +121,7 @@ pub fn router(state: AppState) -> Router {
             "/hooks/github",
             post(github::webhook).layer(axum::extract::DefaultBodyLimit::max(github::MAX_BODY)),
         )
+        .layer(axum::middleware::from_fn(connection::track))
         .with_state(state)
 }
 
