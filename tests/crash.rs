@@ -134,3 +134,117 @@ async fn a_kill_mid_bisection_then_a_restart_finishes_with_one_push_and_one_of_e
     assert_eq!(store.pushes(branch.id).await.unwrap().len(), 1);
     assert_eq!(sandbox.outbox().len(), 2);
 }
+
+/// Runs `gate --once` on `config` to its end; its standard error when it fails.
+fn gate_once_to_the_end(config: &std::path::Path) -> Result<(), String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_pushgate"))
+        .args(["gate", "--once", "--config"])
+        .arg(config)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// Every `*.lock` file under `dir`.
+fn lock_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else if p.extension().is_some_and(|x| x == "lock") {
+                found.push(p);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn kills_at_every_2ms_of_a_fresh_start_leave_nothing_the_next_start_trips_on() {
+    let root = tempfile::tempdir().unwrap();
+    let up = Upstream::new(root.path(), &[("README", "hello\n")]);
+    let base = up.head("master");
+    let shas = up.commits(2, None);
+    up.push_staging();
+    let sandbox = Sandbox::new();
+    sandbox.standard_policy(up.bare.to_str().unwrap());
+    let mut failures = Vec::new();
+    // The first tenth of a second: the config, the new database and its schema, the mirror.
+    for k in 0..=50u64 {
+        let state = format!("state-{k}");
+        let config = sandbox.path().join(format!("pushgate-{k}.toml"));
+        std::fs::write(&config, format!("state_dir = \"{state}\"\n")).unwrap();
+        let mut killed = Command::new(env!("CARGO_BIN_EXE_pushgate"))
+            .args(["gate", "--once", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(2 * k));
+        let _ = killed.kill();
+        let _ = killed.wait();
+        // A normal start decides and pushes (or finds the push a killed one made done).
+        if let Err(e) = gate_once_to_the_end(&config) {
+            failures.push(format!("killed at {} ms: {e}", 2 * k));
+        } else if up.head("master") != shas[1] {
+            failures.push(format!("killed at {} ms: master not pushed", 2 * k));
+        }
+        let locks = lock_files(&up.bare);
+        assert!(locks.is_empty(), "killed at {} ms: {locks:?}", 2 * k);
+        git(&up.bare, &["update-ref", "refs/heads/master", &base]);
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn a_kill_during_a_push_to_a_local_repository_leaves_it_unlocked_and_pushed_once() {
+    let root = tempfile::tempdir().unwrap();
+    let up = Upstream::new(root.path(), &[("README", "hello\n")]);
+    let base = up.head("master");
+    let shas = up.commits(3, None);
+    up.push_staging();
+    // The upstream holds master's lock for two seconds while it updates it.
+    let mark = root.path().join("pushing");
+    let hook = up.bare.join("hooks/reference-transaction");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = prepared ] && grep -q refs/heads/master; then touch '{}'; sleep 2; fi\nexit 0\n",
+            mark.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let sandbox = Sandbox::new();
+    sandbox.standard_policy(up.bare.to_str().unwrap());
+    sandbox.config("");
+    let config = sandbox.path().join("pushgate.toml");
+
+    let mut first = gate_once(&config);
+    eventually(60, "the push to lock master", || {
+        mark.exists().then_some(())
+    });
+    assert!(up.bare.join("refs/heads/master.lock").exists());
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // The push goes on without pushgate, and lets go of the lock.
+    eventually(30, "the push to finish", || {
+        (!up.bare.join("refs/heads/master.lock").exists()).then_some(())
+    });
+    assert_eq!(up.head("master"), shas[2]);
+    std::fs::remove_file(&hook).unwrap();
+    // The next start sees the push done: not pushed again.
+    gate_once_to_the_end(&config).unwrap_or_else(|e| panic!("{e}\n{}", log_of(&config)));
+    assert_eq!(up.history("master"), vec![base, shas[2].clone()]);
+    assert!(lock_files(&up.bare).is_empty());
+}

@@ -74,23 +74,51 @@ pub struct Mirror {
 }
 
 impl Mirror {
-    /// Opens the mirror named `name` under `dir`, creating it on first use.
+    /// Opens the mirror named `name` under `dir`, creating it on first use. It is made under a
+    /// temporary name and renamed into place, so a kill while it is made leaves no half-made
+    /// repository where the mirror belongs; one an older pushgate left (no `HEAD`) is made
+    /// anew.
     pub fn open(dir: &Path, name: &str, url: &str) -> Result<Mirror, RepoError> {
         let mirror = Mirror {
             path: dir.join(format!("{name}.git")),
             url: url.to_string(),
             credentials: Credentials::Anonymous,
         };
+        let io = |what: &str, path: &Path| {
+            let context = format!("{what} {}", path.display());
+            move |e: std::io::Error| RepoError::Git {
+                context,
+                message: e.to_string(),
+            }
+        };
+        std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
         // Under the mirror's lock: the gate and a job opening it at once must not see a
         // directory the other has made but not yet filled.
-        let writing = mirror.writing();
+        let writing = mirror.writing()?;
+        let unfinished = mirror.path.exists() && !mirror.path.join("HEAD").exists();
+        if unfinished {
+            tracing::warn!(mirror = %mirror.path.display(), "making anew a mirror a killed pushgate left unfinished");
+            std::fs::remove_dir_all(&mirror.path).map_err(io("removing", &mirror.path))?;
+        }
+        // What a killed maker left beside it: nobody else makes one while we hold the lock.
+        let partial_prefix = format!("{name}.git.partial-");
+        for entry in std::fs::read_dir(dir)
+            .map_err(io("reading", dir))?
+            .flatten()
+        {
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(&partial_prefix)
+            {
+                std::fs::remove_dir_all(entry.path()).map_err(io("removing", &entry.path()))?;
+            }
+        }
         if !mirror.path.exists() {
-            std::fs::create_dir_all(dir).map_err(|e| RepoError::Git {
-                context: format!("creating {}", dir.display()),
-                message: e.to_string(),
-            })?;
-            Repository::init_bare(&mirror.path)
-                .map_err(git(format!("creating {}", mirror.path.display())))?;
+            let partial = dir.join(format!("{partial_prefix}{}", std::process::id()));
+            Repository::init_bare(&partial)
+                .map_err(git(format!("creating {}", partial.display())))?;
+            std::fs::rename(&partial, &mirror.path).map_err(io("creating", &mirror.path))?;
         }
         drop(writing);
         Ok(mirror)
@@ -147,9 +175,13 @@ impl Mirror {
         opts
     }
 
-    /// Serializes what writes to this mirror (fetches, pushes) within the process: the gate and
-    /// a job fetching into one mirror at once would trip over each other's ref locks.
-    fn writing(&self) -> std::sync::MutexGuard<'static, ()> {
+    /// Serializes what writes to this mirror (fetches, pushes): within the process, as the
+    /// gate and a job fetching into one mirror at once would trip over each other's ref locks,
+    /// and across processes (the service, `pushgate jobs`, a restart beside a dying one), with
+    /// an `flock` on a file beside the mirror, which the kernel releases when its holder dies.
+    /// Under both, a git lock file among the refs only writers touch was left by a writer that
+    /// was killed, and is removed: otherwise every later fetch failed on it.
+    fn writing(&self) -> Result<Writing, RepoError> {
         type Locks = Mutex<HashMap<PathBuf, &'static Mutex<()>>>;
         static LOCKS: OnceLock<Locks> = OnceLock::new();
         let lock: &'static Mutex<()> = {
@@ -161,7 +193,32 @@ impl Mirror {
                 .entry(self.path.clone())
                 .or_insert_with(|| Box::leak(Box::new(Mutex::new(()))))
         };
-        lock.lock().unwrap_or_else(|p| p.into_inner())
+        let thread = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let lock_path = self.path.with_extension("git.writer");
+        let fail = |e: std::io::Error| RepoError::Git {
+            context: format!("locking {}", lock_path.display()),
+            message: e.to_string(),
+        };
+        let process = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(fail)?;
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: flock on a descriptor owned here; no memory is shared.
+            if unsafe { libc::flock(process.as_raw_fd(), libc::LOCK_EX) } != 0 {
+                return Err(fail(std::io::Error::last_os_error()));
+            }
+        }
+        for namespace in ["refs/remotes", "refs/pushgate"] {
+            remove_lock_files(&self.path.join(namespace));
+        }
+        Ok(Writing {
+            _process: process,
+            _thread: thread,
+        })
     }
 
     fn repo(&self) -> Result<Repository, RepoError> {
@@ -176,7 +233,7 @@ impl Mirror {
     /// Fetches `branches` and returns the upstream head of each, exactly as the remote
     /// advertises them now (a branch deleted upstream is an error, not a stale head).
     pub fn fetch(&self, branches: &[&str]) -> Result<BTreeMap<String, Oid>, RepoError> {
-        let _writing = self.writing();
+        let _writing = self.writing()?;
         let repo = self.repo()?;
         let (_, heads) = self.download(&repo, |advertised| {
             let mut heads = BTreeMap::new();
@@ -211,7 +268,7 @@ impl Mirror {
     /// Fetches what `rev` names upstream (a branch, a tag, a full ref, or a commit id on one
     /// of the branches) and returns its commit.
     pub fn fetch_rev(&self, rev: &str) -> Result<Oid, RepoError> {
-        let _writing = self.writing();
+        let _writing = self.writing()?;
         let repo = self.repo()?;
         let unknown = || RepoError::UnknownRev {
             url: self.url.clone(),
@@ -318,7 +375,7 @@ impl Mirror {
         target: Oid,
         label: &str,
     ) -> Result<Result<Oid, Vec<String>>, RepoError> {
-        let _writing = self.writing();
+        let _writing = self.writing()?;
         let repo = self.repo()?;
         let (ours, theirs) = (
             repo.find_commit(target)
@@ -390,8 +447,14 @@ impl Mirror {
     /// Pushes `sha` to `branch` upstream without force, and only while the branch is still at
     /// `expected` (the value the decision was made against): a branch that moved is refused
     /// here, and a push that is not a fast-forward is refused by the remote.
+    ///
+    /// To a repository on a local path, git's own `push` does it in a process of its own:
+    /// libgit2 would write the upstream's refs from inside this process, so a kill mid-push
+    /// left the upstream's `master.lock` behind and every later push to it refused. git's
+    /// receive-pack finishes (or abandons cleanly) a push whatever happens to pushgate, and
+    /// runs the upstream's hooks as any other push would.
     pub fn push(&self, sha: Oid, branch: &str, expected: Oid) -> Result<(), RepoError> {
-        let _writing = self.writing();
+        let _writing = self.writing()?;
         let repo = self.repo()?;
         let staging_ref = "refs/pushgate/push";
         repo.reference(staging_ref, sha, true, "pushgate: push")
@@ -424,6 +487,12 @@ impl Mirror {
                 short(&expected.to_string())
             )));
         }
+        if is_local_path(&self.url) {
+            drop(connection);
+            self.push_with_git(&repo, sha, branch, expected)
+                .map_err(&rejected)?;
+            return self.pushed(&repo, sha, branch);
+        }
         let mut refused: Option<String> = None;
         let result = {
             let mut callbacks = self.credentials.callbacks(&self.url);
@@ -450,6 +519,11 @@ impl Mirror {
         if let Some(message) = refused {
             return Err(rejected(message));
         }
+        self.pushed(&repo, sha, branch)
+    }
+
+    /// The mirror's copy of `branch` follows a push of `sha` to it.
+    fn pushed(&self, repo: &Repository, sha: Oid, branch: &str) -> Result<(), RepoError> {
         repo.reference(
             &format!("refs/remotes/origin/{branch}"),
             sha,
@@ -458,6 +532,106 @@ impl Mirror {
         )
         .map_err(git("updating the mirror after the push"))?;
         Ok(())
+    }
+
+    /// `git push` of `sha` to `branch` of a repository on a local path, as a compare-and-swap
+    /// against `expected` (a lease) of a fast-forward (checked here first, since a lease
+    /// forces). In a process group of its own, so that a Ctrl-C or a service manager's signal
+    /// to pushgate's group does not stop it halfway; it outlives a killed pushgate. The error
+    /// is git's own words.
+    fn push_with_git(
+        &self,
+        repo: &Repository,
+        sha: Oid,
+        branch: &str,
+        expected: Oid,
+    ) -> Result<(), String> {
+        let forward = repo.graph_descendant_of(sha, expected).unwrap_or(false);
+        if sha != expected && !forward {
+            return Err(format!(
+                "{} is not a fast-forward of {}",
+                short(&sha.to_string()),
+                short(&expected.to_string())
+            ));
+        }
+        let mut command = std::process::Command::new("git");
+        command
+            .arg("--git-dir")
+            .arg(&self.path)
+            .args(["push", "--porcelain"])
+            .arg(format!("--force-with-lease=refs/heads/{branch}:{expected}"))
+            .arg(&self.url)
+            .arg(format!("{sha}:refs/heads/{branch}"))
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .stdin(std::process::Stdio::null());
+        {
+            use std::os::unix::process::CommandExt;
+            command.process_group(0);
+        }
+        let out = command
+            .output()
+            .map_err(|e| format!("cannot run git push (is git installed?): {e}"))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        // --porcelain puts each ref's fate on standard output (`!\t<from>:<to>\t[rejected]
+        // (stale info)`); anything else (no such repository) is on standard error.
+        let said = String::from_utf8_lossy(&out.stdout);
+        let refused = said.lines().find(|l| l.starts_with('!'));
+        let message = match refused {
+            Some(line) => line.split('\t').skip(2).collect::<Vec<_>>().join(" "),
+            None => String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .collect::<Vec<_>>()
+                .join("; "),
+        };
+        Err(format!("git push: {message}"))
+    }
+}
+
+/// Whether `url` names a repository on this machine: a path or a `file://` URL, not a URL of
+/// another scheme nor scp's `host:path`.
+fn is_local_path(url: &str) -> bool {
+    if url.starts_with("file://") {
+        return true;
+    }
+    if url.contains("://") {
+        return false;
+    }
+    // `host:path` has its colon before any slash; a path may hold a colon after one.
+    match (url.find(':'), url.find('/')) {
+        (Some(colon), Some(slash)) => slash < colon,
+        (Some(_), None) => false,
+        (None, _) => true,
+    }
+}
+
+/// A mirror's writer lock ([`Mirror::writing`]); released when dropped.
+struct Writing {
+    _process: std::fs::File,
+    _thread: std::sync::MutexGuard<'static, ()>,
+}
+
+/// Removes every `*.lock` under `dir` (a killed writer's), saying so.
+fn remove_lock_files(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_lock_files(&path);
+        } else if path.extension().is_some_and(|e| e == "lock") {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {
+                    tracing::warn!(lock = %path.display(), "removed a lock a killed pushgate left")
+                }
+                Err(e) => {
+                    tracing::warn!(lock = %path.display(), error = %e, "cannot remove a stale lock")
+                }
+            }
+        }
     }
 }
 
@@ -562,6 +736,59 @@ mod tests {
                 Ahead::Commits(c) => Ok(c.into_iter().map(|c| c.title).collect()),
                 other => Err(other),
             }
+        }
+    }
+
+    #[test]
+    fn a_half_made_mirror_and_a_killed_writers_locks_are_cleared_under_the_writer_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        // What a kill while making the mirror left, before mirrors were made aside: no HEAD.
+        std::fs::create_dir_all(dir.path().join("m.git/refs")).unwrap();
+        std::fs::create_dir_all(dir.path().join("m.git.partial-1")).unwrap();
+        let mirror = Mirror::open(dir.path(), "m", "unused").unwrap();
+        assert!(mirror.repo().is_ok());
+        assert!(!dir.path().join("m.git.partial-1").exists());
+        // Lock files of refs only writers touch go; a worktree's branch lock is not ours.
+        let path = &mirror.path;
+        for d in [
+            "refs/remotes/origin",
+            "refs/pushgate/jobs/heads",
+            "refs/heads",
+        ] {
+            std::fs::create_dir_all(path.join(d)).unwrap();
+        }
+        for f in [
+            "refs/remotes/origin/master.lock",
+            "refs/pushgate/jobs/heads/x.lock",
+            "refs/heads/run-1.lock",
+        ] {
+            std::fs::write(path.join(f), "").unwrap();
+        }
+        drop(mirror.writing().unwrap());
+        assert!(!path.join("refs/remotes/origin/master.lock").exists());
+        assert!(!path.join("refs/pushgate/jobs/heads/x.lock").exists());
+        assert!(path.join("refs/heads/run-1.lock").exists());
+    }
+
+    #[test]
+    fn local_paths_are_told_from_remote_urls() {
+        for local in [
+            "/srv/git/xen.git",
+            "../upstream.git",
+            "file:///srv/x.git",
+            "x.git",
+            "./a:b",
+        ] {
+            assert!(is_local_path(local), "{local}");
+        }
+        for remote in [
+            "https://github.com/xen/xen.git",
+            "ssh://git@host/x.git",
+            "git@github.com:xen/xen.git",
+            "host:x.git",
+            "git://host/x",
+        ] {
+            assert!(!is_local_path(remote), "{remote}");
         }
     }
 
