@@ -43,7 +43,7 @@ async fn main() -> Result<()> {
         }
         Command::Gate(args) => {
             cli::init_logs("info");
-            cli::gate::run(args).await
+            std::process::exit(cli::gate::run(args).await?);
         }
         Command::Demo(args) => {
             cli::init_logs("warn");

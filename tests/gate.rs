@@ -377,7 +377,11 @@ async fn a_missing_repository_or_branch_is_a_clear_error_and_nothing_moves() {
     let service = open_service(sandbox.config("")).await;
     match &service.gate_once().await.unwrap()[0].1 {
         BranchOutcome::Error { message } => {
-            assert!(message.contains("no-such.git"), "{message}")
+            assert!(message.contains("no-such.git"), "{message}");
+            assert!(
+                message.contains("no repository at this path: No such file or directory"),
+                "{message}"
+            );
         }
         other => panic!("{other:?}"),
     }

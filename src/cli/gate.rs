@@ -1,5 +1,11 @@
 //! `pushgate gate`: the gate without the web server; `--once` makes one pass over every
-//! policy and its list, delivers the mail and exits (for cron).
+//! policy and its list, delivers the mail and reports and exits (for cron), with a code that
+//! says what a cron job must notice:
+//!
+//! - 0: every policy gated, every mail and report due delivered;
+//! - 1: pushgate could not start, or a policy could not be gated (said on standard error);
+//! - 75 ([`UNDELIVERED`]): every decision made, but mail or reports could not be delivered
+//!   now; they stay queued and the next run tries them again.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,16 +15,22 @@ use anyhow::{bail, Result};
 use pushgate::gate::{BranchOutcome, LogProgress};
 use pushgate::service::Service;
 
+/// `gate --once` made its decisions but could not deliver all its mail or reports: sysexits'
+/// EX_TEMPFAIL, "try again later", which is what the next run does.
+pub const UNDELIVERED: i32 = 75;
+
 #[derive(clap::Args)]
 pub struct Args {
-    /// One pass over every policy, deliver the mail, then exit (for cron).
+    /// One pass over every policy, deliver the mail and reports, then exit (for cron): 0 when
+    /// all is done, 1 on an error, 75 when mail or reports wait for the next run.
     #[arg(long)]
     once: bool,
     #[arg(long)]
     config: Option<PathBuf>,
 }
 
-pub async fn run(args: Args) -> Result<()> {
+/// Runs the gate; with `--once`, returns the exit code.
+pub async fn run(args: Args) -> Result<i32> {
     let config = super::load_config(args.config.as_deref())?;
     let service = Service::open(config, Arc::new(LogProgress)).await?;
     loop {
@@ -46,18 +58,35 @@ pub async fn run(args: Args) -> Result<()> {
                 println!("error: {e}");
             }
         }
-        let mail = service.deliver_mail().await?;
-        if mail.failed > 0 {
+        service.deliver_mail().await?;
+        let reports = service.deliver_reports().await?;
+        // What failed now or in an earlier run and waits for its next attempt.
+        let mail_waiting = service.store().failed_mail_count().await?;
+        let reports_waiting = service.store().failed_report_count().await?;
+        if mail_waiting > 0 {
             eprintln!(
-                "{} mail could not be sent yet; it stays in the outbox",
-                mail.failed
+                "{mail_waiting} mail could not be sent; it stays in the outbox and is tried again \
+                 later (see the log for why)"
+            );
+        }
+        if reports_waiting > 0 {
+            eprintln!(
+                "{reports_waiting} report(s) could not be posted to GitHub; they are tried again \
+                 later (see the log for why)"
+            );
+        }
+        if reports.refused > 0 {
+            eprintln!(
+                "GitHub refused {} report(s) (see the log); they are not tried again",
+                reports.refused
             );
         }
         if args.once {
             if failed {
                 bail!("some policies could not be gated (see above)");
             }
-            return Ok(());
+            let undelivered = mail_waiting + reports_waiting + reports.refused as i64;
+            return Ok(if undelivered > 0 { UNDELIVERED } else { 0 });
         }
         tokio::time::sleep(service.config.poll_interval).await;
     }

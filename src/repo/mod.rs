@@ -133,7 +133,25 @@ impl Mirror {
     fn unreachable(&self) -> impl Fn(git2::Error) -> RepoError + '_ {
         |e| RepoError::Unreachable {
             url: self.url.clone(),
-            message: e.message().to_string(),
+            message: self
+                .local_problem()
+                .unwrap_or_else(|| e.message().to_string()),
+        }
+    }
+
+    /// What is wrong with a repository on a local path, in words: libgit2 calls a path where
+    /// nothing is "an unsupported URL protocol".
+    fn local_problem(&self) -> Option<String> {
+        if !is_local_path(&self.url) {
+            return None;
+        }
+        let path = Path::new(self.url.strip_prefix("file://").unwrap_or(&self.url));
+        match std::fs::metadata(path) {
+            Err(e) => Some(format!("no repository at this path: {e}")),
+            Ok(_) if Repository::open(path).is_err() => {
+                Some("this path is not a git repository".to_string())
+            }
+            Ok(_) => None,
         }
     }
 

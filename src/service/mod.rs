@@ -52,6 +52,8 @@ pub enum ServiceError {
     List { list: String, message: String },
     #[error("cannot listen on {address}: {message}")]
     Listen { address: String, message: String },
+    #[error("the state directory: {0}")]
+    StateDir(#[from] crate::store::disk::NotWritable),
 }
 
 pub struct Service {
@@ -78,6 +80,7 @@ impl Service {
         let (policies, sequences) = config.load_policies()?;
         let inventory = Inventory::load(&config.hosts_file)?;
         check_lab(&inventory, &policies, &sequences)?;
+        crate::store::disk::check_writable(&config.state_dir)?;
         let store = Store::open(&config.database_url).await?;
         // Every policy has its branch row before the first delivery asks for it.
         for policy in &policies {

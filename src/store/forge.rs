@@ -365,6 +365,16 @@ impl Store {
         Ok(())
     }
 
+    /// How many reports still wait after at least one failed attempt.
+    pub async fn failed_report_count(&self) -> Result<i64> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM forge_reports WHERE sent_at IS NULL AND attempts > 0",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        get(&row, "n")
+    }
+
     /// Records a failed attempt; the next one is `delay_ms` from now.
     pub async fn mark_report_failed(&self, id: i64, error: &str, delay_ms: i64) -> Result<()> {
         sqlx::query(

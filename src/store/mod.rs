@@ -6,6 +6,7 @@
 //! only in key types. Times are milliseconds since the Unix epoch.
 
 mod branches;
+pub mod disk;
 mod flights;
 mod forge;
 mod jobs;
@@ -38,6 +39,10 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
+    #[error("cannot reach the database {url}: {message}")]
+    Unreachable { url: String, message: String },
+    #[error("the database's directory: {0}")]
+    Directory(#[from] disk::NotWritable),
     #[error("cannot migrate the database: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
@@ -67,9 +72,11 @@ impl Store {
         sqlx::any::install_default_drivers();
         let sqlite = url.starts_with("sqlite:");
         if sqlite {
-            if let Some(dir) = sqlite_dir(url) {
-                let _ = std::fs::create_dir_all(dir);
+            if let Some(dir) = sqlite_dir(url).filter(|d| !d.as_os_str().is_empty()) {
+                disk::check_writable(dir)?;
             }
+        } else {
+            reachable(url).await?;
         }
         let pool = AnyPoolOptions::new()
             .max_connections(if sqlite { 4 } else { 8 })
@@ -186,6 +193,31 @@ async fn relax_run_flight(pool: &AnyPool) -> Result<()> {
     conn.execute("PRAGMA foreign_keys = ON").await?;
     rebuilt?;
     Ok(())
+}
+
+/// How long the first connection to a database server may take before it is said to be
+/// unreachable (a host that drops packets would hold TCP's own two minutes).
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// One connection, made and closed, to say at once why a server cannot be reached: the pool
+/// retries a refused connection until its timeout and then says only "pool timed out".
+async fn reachable(url: &str) -> Result<()> {
+    use sqlx::Connection;
+    let unreachable = |message: String| StoreError::Unreachable {
+        url: redact(url),
+        message,
+    };
+    match tokio::time::timeout(CONNECT_TIMEOUT, sqlx::AnyConnection::connect(url)).await {
+        Err(_) => Err(unreachable(format!(
+            "no answer within {} s",
+            CONNECT_TIMEOUT.as_secs()
+        ))),
+        Ok(Err(e)) => Err(unreachable(e.to_string())),
+        Ok(Ok(connection)) => {
+            let _ = connection.close().await;
+            Ok(())
+        }
+    }
 }
 
 /// The file of an SQLite URL.

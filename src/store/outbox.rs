@@ -96,6 +96,16 @@ impl Store {
         get(&row, "n")
     }
 
+    /// How much mail still waits after at least one failed attempt: what `gate --once`'s
+    /// exit code reports.
+    pub async fn failed_mail_count(&self) -> Result<i64> {
+        let row =
+            sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE sent_at IS NULL AND attempts > 0")
+                .fetch_one(&self.pool)
+                .await?;
+        get(&row, "n")
+    }
+
     pub async fn mark_mail_sent(&self, id: i64, delivered_to: &str) -> Result<()> {
         sqlx::query(
             "UPDATE outbox SET sent_at = $1, delivered_to = $2, attempts = attempts + 1,

@@ -187,7 +187,9 @@ struct PingJson {
 struct PushJson {
     #[serde(rename = "ref")]
     git_ref: String,
+    #[serde(deserialize_with = "object_id")]
     before: String,
+    #[serde(deserialize_with = "object_id")]
     after: String,
     #[serde(default)]
     created: bool,
@@ -214,9 +216,27 @@ struct PullRequestBody {
 
 #[derive(Deserialize)]
 struct GitPoint {
+    #[serde(deserialize_with = "object_id")]
     sha: String,
     #[serde(rename = "ref")]
     git_ref: String,
+}
+
+/// A field that names a commit: 40 hex digits (64 in a SHA-256 repository), all zeros for
+/// none. Anything else is refused with the delivery, never queued to fail later.
+fn object_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let text = String::deserialize(d)?;
+    if is_object_id(&text) {
+        return Ok(text);
+    }
+    let shown: String = text.chars().take(50).collect();
+    Err(serde::de::Error::custom(format!(
+        "`{shown}` is not a commit id (40 or 64 hex digits)"
+    )))
+}
+
+fn is_object_id(text: &str) -> bool {
+    matches!(text.len(), 40 | 64) && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 fn is_zero(sha: &str) -> bool {
@@ -280,6 +300,13 @@ pub fn parse_event(event: &str, body: &[u8]) -> Result<Event, String> {
                 .comment
                 .commit_id
                 .ok_or_else(|| "commit_comment payload: no comment.commit_id".to_string())?;
+            if !is_object_id(&sha) {
+                let shown: String = sha.chars().take(50).collect();
+                return Err(format!(
+                    "commit_comment payload: comment.commit_id `{shown}` is not a commit id \
+                     (40 or 64 hex digits)"
+                ));
+            }
             Event::Comment(Comment {
                 repository: c.repository.full_name,
                 action: c.action,
@@ -301,6 +328,36 @@ pub fn parse_event(event: &str, body: &[u8]) -> Result<Event, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fields_that_name_commits_must_be_commit_ids() {
+        let sha = "a".repeat(40);
+        let push = |before: &str, after: &str| {
+            format!(
+                r#"{{"ref":"refs/heads/staging","before":"{before}","after":"{after}","repository":{{"full_name":"o/r"}}}}"#
+            )
+        };
+        assert!(parse_event("push", push(&sha, &"b".repeat(64)).as_bytes()).is_ok());
+        assert!(parse_event("push", push(&"0".repeat(40), &sha).as_bytes()).is_ok());
+        for (before, after, field) in [
+            (sha.as_str(), "HEAD~1; rm -rf /", "after"),
+            ("", sha.as_str(), "before"),
+            (sha.as_str(), &"a".repeat(39), "after"),
+            (sha.as_str(), &"g".repeat(40), "after"),
+        ] {
+            let e = parse_event("push", push(before, after).as_bytes()).unwrap_err();
+            assert!(e.contains("is not a commit id"), "{field}: {e}");
+            assert!(e.starts_with("push payload: "), "{e}");
+        }
+        let pr = format!(
+            r#"{{"action":"opened","number":1,"pull_request":{{"head":{{"sha":"main","ref":"x"}},"base":{{"sha":"{sha}","ref":"master"}}}},"repository":{{"full_name":"o/r"}}}}"#
+        );
+        let e = parse_event("pull_request", pr.as_bytes()).unwrap_err();
+        assert!(e.contains("`main` is not a commit id"), "{e}");
+        let comment = r#"{"comment":{"body":"@pushgate retry","user":{"login":"u"},"commit_id":"xyz"},"repository":{"full_name":"o/r"}}"#;
+        let e = parse_event("commit_comment", comment.as_bytes()).unwrap_err();
+        assert!(e.contains("`xyz` is not a commit id"), "{e}");
+    }
 
     const SECRET: &[u8] = b"It's a Secret to Everybody";
     const VECTOR: &str = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
