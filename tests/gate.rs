@@ -49,6 +49,19 @@ async fn assert_master_only_moved_to_tested_commits(up: &Upstream, store: &Store
     }
 }
 
+/// Fails when a process whose command line matches `pattern` runs.
+fn assert_none_running(pattern: &str) {
+    let left = std::process::Command::new("pgrep")
+        .args(["-f", pattern])
+        .output()
+        .unwrap();
+    assert!(
+        left.stdout.is_empty(),
+        "left behind: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
+}
+
 #[tokio::test]
 async fn a_passing_staging_is_pushed_exactly_once() {
     let root = tempfile::tempdir().unwrap();
@@ -345,15 +358,7 @@ async fn a_hanging_step_is_killed_with_its_process_group_and_never_pushed() {
     assert_eq!(verdict, Verdict::Regression);
     assert_eq!(culprit.as_deref(), Some(shas[1].as_str()));
     assert_eq!(pushed.as_deref(), Some(shas[0].as_str()));
-    let left = std::process::Command::new("pgrep")
-        .args(["-f", "sleep 300[78]"])
-        .output()
-        .unwrap();
-    assert!(
-        left.stdout.is_empty(),
-        "left behind: {}",
-        String::from_utf8_lossy(&left.stdout)
-    );
+    assert_none_running("sleep 300[78]");
     service.deliver_mail().await.unwrap();
     let culprit_mail = sandbox
         .outbox()
@@ -366,6 +371,45 @@ async fn a_hanging_step_is_killed_with_its_process_group_and_never_pushed() {
         "{}",
         culprit_mail.text
     );
+}
+
+#[tokio::test]
+async fn what_steps_leave_in_the_background_ends_with_the_step_or_with_the_run() {
+    let root = tempfile::tempdir().unwrap();
+    let up = Upstream::new(root.path(), &[("README", "hello\n")]);
+    let shas = up.commits(2, None);
+    up.push_staging();
+    let sandbox = Sandbox::new();
+    // The first step double-forks out of its group and session; the second starts a service
+    // the third uses.
+    sandbox.gate_with(
+        &up,
+        "forks",
+        r#"
+[[step]]
+name = "forks"
+command = "setsid sleep 3071 >/dev/null 2>&1 & sleep 3072 >/dev/null 2>&1 & true"
+
+[[step]]
+name = "service"
+command = "setsid sleep 3073 >/dev/null 2>&1 &"
+background = "run"
+
+[[step]]
+name = "uses"
+command = "! pgrep -f 'sleep 307[12]' && pgrep -f 'sleep 307[3]'"
+"#,
+        0,
+    );
+    let service = open_service(sandbox.config("")).await;
+    let (verdict, pushed, _) = decided(&service.gate_once().await.unwrap()[0].1);
+    assert_eq!(
+        verdict,
+        Verdict::Pass,
+        "the service ran for the third step, the rest had ended"
+    );
+    assert_eq!(pushed.as_deref(), Some(shas[1].as_str()));
+    assert_none_running("sleep 307[123]");
 }
 
 #[tokio::test]

@@ -1,33 +1,48 @@
 //! The local provisioner: each run gets a fresh git worktree of its commit in a work directory
-//! on this machine, and each step runs there in a process group of its own, so that a timeout
-//! kills everything the step started.
+//! on this machine. A run owns every process it starts: each step runs in a cgroup of its own
+//! inside the run's (where the machine allows; see [`super::cgroup`]) and in a process group
+//! of its own, and what it leaves in the background ends when it ends, or with the run for a
+//! step whose `background = "run"`.
 
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use async_trait::async_trait;
 use tokio::io::AsyncWriteExt;
 
+use super::cgroup::{Cgroups, RunCgroup, StepCgroup};
 use super::{Host, HostError, HostRequest, Provisioner, StepExit};
 use crate::repo::worktree;
-use crate::sequence::{Step, StepContext};
+use crate::sequence::{Background, Step, StepContext};
 
 const HOST_NAME: &str = "local";
 
 /// Runs on this machine, in worktrees under `work_dir`.
 pub struct LocalProvisioner {
     work_dir: PathBuf,
+    /// Where runs' cgroups are made; `None` where this machine does not let pushgate.
+    cgroups: Option<Cgroups>,
 }
 
 impl LocalProvisioner {
     pub fn new(work_dir: impl Into<PathBuf>) -> Self {
-        LocalProvisioner {
-            work_dir: work_dir.into(),
-        }
+        let work_dir = work_dir.into();
+        let cgroups = match Cgroups::find(&work_dir) {
+            Ok(c) => {
+                tracing::debug!(version = ?c.version(), "local runs are held in cgroups");
+                Some(c)
+            }
+            Err(why) => {
+                tracing::warn!(%why, "no cgroup can be made here: a local step's processes are ended by their process group, and one that leaves it (setsid) escapes");
+                None
+            }
+        };
+        LocalProvisioner { work_dir, cgroups }
     }
 
     /// Every name this provisioner creates carries the run id, so leftovers can be found.
@@ -41,22 +56,38 @@ impl Provisioner for LocalProvisioner {
     async fn acquire(&self, request: &HostRequest) -> Result<Box<dyn Host>, HostError> {
         let name = Self::worktree_name(request.run_id);
         let dir = self.work_dir.join(&name);
+        let run_id = request.run_id;
         let request = request.clone();
         let commit = request.commit.clone();
         let checkout_dir = dir.clone();
         tokio::task::spawn_blocking(move || add_worktree(&request, &name, &checkout_dir))
             .await
             .map_err(|e| checkout_error(&commit, e.to_string()))??;
-        Ok(Box::new(LocalHost { dir }))
+        let cgroup = match &self.cgroups {
+            Some(c) => match c.run(run_id) {
+                Ok(run) => Some(run),
+                Err(e) => {
+                    tracing::warn!(run = run_id, error = %e, "cannot make the run's cgroup: its steps are ended by process group");
+                    None
+                }
+            },
+            None => None,
+        };
+        Ok(Box::new(LocalHost {
+            dir,
+            cgroup,
+            services: Mutex::new(Vec::new()),
+        }))
     }
 
     async fn reap(&self, live: &BTreeSet<i64>) -> Result<usize, HostError> {
         let work_dir = self.work_dir.clone();
+        let cgroups = self.cgroups.clone();
         let live = live.clone();
         tokio::task::spawn_blocking(move || {
-            let mut removed = 0;
+            let mut removed = cgroups.as_ref().map_or(0, |c| c.reap(&live));
             let Ok(entries) = std::fs::read_dir(&work_dir) else {
-                return Ok(0);
+                return Ok(removed);
             };
             for entry in entries.flatten() {
                 let name = entry.file_name();
@@ -98,6 +129,10 @@ fn add_worktree(request: &HostRequest, name: &str, dir: &Path) -> Result<(), Hos
 
 struct LocalHost {
     dir: PathBuf,
+    /// The run's cgroup, which holds every process its steps start.
+    cgroup: Option<RunCgroup>,
+    /// Without a cgroup: the process groups of steps whose services run on until the run ends.
+    services: Mutex<Vec<u32>>,
 }
 
 #[async_trait]
@@ -121,6 +156,13 @@ impl Host for LocalHost {
             Some(w) => self.dir.join(w),
             None => self.dir.clone(),
         };
+        let cgroup = match &self.cgroup {
+            Some(run) => match run.step(&step.name) {
+                Ok(c) => Some(Arc::new(c)),
+                Err(e) => return Err(spawn_error(format!("making the step's cgroup: {e}"))),
+            },
+            None => None,
+        };
         let out = File::create(log).map_err(|e| spawn_error(format!("{}: {e}", log.display())))?;
         let err = out
             .try_clone()
@@ -141,13 +183,24 @@ impl Host for LocalHost {
             .stderr(Stdio::from(err))
             .process_group(0)
             .kill_on_drop(true);
+        if let Some(c) = &cgroup {
+            let c = Arc::clone(c);
+            // SAFETY: `enter` only opens, writes and closes a file, which is what may run
+            // between fork and exec.
+            unsafe {
+                command.pre_exec(move || c.enter());
+            }
+        }
         let started = Instant::now();
         let mut child = command
             .spawn()
             .map_err(|e| spawn_error(format!("sh -c in {}: {e}", cwd.display())))?;
-        // If this future is dropped (the service stops mid-step), the guard kills the step's
-        // whole group; kill_on_drop alone would reach only `sh`.
-        let mut group = child.id().map(GroupGuard);
+        // If this future is dropped (the service stops mid-step), the guard ends the step's
+        // processes; kill_on_drop alone would reach only `sh`.
+        let mut group = child.id().map(|pgid| StepProcesses {
+            pgid,
+            cgroup: cgroup.clone(),
+        });
         let exit = match tokio::time::timeout(step.timeout, child.wait()).await {
             Ok(Ok(status)) => match (status.code(), status.signal()) {
                 (Some(code), _) => StepExit::Exited(code),
@@ -161,9 +214,28 @@ impl Host for LocalHost {
                 StepExit::TimedOut
             }
         };
-        // It ended by itself: what it left running in the background is its own business.
-        if let Some(g) = group.as_mut() {
-            g.disarm();
+        // What it left running in the background ends now, or with the run.
+        let mut left = String::new();
+        if let Some(g) = group.take() {
+            match step.background {
+                Background::Step => {
+                    let ended = tokio::task::spawn_blocking(move || g.end())
+                        .await
+                        .unwrap_or(0);
+                    if ended > 0 {
+                        left = format!("; ended {ended} process(es) it left running");
+                    }
+                }
+                Background::Run => {
+                    let pgid = g.keep_for_the_run();
+                    if self.cgroup.is_none() {
+                        self.services
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push(pgid);
+                    }
+                }
+            }
         }
         let note = match exit {
             StepExit::Exited(code) => format!("exit status {code}"),
@@ -176,7 +248,7 @@ impl Host for LocalHost {
         append_note(
             log,
             &format!(
-                "\n--- pushgate: {note} after {:.2}s\n",
+                "\n--- pushgate: {note} after {:.2}s{left}\n",
                 started.elapsed().as_secs_f64()
             ),
         )
@@ -214,12 +286,18 @@ impl Host for LocalHost {
 
     async fn release(self: Box<Self>) -> Result<(), HostError> {
         let dir = self.dir.clone();
-        tokio::task::spawn_blocking(move || remove_worktree(&dir))
-            .await
-            .map_err(|e| HostError::Cleanup {
-                host: HOST_NAME.into(),
-                message: e.to_string(),
-            })?
+        let services =
+            std::mem::take(&mut *self.services.lock().unwrap_or_else(|e| e.into_inner()));
+        let cgroup = self.cgroup;
+        tokio::task::spawn_blocking(move || {
+            end_run(services, cgroup);
+            remove_worktree(&dir)
+        })
+        .await
+        .map_err(|e| HostError::Cleanup {
+            host: HOST_NAME.into(),
+            message: e.to_string(),
+        })?
     }
 }
 
@@ -251,24 +329,62 @@ fn remove_worktree(dir: &Path) -> Result<(), HostError> {
     })
 }
 
-/// Kills a step's process group when dropped, unless disarmed.
-struct GroupGuard(u32);
+/// The processes of a step: its process group and, where there is one, its cgroup. Ended
+/// when dropped (a step whose future is dropped ends with it), unless kept for the run.
+struct StepProcesses {
+    /// 0 once ended or kept.
+    pgid: u32,
+    cgroup: Option<Arc<StepCgroup>>,
+}
 
-impl GroupGuard {
-    fn disarm(&mut self) {
-        self.0 = 0;
+impl StepProcesses {
+    /// Ends every process the step started and still runs; how many there were (as far as a
+    /// cgroup can tell; without one, 0).
+    fn end(mut self) -> usize {
+        self.end_now()
+    }
+
+    fn end_now(&mut self) -> usize {
+        let ended = self.cgroup.as_ref().map_or(0, |c| c.count());
+        if self.pgid > 0 {
+            kill_group(self.pgid);
+            self.pgid = 0;
+        }
+        if let Some(c) = self.cgroup.take() {
+            c.end();
+        }
+        ended
+    }
+
+    /// Leaves the step's processes to the run (its cgroup holds them); the process group, to
+    /// end them by where there is no cgroup.
+    fn keep_for_the_run(mut self) -> u32 {
+        self.cgroup = None;
+        std::mem::take(&mut self.pgid)
     }
 }
 
-impl Drop for GroupGuard {
+impl Drop for StepProcesses {
     fn drop(&mut self) {
-        if self.0 > 0 {
-            // SAFETY: kill(2) with a negative pid signals a process group and touches no
-            // memory. The group is the step's own (process_group(0) above): nothing else is hit.
-            unsafe {
-                libc::kill(-(self.0 as libc::pid_t), libc::SIGKILL);
-            }
-        }
+        self.end_now();
+    }
+}
+
+/// The run is over: so are the services its steps left running.
+fn end_run(services: Vec<u32>, cgroup: Option<RunCgroup>) {
+    for pgid in services {
+        kill_group(pgid);
+    }
+    if let Some(c) = cgroup {
+        c.end();
+    }
+}
+
+fn kill_group(pgid: u32) {
+    // SAFETY: kill(2) with a negative pid signals a process group and touches no memory. The
+    // group is a step's own (process_group(0)): nothing else is hit.
+    unsafe {
+        libc::kill(-(pgid as libc::pid_t), libc::SIGKILL);
     }
 }
 
@@ -292,27 +408,128 @@ mod tests {
             .unwrap_or(false)
     }
 
+    /// Whether a process matching `marker` is still there after up to 5 s.
+    async fn still_alive(marker: &str) -> bool {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while alive(marker) {
+            if std::time::Instant::now() > deadline {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+
+    fn step(name: &str, command: &str, background: Background) -> Step {
+        Step {
+            name: name.into(),
+            command: command.into(),
+            timeout: Duration::from_secs(60),
+            workdir: None,
+            env: BTreeMap::new(),
+            results: None,
+            background,
+        }
+    }
+
+    /// A host in a run's cgroup, as the provisioner makes one on this machine.
+    fn host_in_a_cgroup(dir: &Path, run_id: i64) -> (LocalHost, Cgroups) {
+        let cgroups = Cgroups::find(dir).expect("this machine lets pushgate make cgroups");
+        let host = LocalHost {
+            dir: dir.to_path_buf(),
+            cgroup: Some(cgroups.run(run_id).unwrap()),
+            services: Mutex::new(Vec::new()),
+        };
+        (host, cgroups)
+    }
+
+    fn context() -> StepContext {
+        StepContext {
+            run_id: 1,
+            commit: "0".repeat(40),
+            sequence: "s".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_step_that_double_forks_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let (host, _cgroups) = host_in_a_cgroup(dir.path(), 1);
+        // One child leaves the step's process group and session, one stays in it.
+        let forks = step(
+            "forks",
+            "setsid sleep 3021 & sleep 3022 & sleep 0.2",
+            Background::Step,
+        );
+        let log = dir.path().join("log");
+        let exit = host.run_step(&forks, &context(), &log).await.unwrap();
+        assert_eq!(exit, StepExit::Exited(0));
+        assert!(
+            !still_alive("sleep 302[12]").await,
+            "a background child outlived its step"
+        );
+        let log = std::fs::read_to_string(&log).unwrap();
+        assert!(log.contains("ended 2 process(es) it left running"), "{log}");
+        end_run(Vec::new(), host.cgroup);
+    }
+
+    #[tokio::test]
+    async fn a_service_a_step_leaves_for_the_run_ends_with_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let (host, _cgroups) = host_in_a_cgroup(dir.path(), 2);
+        let start = step(
+            "start",
+            "setsid sleep 3031 > /dev/null 2>&1 &",
+            Background::Run,
+        );
+        let log = dir.path().join("log");
+        host.run_step(&start, &context(), &log).await.unwrap();
+        // The next step finds the service running.
+        let uses = step("uses", "pgrep -f 'sleep 303[1]'", Background::Step);
+        let exit = host.run_step(&uses, &context(), &log).await.unwrap();
+        assert_eq!(exit, StepExit::Exited(0), "the service ended with its step");
+        end_run(Vec::new(), host.cgroup);
+        assert!(
+            !still_alive("sleep 303[1]").await,
+            "the service outlived its run"
+        );
+    }
+
+    #[tokio::test]
+    async fn what_a_killed_pushgate_left_running_is_reaped() {
+        let dir = tempfile::tempdir().unwrap();
+        let (host, cgroups) = host_in_a_cgroup(dir.path(), 3);
+        let start = step(
+            "start",
+            "setsid sleep 3041 > /dev/null 2>&1 &",
+            Background::Run,
+        );
+        host.run_step(&start, &context(), &dir.path().join("log"))
+            .await
+            .unwrap();
+        // pushgate is killed: the host is never released.
+        drop(host);
+        assert!(alive("sleep 304[1]"));
+        // The next start finds the run's cgroup by its state directory and ends it; a live run
+        // would be left alone.
+        let again = Cgroups::find(dir.path()).unwrap();
+        assert_eq!(again.reap(&BTreeSet::from([4])), 1);
+        assert!(!still_alive("sleep 304[1]").await);
+        assert_eq!(cgroups.reap(&BTreeSet::new()), 0, "nothing left to reap");
+    }
+
     #[tokio::test]
     async fn a_step_dropped_mid_run_takes_its_whole_process_group_with_it() {
         let dir = tempfile::tempdir().unwrap();
         let host = LocalHost {
             dir: dir.path().to_path_buf(),
+            cgroup: None,
+            services: Mutex::new(Vec::new()),
         };
-        let step = Step {
-            name: "hang".into(),
-            command: "sleep 3011 & sleep 3012".into(),
-            timeout: Duration::from_secs(60),
-            workdir: None,
-            env: BTreeMap::new(),
-            results: None,
-        };
-        let context = StepContext {
-            run_id: 1,
-            commit: "0".repeat(40),
-            sequence: "s".into(),
-        };
+        let hang = step("hang", "sleep 3011 & sleep 3012", Background::Step);
         let log = dir.path().join("log");
-        let run = host.run_step(&step, &context, &log);
+        let context = context();
+        let run = host.run_step(&hang, &context, &log);
         // Cancel the step the way a stopping service does: by dropping its future.
         assert!(tokio::time::timeout(Duration::from_millis(500), run)
             .await

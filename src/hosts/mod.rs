@@ -4,6 +4,7 @@
 //! executor runs steps on it and releases it. Everything a host can get wrong is a
 //! [`HostError`], which the gate judges `broken`: the host's fault, never the commit's.
 
+mod cgroup;
 pub mod inventory;
 mod lab;
 mod local;

@@ -465,6 +465,7 @@ mod tests {
                 workdir: None,
                 env: Default::default(),
                 results: None,
+                background: Default::default(),
             }),
             line: 1,
         })

@@ -184,6 +184,7 @@ impl Bindings {
                 workdir: binding.workdir.clone(),
                 env: binding.env.clone(),
                 results: binding.results.clone(),
+                background: Default::default(),
             });
         }
         Ok(())

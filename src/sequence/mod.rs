@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use bindings::{Bindings, FILE_NAME as BINDINGS_FILE};
-pub use model::{Sequence, Step};
+pub use model::{Background, Sequence, Step};
 pub use pause::PauseOn;
 pub use step_status::StepStatus;
 

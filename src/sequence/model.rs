@@ -188,6 +188,19 @@ pub struct Step {
     pub env: BTreeMap<String, String>,
     /// Result files the step leaves, parsed into per-test results.
     pub results: Option<ResultFiles>,
+    /// How long what the step starts in the background may outlive it.
+    pub background: Background,
+}
+
+/// Until when the processes a step leaves running (a daemon it starts, `make &`) may run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Background {
+    /// They end when the step ends.
+    #[default]
+    Step,
+    /// They are services the next steps use, and end when the run ends.
+    Run,
 }
 
 /// Where a step leaves per-test results, and in which format.

@@ -39,8 +39,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::model::{
-    make_names_unique, Block, BlockKind, HostNeed, Node, Prepare, ResultFiles, ResultFormat,
-    Sequence, Step, Testcase,
+    make_names_unique, Background, Block, BlockKind, HostNeed, Node, Prepare, ResultFiles,
+    ResultFormat, Sequence, Step, Testcase,
 };
 use crate::file_error::{parse_duration, FileError, Source};
 
@@ -85,6 +85,7 @@ struct StepFile {
     #[serde(default)]
     env: BTreeMap<String, String>,
     results: Option<Spanned<ResultsFile>>,
+    background: Option<Spanned<String>>,
     parallel: Option<bool>,
     workers: Option<Spanned<usize>>,
     #[serde(default)]
@@ -280,6 +281,23 @@ impl Reader<'_> {
                     None => None,
                     Some(r) => Some(results(src, r, &format!("{field}.results"))?),
                 };
+                let background = match &step.background {
+                    None => Background::Step,
+                    Some(b) => match b.get_ref().as_str() {
+                        "step" => Background::Step,
+                        "run" => Background::Run,
+                        other => {
+                            return Err(src.error(
+                                b.span(),
+                                &format!("{field}.background"),
+                                format!(
+                                    "`{other}`: say `step` (what the step leaves running ends \
+                                     with it) or `run` (it ends with the run)"
+                                ),
+                            ))
+                        }
+                    },
+                };
                 Some(Step {
                     name: step_name.clone(),
                     command: command.get_ref().clone(),
@@ -287,6 +305,7 @@ impl Reader<'_> {
                     workdir,
                     env: step.env,
                     results,
+                    background,
                 })
             }
             // Bound later, from the bindings file.
