@@ -28,6 +28,7 @@ pub mod file_error;
 #[cfg(test)]
 pub(crate) mod fixtures;
 pub mod forge;
+pub mod fuzzing;
 pub mod gate;
 pub mod hosts;
 pub mod intake;

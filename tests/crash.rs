@@ -150,23 +150,6 @@ fn gate_once_to_the_end(config: &std::path::Path) -> Result<(), String> {
     }
 }
 
-/// Every `*.lock` file under `dir`.
-fn lock_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut found = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                todo.push(p);
-            } else if p.extension().is_some_and(|x| x == "lock") {
-                found.push(p);
-            }
-        }
-    }
-    found
-}
-
 #[test]
 fn kills_at_every_2ms_of_a_fresh_start_leave_nothing_the_next_start_trips_on() {
     let root = tempfile::tempdir().unwrap();
@@ -198,7 +181,7 @@ fn kills_at_every_2ms_of_a_fresh_start_leave_nothing_the_next_start_trips_on() {
         } else if up.head("master") != shas[1] {
             failures.push(format!("killed at {} ms: master not pushed", 2 * k));
         }
-        let locks = lock_files(&up.bare);
+        let locks = pushgate::repo::lock_files(&up.bare);
         assert!(locks.is_empty(), "killed at {} ms: {locks:?}", 2 * k);
         git(&up.bare, &["update-ref", "refs/heads/master", &base]);
     }
@@ -246,5 +229,5 @@ fn a_kill_during_a_push_to_a_local_repository_leaves_it_unlocked_and_pushed_once
     // The next start sees the push done: not pushed again.
     gate_once_to_the_end(&config).unwrap_or_else(|e| panic!("{e}\n{}", log_of(&config)));
     assert_eq!(up.history("master"), vec![base, shas[2].clone()]);
-    assert!(lock_files(&up.bare).is_empty());
+    assert!(pushgate::repo::lock_files(&up.bare).is_empty());
 }

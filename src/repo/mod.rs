@@ -631,23 +631,32 @@ struct Writing {
     _thread: std::sync::MutexGuard<'static, ()>,
 }
 
+/// Every git lock file (`*.lock`) under `dir`.
+pub fn lock_files(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                todo.push(path);
+            } else if path.extension().is_some_and(|e| e == "lock") {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
 /// Removes every `*.lock` under `dir` (a killed writer's), saying so.
 fn remove_lock_files(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            remove_lock_files(&path);
-        } else if path.extension().is_some_and(|e| e == "lock") {
-            match std::fs::remove_file(&path) {
-                Ok(()) => {
-                    tracing::warn!(lock = %path.display(), "removed a lock a killed pushgate left")
-                }
-                Err(e) => {
-                    tracing::warn!(lock = %path.display(), error = %e, "cannot remove a stale lock")
-                }
+    for path in lock_files(dir) {
+        match std::fs::remove_file(&path) {
+            Ok(()) => {
+                tracing::warn!(lock = %path.display(), "removed a lock a killed pushgate left")
+            }
+            Err(e) => {
+                tracing::warn!(lock = %path.display(), error = %e, "cannot remove a stale lock")
             }
         }
     }

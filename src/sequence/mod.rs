@@ -49,6 +49,20 @@ pub fn load_unbound(
     }
 }
 
+/// Parses a sequence in pushgate's TOML, unbound.
+pub fn parse_native(path: &Path, text: &str) -> Result<Sequence, FileError> {
+    native::parse(path, text)
+}
+
+/// Parses a XenRT sequence's text, unbound; it may include files of its own directory only.
+pub fn parse_xenrt(
+    path: &Path,
+    text: &str,
+    params: &BTreeMap<String, String>,
+) -> Result<Sequence, FileError> {
+    xenrt::parse(path, text, params, &[])
+}
+
 /// Loads one sequence file and binds its testcases.
 pub fn load(
     path: &Path,

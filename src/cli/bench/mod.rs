@@ -3,6 +3,7 @@
 //! its arguments; they share the error, the statistics, the git helper and the way a report is
 //! printed.
 
+mod chaos;
 mod culprit;
 mod gate_size;
 mod history;
@@ -42,6 +43,9 @@ pub enum Command {
     Schedule(schedule::Args),
     /// The culprit finder on seeded synthetic histories, beside the bounds and `git bisect run`.
     Culprit(culprit::Args),
+    /// Whole flights under random SIGKILLs (pushes, bisections, mail over aiosmtpd), then
+    /// every promise checked; exits 1 when one was broken.
+    Chaos(chaos::Args),
     /// What a flight's decision reads from the store, with 100 to 50,000 earlier flights.
     History(history::Args),
     /// The gate on a 10,000-commit range: its first start beside `git clone --bare`, its time
@@ -66,6 +70,14 @@ pub async fn run(command: Command) -> Result<()> {
         Command::Culprit(a) => show(&culprit::measure(&a)?, a.json),
         Command::History(a) => show(&history::measure(&a).await?, a.json),
         Command::GateSize(a) => show(&gate_size::measure(&a).await?, a.json),
+        Command::Chaos(a) => {
+            let report = chaos::measure(&a).await?;
+            show(&report, a.json)?;
+            if report.broken() > 0 {
+                anyhow::bail!("{} promise(s) broken (see above)", report.broken());
+            }
+            Ok(())
+        }
     }
 }
 
