@@ -294,6 +294,78 @@ async fn a_timeout_kills_the_remote_process_group() {
 }
 
 #[tokio::test]
+async fn what_a_remote_step_leaves_running_ends_with_the_step_or_with_the_run() {
+    let sshd = Sshd::start();
+    // Out of its group and session, and in it; then a service for the next step.
+    let seq = load(
+        sshd.dir.path(),
+        "forks.toml",
+        r#"
+[[step]]
+name = "forks"
+command = "setsid sleep 4671 >/dev/null 2>&1 & sleep 4672 >/dev/null 2>&1 & true"
+
+[[step]]
+name = "service"
+command = "setsid sleep 4673 >/dev/null 2>&1 &"
+background = "run"
+
+[[step]]
+name = "uses"
+command = "! pgrep -f 'sleep 467[12]' && pgrep -f 'sleep 467[3]'"
+"#,
+    );
+    let (rec, _) = run(&sshd, &seq, 7).await;
+    assert_eq!(
+        rec.status("uses"),
+        StepStatus::Pass,
+        "the forks ended, the service ran"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while alive("sleep 467[123]") {
+        assert!(Instant::now() < deadline, "a process outlived its run");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_service_a_killed_pushgate_left_on_a_host_is_reaped_through_its_cgroup() {
+    let sshd = Sshd::start();
+    let (repo, sha) = repository(&sshd.dir.path().join("r53"));
+    let provisioner = SshProvisioner::new(sshd.target());
+    let host = provisioner
+        .acquire(&HostRequest {
+            run_id: 53,
+            repository: repo,
+            commit: sha.clone(),
+        })
+        .await
+        .unwrap();
+    let seq = load(
+        sshd.dir.path(),
+        "service.toml",
+        "[[step]]\nname = \"service\"\ncommand = \"setsid sleep 4681 >/dev/null 2>&1 &\"\nbackground = \"run\"\n",
+    );
+    let step = seq.testcases()[0].step.clone().unwrap();
+    let context = StepContext {
+        run_id: 53,
+        commit: sha,
+        sequence: seq.name.clone(),
+    };
+    let log = sshd.dir.path().join("service.log");
+    host.run_step(&step, &context, &log).await.unwrap();
+    // pushgate dies: the host is never released, and the service left its process group.
+    drop(host);
+    assert!(alive("sleep 468[1]"));
+    assert_eq!(provisioner.reap(&Default::default()).await.unwrap(), 1);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while alive("sleep 468[1]") {
+        assert!(Instant::now() < deadline, "the reaper missed the service");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
 async fn unknown_and_changed_host_keys_are_refused() {
     let sshd = Sshd::start();
     let mut target = sshd.target();

@@ -45,10 +45,7 @@ impl Cgroups {
             .map_err(|e| format!("/proc/self/mountinfo: {e}"))?;
         let own = std::fs::read_to_string("/proc/self/cgroup")
             .map_err(|e| format!("/proc/self/cgroup: {e}"))?;
-        let name = format!(
-            "pushgate-{:016x}",
-            fnv1a(work_dir.to_string_lossy().as_bytes())
-        );
+        let name = name_for(&work_dir.to_string_lossy());
         let mut reasons = Vec::new();
         for &version in versions {
             let Some(base) = place(&mountinfo, &own, version) else {
@@ -287,6 +284,12 @@ fn place(mountinfo: &str, own: &str, version: Version) -> Option<PathBuf> {
         wanted.then(|| path.trim().to_string())
     })?;
     Some(mount.join(path.trim_start_matches('/')))
+}
+
+/// The name of the cgroup that holds the runs of the pushgate whose work directory is
+/// `work_dir` (on this machine or a host): `pushgate-<hash>`, the same across restarts.
+pub fn name_for(work_dir: &str) -> String {
+    format!("pushgate-{:016x}", fnv1a(work_dir.as_bytes()))
 }
 
 /// FNV-1a, 64 bits: a stable name for a path (std's hasher may change between releases).

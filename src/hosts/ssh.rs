@@ -4,7 +4,10 @@
 //!   connection (the run is `broken`), never accepted silently.
 //! - A step's stdout and stderr go to its log as they arrive, never held in memory.
 //! - Each step runs as the session's own process group (sshd makes every session a new
-//!   session), so a timeout kills the whole group over a second channel.
+//!   session), so a timeout kills the whole group over a second channel. Where the host lets
+//!   pushgate (root, cgroup v2), the run also has a cgroup, `<cgroup2>/pushgate/run-ID`, and
+//!   each step one inside it: what a step leaves in the background, even out of its group
+//!   (`setsid`), ends with the step, or with the run for `background = "run"`.
 //! - A connection lost mid-step is a [`HostError`]: the host's fault, not the commit's.
 //! - The checkout is uploaded as a tar stream of the commit's tree (git2), unpacked by the
 //!   host's `tar`; result files come back with `cat`.
@@ -21,7 +24,7 @@ use russh::ChannelMsg;
 use tokio::io::AsyncWriteExt;
 
 use super::{Host, HostError, HostRequest, Provisioner, StepExit};
-use crate::sequence::{Step, StepContext};
+use crate::sequence::{Background, Step, StepContext};
 
 /// How to reach one SSH host (a static one, a dom0, a guest), as `hosts.toml` says.
 #[derive(Clone, Debug, PartialEq)]
@@ -336,12 +339,25 @@ impl Connection {
         timeout: Duration,
         log: &Path,
         pgids: Option<&str>,
+        cgroup: Option<&str>,
     ) -> Result<StepExit, HostError> {
         let mut out = tokio::fs::File::create(log)
             .await
             .map_err(|e| self.lost(step, format!("{}: {e}", log.display())))?;
         let record = pgids.map_or(String::new(), |f| format!("echo $$ >> {} && ", quote(f)));
-        let mut line = format!("{record}cd {} && echo {PID_MARK}$$ && exec env", quote(dir));
+        // The wrapper shell enters the step's cgroup before it becomes the step: everything
+        // the step forks is in it.
+        let enter = cgroup.map_or(String::new(), |c| {
+            format!(
+                "mkdir -p {c} && echo $$ > {procs} && ",
+                c = quote(c),
+                procs = quote(&format!("{c}/cgroup.procs"))
+            )
+        });
+        let mut line = format!(
+            "{record}{enter}cd {} && echo {PID_MARK}$$ && exec env",
+            quote(dir)
+        );
         for (k, v) in env {
             line.push(' ');
             line.push_str(&quote(&format!("{k}={v}")));
@@ -505,7 +521,10 @@ impl Provisioner for SshProvisioner {
         let connection = Connection::open(&self.target).await?;
         let dir = self.run_dir(request.run_id);
         upload_checkout(&connection, &dir, request).await?;
-        Ok(Box::new(SshHost { connection, dir }))
+        let host = SshHost::new(connection, dir)
+            .own_processes(request.run_id)
+            .await;
+        Ok(Box::new(host))
     }
 
     async fn reap(&self, live: &BTreeSet<i64>) -> Result<usize, HostError> {
@@ -524,17 +543,52 @@ impl Provisioner for SshProvisioner {
             .filter(|id| !live.contains(id))
             .collect();
         for id in &dead {
-            // A step still running from a dead run is killed with its whole group first.
+            // A step still running from a dead run is killed with its whole group, and its
+            // cgroup where it had one, first.
             let dir = quote(&self.run_dir(*id));
             let pgids = quote(&pgids_file(&self.run_dir(*id)));
+            let cgroup = end_cgroup(&format!("$root/run-{id}"));
             let kill = format!(
-                "if [ -f {pgids} ]; then for g in $(cat {pgids}); do kill -KILL -- \"-$g\" 2>/dev/null; done; fi; rm -rf {dir} {pgids}"
+                "if [ -f {pgids} ]; then for g in $(cat {pgids}); do kill -KILL -- \"-$g\" 2>/dev/null; done; fi; \
+                 if {root}; then {cgroup}; fi; rm -rf {dir} {pgids}",
+                root = cgroup_root(self.target.work_dir.trim_end_matches('/'))
             );
             connection.must(&kill, None).await.map_err(cleanup)?;
         }
         connection.close().await;
         Ok(dead.len())
     }
+}
+
+/// A shell command that sets `$root` to where the cgroups of runs in `work_dir` go on the host
+/// (`pushgate-<hash of work_dir>` under the cgroup v2 mount: two pushgates, or two labs, on one
+/// host keep apart), and succeeds when that is there or can be made.
+fn cgroup_root(work_dir: &str) -> String {
+    let name = super::cgroup::name_for(work_dir);
+    format!(
+        "root=$(awk '$0 ~ / - cgroup2 / {{print $5; exit}}' /proc/self/mountinfo) && \
+         [ -n \"$root\" ] && root=\"$root/{name}\" && mkdir -p \"$root\" 2>/dev/null"
+    )
+}
+
+/// A shell command that kills every process in the cgroup `dir` (and below), waits until they
+/// are gone and removes the cgroups; nothing when `dir` is not there. `cgroup.kill` where the
+/// kernel has it (5.14), else each member by pid until none is left.
+fn end_cgroup(dir: &str) -> String {
+    let d = if dir.starts_with('$') {
+        format!("\"{dir}\"")
+    } else {
+        quote(dir)
+    };
+    format!(
+        "if [ -d {d} ]; then \
+           echo 1 > {d}/cgroup.kill 2>/dev/null; \
+           i=0; while [ $i -lt 200 ] && [ -n \"$(cat $(find {d} -name cgroup.procs) 2>/dev/null)\" ]; do \
+             for p in $(cat $(find {d} -name cgroup.procs) 2>/dev/null); do kill -KILL $p 2>/dev/null; done; \
+             sleep 0.05; i=$((i+1)); done; \
+           find {d} -depth -type d -exec rmdir {{}} \\; 2>/dev/null; \
+         fi; true"
+    )
 }
 
 /// Where a run's steps' process group ids are kept on the host, beside its directory.
@@ -641,12 +695,47 @@ fn tree_tar(request: &HostRequest) -> Result<Vec<u8>, String> {
 pub struct SshHost {
     connection: Connection,
     dir: String,
+    /// The run's cgroup on the host, where it lets pushgate make one.
+    cgroup: Option<String>,
+    /// Steps run so far: each gets a cgroup of its own.
+    steps: std::sync::atomic::AtomicUsize,
 }
 
 impl SshHost {
     /// A host on an open connection, running steps in `dir` (which must exist).
     pub fn new(connection: Connection, dir: String) -> SshHost {
-        SshHost { connection, dir }
+        SshHost {
+            connection,
+            dir,
+            cgroup: None,
+            steps: Default::default(),
+        }
+    }
+
+    /// Makes run `run_id`'s cgroup on the host, where the host lets pushgate; else says in the
+    /// log that its steps are ended by process group only.
+    pub async fn own_processes(mut self, run_id: i64) -> SshHost {
+        let work_dir = self.dir.rsplit_once('/').map_or("", |(w, _)| w);
+        let made = self
+            .connection
+            .output(
+                &format!(
+                    "{} && mkdir -p \"$root/run-{run_id}\" && echo \"$root/run-{run_id}\"",
+                    cgroup_root(work_dir)
+                ),
+                None,
+            )
+            .await;
+        match made {
+            Ok((0, out)) => {
+                let dir = String::from_utf8_lossy(&out).trim().to_string();
+                self.cgroup = (!dir.is_empty()).then_some(dir);
+            }
+            _ => {
+                tracing::info!(host = %self.connection.name(), "no cgroup can be made on this host (cgroup v2 and root needed): a step's processes are ended by its process group, and one that leaves it (setsid) escapes")
+            }
+        }
+        self
     }
 
     /// Closes the connection and leaves the directory (its machine is about to go).
@@ -682,7 +771,13 @@ impl Host for SshHost {
             ("PUSHGATE_CHECKOUT".into(), self.dir.clone()),
         ];
         env.extend(step.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-        self.connection
+        let n = self
+            .steps
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        let cgroup = self.cgroup.as_ref().map(|c| format!("{c}/step-{n}"));
+        let exit = self
+            .connection
             .run(
                 &step.name,
                 &self.step_dir(step),
@@ -691,8 +786,22 @@ impl Host for SshHost {
                 step.timeout,
                 log,
                 Some(&pgids_file(&self.dir)),
+                cgroup.as_deref(),
             )
-            .await
+            .await?;
+        // What it left running in the background ends now, or with the run.
+        if step.background == Background::Step {
+            let end = match &cgroup {
+                Some(c) => end_cgroup(c),
+                // Its group's id is the last the pgids file recorded.
+                None => format!(
+                    "g=$(tail -n 1 {}) && kill -KILL -- \"-$g\" 2>/dev/null; true",
+                    quote(&pgids_file(&self.dir))
+                ),
+            };
+            self.connection.output(&end, None).await?;
+        }
+        Ok(exit)
     }
 
     async fn fetch(
@@ -737,16 +846,17 @@ impl Host for SshHost {
     }
 
     async fn release(self: Box<Self>) -> Result<(), HostError> {
+        // The run is over: so is every process of it, services its steps left included.
+        let pgids = quote(&pgids_file(&self.dir));
+        let end = match &self.cgroup {
+            Some(c) => end_cgroup(c),
+            None => format!(
+                "if [ -f {pgids} ]; then for g in $(cat {pgids}); do kill -KILL -- \"-$g\" 2>/dev/null; done; fi; true"
+            ),
+        };
         let result = self
             .connection
-            .must(
-                &format!(
-                    "rm -rf {} {}",
-                    quote(&self.dir),
-                    quote(&pgids_file(&self.dir))
-                ),
-                None,
-            )
+            .must(&format!("{end}; rm -rf {} {pgids}", quote(&self.dir)), None)
             .await
             .map(|_| ())
             .map_err(|e| HostError::Cleanup {

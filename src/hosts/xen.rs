@@ -224,7 +224,7 @@ impl Provisioner for XenProvisioner {
                         run_name(run_id)
                     );
                     match upload_checkout(&guest, &dir, request).await {
-                        Ok(()) => Ok(SshHost::new(guest, dir)),
+                        Ok(()) => Ok(SshHost::new(guest, dir).own_processes(run_id).await),
                         Err(e) => {
                             guest.close().await;
                             Err(e)

@@ -135,6 +135,7 @@ async fn ssh(steps: usize, log_mb: u64, user: Option<&str>) -> Result<SshReport,
                 Duration::from_secs(30),
                 &log,
                 None,
+                None,
             )
             .await
             .map_err(|e| fail(e.to_string()))?;
@@ -188,6 +189,7 @@ async fn ssh(steps: usize, log_mb: u64, user: Option<&str>) -> Result<SshReport,
         &format!("head -c {bytes} /dev/zero | tr '\\0' x"),
         Duration::from_secs(600),
         &log,
+        None,
         None,
     )
     .await
