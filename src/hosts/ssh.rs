@@ -328,7 +328,9 @@ impl Connection {
 
     /// Runs `command` in `dir` with `env`, streaming its output to `log`; kills its process
     /// group when it outlives `timeout`. With `pgids`, the group's id is appended to that
-    /// file on the host first, so that a reaper can kill the step if pushgate dies during it.
+    /// file on the host first, so that a reaper can kill the step if pushgate dies during it;
+    /// with `cgroup`, the step runs in that cgroup (made if needed). Returns how it ended and
+    /// its process group's id, when the host said it.
     #[allow(clippy::too_many_arguments)]
     pub async fn run(
         &self,
@@ -340,7 +342,7 @@ impl Connection {
         log: &Path,
         pgids: Option<&str>,
         cgroup: Option<&str>,
-    ) -> Result<StepExit, HostError> {
+    ) -> Result<(StepExit, Option<u32>), HostError> {
         let mut out = tokio::fs::File::create(log)
             .await
             .map_err(|e| self.lost(step, format!("{}: {e}", log.display())))?;
@@ -447,7 +449,7 @@ impl Connection {
                 .as_bytes(),
             )
             .await;
-        Ok(exit)
+        Ok((exit, pid.filter(|&p| p > 1)))
     }
 
     async fn kill_group(&self, step: &str, pid: Option<u32>) -> Result<(), HostError> {
@@ -776,7 +778,7 @@ impl Host for SshHost {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             + 1;
         let cgroup = self.cgroup.as_ref().map(|c| format!("{c}/step-{n}"));
-        let exit = self
+        let (exit, group) = self
             .connection
             .run(
                 &step.name,
@@ -791,15 +793,14 @@ impl Host for SshHost {
             .await?;
         // What it left running in the background ends now, or with the run.
         if step.background == Background::Step {
-            let end = match &cgroup {
-                Some(c) => end_cgroup(c),
-                // Its group's id is the last the pgids file recorded.
-                None => format!(
-                    "g=$(tail -n 1 {}) && kill -KILL -- \"-$g\" 2>/dev/null; true",
-                    quote(&pgids_file(&self.dir))
-                ),
+            let end = match (&cgroup, group) {
+                (Some(c), _) => Some(end_cgroup(c)),
+                (None, Some(g)) => Some(format!("kill -KILL -- -{g} 2>/dev/null; true")),
+                (None, None) => None,
             };
-            self.connection.output(&end, None).await?;
+            if let Some(end) = end {
+                self.connection.output(&end, None).await?;
+            }
         }
         Ok(exit)
     }

@@ -126,7 +126,7 @@ async fn ssh(steps: usize, log_mb: u64, user: Option<&str>) -> Result<SshReport,
     for i in 0..steps {
         // Interleaved, so that machine noise hits all three alike.
         let t = Instant::now();
-        let exit = c
+        let (exit, _) = c
             .run(
                 "bench",
                 &home,
