@@ -67,16 +67,21 @@ pub fn webhook(data: &[u8]) {
 
 /// A policy file, against a sequences directory holding `smoke`.
 pub fn policy(data: &[u8]) {
+    // Made once: the fuzzer calls this millions of times.
+    static SEQUENCES: std::sync::OnceLock<Sequences> = std::sync::OnceLock::new();
+    let sequences = SEQUENCES.get_or_init(|| {
+        let mut sequences = Sequences::new();
+        if let Ok(smoke) = sequence::parse_native(
+            Path::new("fuzz/sequences/smoke.toml"),
+            "[[step]]\nname = \"build\"\ncommand = \"make\"\n",
+        ) {
+            sequences.insert("smoke".into(), smoke);
+        }
+        sequences
+    });
     let path = Path::new("fuzz/policies/p.toml");
-    let mut sequences = Sequences::new();
-    if let Ok(smoke) = sequence::parse_native(
-        Path::new("fuzz/sequences/smoke.toml"),
-        "[[step]]\nname = \"build\"\ncommand = \"make\"\n",
-    ) {
-        sequences.insert("smoke".into(), smoke);
-    }
     names_its_file(
-        Policy::parse(path, &String::from_utf8_lossy(data), &sequences),
+        Policy::parse(path, &String::from_utf8_lossy(data), sequences),
         path,
     );
 }

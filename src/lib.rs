@@ -25,6 +25,7 @@ pub mod culprit;
 pub mod decision;
 pub mod digest;
 pub mod file_error;
+pub mod file_lock;
 #[cfg(test)]
 pub(crate) mod fixtures;
 pub mod forge;

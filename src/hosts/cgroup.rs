@@ -114,7 +114,9 @@ impl RunCgroup {
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
             .take(40)
             .collect();
-        for n in 1.. {
+        let mut n = 0u64;
+        loop {
+            n += 1;
             let dir = self.dir.join(format!("step-{n}-{safe}"));
             match std::fs::create_dir(&dir) {
                 Ok(()) => {
@@ -134,7 +136,6 @@ impl RunCgroup {
                 Err(e) => return Err(e),
             }
         }
-        unreachable!("the steps of a run are numbered from 1 on")
     }
 
     /// Kills every process the run started, the services its steps left included, and

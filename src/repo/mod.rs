@@ -9,6 +9,8 @@ use std::sync::{Mutex, OnceLock};
 
 use git2::{Direction, Oid, Repository};
 
+use crate::file_lock::FileLock;
+
 pub mod apply;
 mod credentials;
 pub mod worktree;
@@ -91,6 +93,10 @@ impl Mirror {
                 message: e.to_string(),
             }
         };
+        // Every gate pass opens its mirror: one that is there costs a stat.
+        if mirror.path.join("HEAD").exists() {
+            return Ok(mirror);
+        }
         std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
         // Under the mirror's lock: the gate and a job opening it at once must not see a
         // directory the other has made but not yet filled.
@@ -197,41 +203,34 @@ impl Mirror {
     /// gate and a job fetching into one mirror at once would trip over each other's ref locks,
     /// and across processes (the service, `pushgate jobs`, a restart beside a dying one), with
     /// an `flock` on a file beside the mirror, which the kernel releases when its holder dies.
-    /// Under both, a git lock file among the refs only writers touch was left by a writer that
-    /// was killed, and is removed: otherwise every later fetch failed on it.
+    /// Under both, at this process's first write, a git lock file among the refs only writers
+    /// touch was left by a writer that was killed (a killed pushgate's, before this one
+    /// started), and is removed: otherwise every later fetch failed on it. Once per process,
+    /// as `refs/pushgate` may hold a ref per branch upstream.
     fn writing(&self) -> Result<Writing, RepoError> {
-        type Locks = Mutex<HashMap<PathBuf, &'static Mutex<()>>>;
+        // Per mirror: whether this process has swept it yet.
+        type Locks = Mutex<HashMap<PathBuf, &'static Mutex<bool>>>;
         static LOCKS: OnceLock<Locks> = OnceLock::new();
-        let lock: &'static Mutex<()> = {
+        let lock: &'static Mutex<bool> = {
             let mut locks = LOCKS
                 .get_or_init(Default::default)
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
             locks
                 .entry(self.path.clone())
-                .or_insert_with(|| Box::leak(Box::new(Mutex::new(()))))
+                .or_insert_with(|| Box::leak(Box::new(Mutex::new(false))))
         };
-        let thread = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut thread = lock.lock().unwrap_or_else(|p| p.into_inner());
         let lock_path = self.path.with_extension("git.writer");
-        let fail = |e: std::io::Error| RepoError::Git {
+        let process = FileLock::take(&lock_path).map_err(|e| RepoError::Git {
             context: format!("locking {}", lock_path.display()),
             message: e.to_string(),
-        };
-        let process = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(fail)?;
-        {
-            use std::os::fd::AsRawFd;
-            // SAFETY: flock on a descriptor owned here; no memory is shared.
-            if unsafe { libc::flock(process.as_raw_fd(), libc::LOCK_EX) } != 0 {
-                return Err(fail(std::io::Error::last_os_error()));
+        })?;
+        if !*thread {
+            for namespace in ["refs/remotes", "refs/pushgate"] {
+                remove_lock_files(&self.path.join(namespace));
             }
-        }
-        for namespace in ["refs/remotes", "refs/pushgate"] {
-            remove_lock_files(&self.path.join(namespace));
+            *thread = true;
         }
         Ok(Writing {
             _process: process,
@@ -627,8 +626,8 @@ fn is_local_path(url: &str) -> bool {
 
 /// A mirror's writer lock ([`Mirror::writing`]); released when dropped.
 struct Writing {
-    _process: std::fs::File,
-    _thread: std::sync::MutexGuard<'static, ()>,
+    _process: FileLock,
+    _thread: std::sync::MutexGuard<'static, bool>,
 }
 
 /// Every git lock file (`*.lock`) under `dir`.
@@ -775,7 +774,10 @@ mod tests {
         let mirror = Mirror::open(dir.path(), "m", "unused").unwrap();
         assert!(mirror.repo().is_ok());
         assert!(!dir.path().join("m.git.partial-1").exists());
-        // Lock files of refs only writers touch go; a worktree's branch lock is not ours.
+        // A mirror a killed pushgate wrote to: at this process's first write to it, lock files
+        // of refs only writers touch go; a worktree's branch lock is not ours.
+        Repository::init_bare(dir.path().join("k.git")).unwrap();
+        let mirror = Mirror::open(dir.path(), "k", "unused").unwrap();
         let path = &mirror.path;
         for d in [
             "refs/remotes/origin",

@@ -107,12 +107,13 @@ impl Store {
             let _lock = match sqlite_file(url) {
                 Some(file) if !file.is_empty() && file != ":memory:" => {
                     // Waiting for the lock blocks: not on a runtime thread, which the holder
-                    // (another task here) may need to finish and let go.
-                    let path = format!("{file}.migrate-lock");
-                    tokio::task::spawn_blocking(move || MigrationLock::take(&path))
+                    // (another task here) may need to finish and let go. Without the file
+                    // (it cannot be made) the migration runs unlocked, as it did before.
+                    let path = std::path::PathBuf::from(format!("{file}.migrate-lock"));
+                    tokio::task::spawn_blocking(move || crate::file_lock::FileLock::take(&path))
                         .await
                         .ok()
-                        .flatten()
+                        .and_then(Result::ok)
                 }
                 _ => None,
             };
@@ -226,28 +227,6 @@ fn sqlite_file(url: &str) -> Option<&str> {
         .trim_start_matches("sqlite:")
         .split('?')
         .next()
-}
-
-/// An exclusive `flock` on a file, held until dropped.
-struct MigrationLock {
-    _file: std::fs::File,
-}
-
-impl MigrationLock {
-    /// Waits for the lock; `None` when the file cannot be made (the migration then runs
-    /// unlocked, as it did before).
-    fn take(path: &str) -> Option<MigrationLock> {
-        use std::os::fd::AsRawFd;
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .ok()?;
-        // SAFETY: flock on a descriptor this function owns; no memory is shared.
-        let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0;
-        locked.then_some(MigrationLock { _file: file })
-    }
 }
 
 /// Keeps passwords out of logs and errors.
