@@ -38,6 +38,67 @@ impl fmt::Display for FileError {
     }
 }
 
+/// Every mistake found in the files read together (a file, a directory of them, a whole
+/// configuration), so that whoever wrote them fixes them all in one go rather than one per try.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileErrors(pub Vec<FileError>);
+
+impl FileErrors {
+    /// The value of `result`, or `None` with its errors kept.
+    pub fn take<T, E: Into<FileErrors>>(&mut self, result: Result<T, E>) -> Option<T> {
+        match result {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.0.extend(e.into().0);
+                None
+            }
+        }
+    }
+
+    pub fn push(&mut self, e: FileError) {
+        self.0.push(e);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `Ok(value)` when nothing was wrong, else every error.
+    pub fn or<T>(self, value: impl FnOnce() -> T) -> Result<T, FileErrors> {
+        if self.0.is_empty() {
+            Ok(value())
+        } else {
+            Err(self)
+        }
+    }
+
+    /// The first error: for callers and tests that look at one.
+    pub fn first(&self) -> Option<&FileError> {
+        self.0.first()
+    }
+}
+
+impl From<FileError> for FileErrors {
+    fn from(e: FileError) -> FileErrors {
+        FileErrors(vec![e])
+    }
+}
+
+/// One error per line, as a compiler lists them.
+impl fmt::Display for FileErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for FileErrors {}
+
 /// A TOML file's text, kept to turn byte offsets into lines.
 pub struct Source<'a> {
     pub path: &'a Path,
@@ -66,12 +127,26 @@ impl<'a> Source<'a> {
             + 1
     }
 
-    /// An error at a span of the file, about `field`.
+    /// 1-based column (in characters) of a byte offset.
+    pub fn column_of(&self, offset: usize) -> usize {
+        let mut end = offset.min(self.text.len());
+        while !self.text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let start = self.text[..end].rfind('\n').map_or(0, |i| i + 1);
+        self.text[start..end].chars().count() + 1
+    }
+
+    /// An error at a span of the file, about `field`. A span that is empty (a default put in
+    /// by serde, not written in the file) has no place: the error is about the field alone.
     pub fn error(&self, span: Range<usize>, field: &str, message: impl Into<String>) -> FileError {
+        if span.is_empty() && span.start == 0 {
+            return self.whole(field, message);
+        }
         FileError {
             file: self.path.to_path_buf(),
             line: self.line_of(span.start),
-            column: 0,
+            column: self.column_of(span.start),
             field: field.to_string(),
             message: message.into(),
         }
@@ -92,23 +167,47 @@ impl<'a> Source<'a> {
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, FileError> {
         toml::from_str(self.text).map_err(|e| {
             let message = e.message();
-            let (line, field) = if let Some(field) = quoted_after(message, "missing field ") {
+            let (line, column, field) = if let Some(field) = quoted_after(message, "missing field ")
+            {
                 // The span of a missing field is the table that lacks it: no line helps.
-                (0, field)
+                (0, 0, field)
             } else {
                 match e.span() {
-                    Some(span) => (self.line_of(span.start), self.key_at(span.start)),
-                    None => (0, String::new()),
+                    Some(span) => (
+                        self.line_of(span.start),
+                        self.column_of(span.start),
+                        self.key_at(span.start),
+                    ),
+                    None => (0, 0, String::new()),
                 }
             };
             FileError {
                 file: self.path.to_path_buf(),
                 line,
-                column: 0,
+                column,
                 field,
-                message: e.message().trim().to_string(),
+                // One line, as every other error: the TOML parser's own runs over two.
+                message: message.split_whitespace().collect::<Vec<_>>().join(" "),
             }
         })
+    }
+
+    /// Where a top-level `key = ...` is written (the file's start when it is not).
+    pub fn span_of_key(&self, key: &str) -> Range<usize> {
+        let mut at = 0;
+        for line in self.text.split_inclusive('\n') {
+            let trimmed = line.trim_start();
+            if trimmed.starts_with('[') {
+                break;
+            }
+            if let Some(rest) = trimmed.strip_prefix(key) {
+                if rest.trim_start().starts_with('=') {
+                    return at..at + line.len();
+                }
+            }
+            at += line.len();
+        }
+        0..0
     }
 
     /// The key written on the line holding `offset` (`key = ...`), or the table header there.
@@ -317,7 +416,7 @@ mod tests {
         let e = parse("name = \"x\"\nretries = \"two\"\n").unwrap_err();
         assert_eq!((e.line, e.field.as_str()), (2, "retries"));
         assert!(
-            e.to_string().starts_with("p.toml:2: field `retries`: "),
+            e.to_string().starts_with("p.toml:2:11: field `retries`: "),
             "{e}"
         );
     }

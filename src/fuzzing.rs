@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::config::policy::Policy;
-use crate::file_error::FileError;
+use crate::file_error::FileErrors;
 use crate::hosts::Inventory;
 use crate::intake::github::{commands, webhook};
 use crate::intake::mail::{mbox, message::Mail};
@@ -133,9 +133,13 @@ pub fn subunit(data: &[u8]) {
 }
 
 /// An error about a file a person wrote names that file.
-fn names_its_file<T>(result: Result<T, FileError>, path: &Path) {
-    if let Err(e) = result {
-        assert_eq!(e.file, path, "{e}");
+fn names_its_file<T, E: Into<FileErrors>>(result: Result<T, E>, path: &Path) {
+    if let Err(errors) = result {
+        let errors = errors.into();
+        assert!(!errors.is_empty(), "an error with no mistake in it");
+        for e in &errors.0 {
+            assert_eq!(e.file, path, "{e}");
+        }
     }
 }
 

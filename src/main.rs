@@ -1,60 +1,94 @@
-//! The `pushgate` command: parses the command line, starts logging and hands over to the
-//! subcommand's file in `cli/`.
+//! The `pushgate` command: parses the command line, starts logging, hands over to the
+//! subcommand's file in `cli/` and prints its error, once.
 
 mod cli;
+
+use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Parser;
 
+use cli::logs::LogArgs;
 use cli::{Cli, Command};
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> ExitCode {
     cli::keep_freed_memory();
     let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("{}", cli::logs::describe(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the command; its exit code, or the error that ended it.
+async fn dispatch(cli: Cli) -> Result<u8> {
+    let logs = cli.logs;
     match cli.command {
         Command::Bisect(args) => {
-            cli::init_logs("warn");
-            std::process::exit(cli::bisect::run(args).await);
+            logs.init("warn");
+            Ok(cli::bisect::run(args).await)
         }
         Command::Sequence { what } => {
+            logs.init("warn");
             let good = cli::sequence::run(what)?;
-            std::process::exit(if good { 0 } else { 1 });
+            Ok(if good { 0 } else { 1 })
         }
         Command::Mail { what } => {
-            cli::init_logs("warn");
-            cli::mail::run(what).await
+            logs.init("warn");
+            cli::mail::run(what).await.map(|()| 0)
         }
         Command::Series { what } => {
-            cli::init_logs("warn");
-            cli::series::run(what).await
+            logs.init("warn");
+            cli::series::run(what).await.map(|()| 0)
         }
         Command::Jobs { what, server } => {
-            cli::init_logs("warn");
-            cli::jobs::run(what, server).await
+            // `jobs showlog -v` asks for the logs' ends, not for our debug lines.
+            LogArgs {
+                verbose: 0,
+                ..logs.clone()
+            }
+            .init("warn");
+            cli::jobs::run(what, server, logs.verbose > 0)
+                .await
+                .map(|()| 0)
         }
         Command::Hosts { what } => {
-            cli::init_logs("warn");
-            cli::hosts::run(what).await
+            logs.init("warn");
+            cli::hosts::run(what).await.map(|()| 0)
+        }
+        Command::Check(args) => {
+            logs.init("warn");
+            cli::check::run(args).await
         }
         Command::Serve(args) => {
-            cli::init_logs("info");
-            cli::serve::run(args).await
+            logs.init("info");
+            cli::serve::run(args).await.map(|()| 0)
         }
         Command::Gate(args) => {
-            cli::init_logs("info");
-            std::process::exit(cli::gate::run(args).await?);
+            // With --once, what it does is shown as progress and its decisions as output.
+            logs.init(if args.once { "warn" } else { "info" });
+            cli::gate::run(args).await
         }
         Command::Demo(args) => {
-            cli::init_logs("warn");
-            cli::demo::run(args).await
+            logs.init("warn");
+            cli::demo::run(args).await.map(|()| 0)
         }
         Command::Bench { what } => {
             // The intake bench's load process prints JSON and logs nothing.
             if !matches!(what, cli::bench::Command::IntakeLoad(_)) {
-                cli::init_logs("warn");
+                logs.init("warn");
             }
-            cli::bench::run(what).await
+            cli::bench::run(what).await.map(|()| 0)
         }
     }
 }

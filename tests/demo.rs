@@ -31,7 +31,7 @@ fn the_demo_finds_the_culprit_pushes_the_prefix_and_writes_the_mail() {
     assert_eq!(mails.len(), 2);
     for m in mails {
         let text = std::fs::read_to_string(m.as_str().unwrap()).unwrap();
-        assert!(text.contains("Subject: [staging]"), "{text}");
+        assert!(text.contains("Subject: [sample staging] "), "{text}");
     }
     // The progress went to stderr, the JSON alone to stdout.
     assert!(String::from_utf8_lossy(&out.stderr).contains("testing 20/20"));

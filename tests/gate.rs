@@ -100,7 +100,10 @@ async fn a_passing_staging_is_pushed_exactly_once() {
     let mail = service.deliver_mail().await.unwrap();
     assert_eq!(mail.sent.len(), 1, "one gate report");
     let report = parse_mail(&std::fs::read(&sandbox.outbox()[0]).unwrap());
-    assert_eq!(report.subject, "[staging] pushed 3 commits to master");
+    assert_eq!(
+        report.subject,
+        "[project staging] flight 1: pushed 3 commits to master"
+    );
     assert_eq!(report.to, vec!["devel@lists.example.org"]);
 }
 
@@ -418,10 +421,31 @@ async fn a_missing_repository_or_branch_is_a_clear_error_and_nothing_moves() {
     let sandbox = Sandbox::new();
     let missing = root.path().join("no-such.git");
     sandbox.standard_policy(missing.to_str().unwrap());
+    // Refused at start, naming the policy's file and field.
+    let refused = pushgate::service::Service::open(
+        sandbox.config(""),
+        std::sync::Arc::new(pushgate::gate::LogProgress),
+    )
+    .await
+    .err()
+    .expect("a policy whose repository does not exist is refused");
+    let said = refused.to_string();
+    assert!(
+        said.contains("policies/project.toml:1:1: field `repository`"),
+        "{said}"
+    );
+    assert!(said.contains("no-such.git does not exist"), "{said}");
+
+    // One that goes away after the start is an error of its branch, and nothing moves.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let gone = Upstream::new(elsewhere.path(), &[("README", "x\n")]);
+    let sandbox = Sandbox::new();
+    sandbox.standard_policy(gone.bare.to_str().unwrap());
     let service = open_service(sandbox.config("")).await;
+    std::fs::rename(&gone.bare, elsewhere.path().join("moved.git")).unwrap();
     match &service.gate_once().await.unwrap()[0].1 {
         BranchOutcome::Error { message } => {
-            assert!(message.contains("no-such.git"), "{message}");
+            assert!(message.contains("upstream.git"), "{message}");
             assert!(
                 message.contains("no repository at this path: No such file or directory"),
                 "{message}"
@@ -485,7 +509,7 @@ async fn a_policy_naming_an_unknown_sequence_is_refused_at_start() {
     sandbox.sequence("test", TEST_SEQUENCE);
     sandbox.policy(
         "project",
-        "repository = \"/srv/x.git\"\n\nsequences = [\"test\", \"smoke\"]\n",
+        "repository = \"https://git.example.org/x.git\"\n\nsequences = [\"test\", \"smoke\"]\n",
     );
     let config = sandbox.config("");
     let err =
@@ -495,7 +519,7 @@ async fn a_policy_naming_an_unknown_sequence_is_refused_at_start() {
             .expect("refused");
     let text = err.to_string();
     assert!(
-        text.contains("project.toml:3: field `sequences`: no sequence named `smoke`"),
+        text.contains("project.toml:3:22: field `sequences`: no sequence named `smoke`"),
         "{text}"
     );
 }
@@ -1164,7 +1188,7 @@ async fn a_step_that_times_out_on_both_is_let_through_and_said_so() {
     assert_eq!(pushed.as_deref(), Some(tip.as_str()));
     assert_eq!(up.head("master"), tip);
     assert!(
-        report.starts_with("[staging] pushed 2 commits to master (never-passed); 1 step did not gate (never-passed)"),
+        report.starts_with("[project staging] flight 1: pushed 2 commits to master (never-passed); 1 step did not gate (never-passed)"),
         "{report}"
     );
     assert!(

@@ -34,7 +34,7 @@ pub struct Args {
 }
 
 /// Runs `pushgate bisect` and returns its exit code.
-pub async fn run(args: Args) -> i32 {
+pub async fn run(args: Args) -> u8 {
     let Args {
         good,
         bad,

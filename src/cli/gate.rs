@@ -12,50 +12,77 @@ use std::sync::Arc;
 
 use anyhow::{bail, Result};
 
-use pushgate::gate::{BranchOutcome, LogProgress};
+use pushgate::gate::{BranchOutcome, Event, LogProgress};
 use pushgate::service::Service;
+
+use super::progress::Progress;
 
 /// `gate --once` made its decisions but could not deliver all its mail or reports: sysexits'
 /// EX_TEMPFAIL, "try again later", which is what the next run does.
-pub const UNDELIVERED: i32 = 75;
+pub const UNDELIVERED: u8 = 75;
 
 #[derive(clap::Args)]
 pub struct Args {
     /// One pass over every policy, deliver the mail and reports, then exit (for cron): 0 when
     /// all is done, 1 on an error, 75 when mail or reports wait for the next run.
     #[arg(long)]
-    once: bool,
-    #[arg(long)]
+    pub once: bool,
+    /// The service configuration [default: ./pushgate.toml if present].
+    #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
 }
 
+/// `gate --once` shows its flights as they go (its log is quiet: warnings and errors); what it
+/// decided for each policy is its output, on standard output, once.
+struct OnceProgress(Progress);
+
+impl pushgate::gate::Progress for OnceProgress {
+    fn event(&self, event: &Event) {
+        match event {
+            // The summary says these.
+            Event::Idle { .. } | Event::Error { .. } | Event::Concluded { .. } => {}
+            Event::Testing { .. } => self.0.now(&event.to_string()),
+            _ => self.0.keep(&event.to_string()),
+        }
+    }
+}
+
 /// Runs the gate; with `--once`, returns the exit code.
-pub async fn run(args: Args) -> Result<i32> {
+pub async fn run(args: Args) -> Result<u8> {
     let config = super::load_config(args.config.as_deref())?;
-    let service = Service::open(config, Arc::new(LogProgress)).await?;
+    let progress: Arc<dyn pushgate::gate::Progress> = if args.once {
+        Arc::new(OnceProgress(Progress::new()))
+    } else {
+        Arc::new(LogProgress)
+    };
+    let service = Service::open(config, progress).await?;
     loop {
         let mut failed = false;
+        // Without --once, the log (an event per line) is the output.
+        let say = |line: String| {
+            if args.once {
+                println!("{line}")
+            }
+        };
         for (policy, outcome) in service.gate_once().await? {
             match outcome {
                 BranchOutcome::Decided {
                     verdict, reason, ..
-                } => println!("{policy}: {verdict}: {reason}"),
-                BranchOutcome::Idle { message } => println!("{policy}: {message}"),
-                BranchOutcome::Error { message } => {
-                    failed = true;
-                    println!("{policy}: error: {message}")
-                }
+                } => say(format!("{policy}: {verdict}: {reason}")),
+                BranchOutcome::Idle { message } => say(format!("{policy}: {message}")),
+                // The log has said it, once.
+                BranchOutcome::Error { .. } => failed = true,
             }
         }
         match service.series_once().await {
             Ok(lines) => {
                 for (policy, line) in lines {
-                    println!("{policy}: {line}");
+                    say(format!("{policy}: {line}"));
                 }
             }
             Err(e) => {
                 failed = true;
-                println!("error: {e}");
+                tracing::error!("the series pass failed: {e}");
             }
         }
         service.deliver_mail().await?;
@@ -83,7 +110,7 @@ pub async fn run(args: Args) -> Result<i32> {
         }
         if args.once {
             if failed {
-                bail!("some policies could not be gated (see above)");
+                bail!("some policies could not be gated (their errors are above)");
             }
             let undelivered = mail_waiting + reports_waiting + reports.refused as i64;
             return Ok(if undelivered > 0 { UNDELIVERED } else { 0 });

@@ -62,11 +62,10 @@ pub enum JobsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Per-testcase progress and results; -v adds the end of each log.
+    /// Per-testcase progress and results; -v (the global flag) adds the end of each log.
     Showlog {
+        /// The job's number, as `jobs submit` printed it.
         id: i64,
-        #[arg(short, long)]
-        verbose: bool,
     },
     /// Stop a job (its host is cleaned up and freed).
     Cancel { id: i64 },
@@ -172,7 +171,7 @@ fn when(ms: i64) -> String {
 ///
 /// Long because it is a dispatch: one short arm per subcommand, each a request and what it
 /// prints; a function per arm would only move the arms apart.
-pub async fn run(what: JobsCommand, server: ServerArgs) -> Result<()> {
+pub async fn run(what: JobsCommand, server: ServerArgs, verbose: bool) -> Result<()> {
     let config = super::load_config(server.config.as_deref())?;
     let address = server.server.unwrap_or(config.public_url.clone());
     let token = server.token.or(config.api_token.clone());
@@ -245,7 +244,7 @@ pub async fn run(what: JobsCommand, server: ServerArgs) -> Result<()> {
                 }
             }
         }
-        JobsCommand::Showlog { id, verbose } => {
+        JobsCommand::Showlog { id } => {
             let text = api
                 .get_text(&format!("/api/jobs/{id}/log?verbose={verbose}"))
                 .await?;

@@ -3,11 +3,14 @@
 
 pub mod bench;
 pub mod bisect;
+pub mod check;
 pub mod demo;
 pub mod gate;
 pub mod hosts;
 pub mod jobs;
+pub mod logs;
 pub mod mail;
+pub mod progress;
 pub mod sequence;
 pub mod series;
 pub mod serve;
@@ -28,12 +31,18 @@ use pushgate::config::Config;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    #[command(flatten)]
+    pub logs: logs::LogArgs,
 }
 
 #[derive(Subcommand)]
 pub enum Command {
     /// Run the gate loop for every policy, with the status page and the git hook endpoint.
     Serve(serve::Args),
+    /// Check a configuration: every file `serve` would load, every mistake at once (file,
+    /// line, field), then whether each repository, the database, the mail server, each host
+    /// and GitHub answer. Changes nothing. Exits 0 when all is well, 1 otherwise.
+    Check(check::Args),
     /// Run the gate without the web server.
     Gate(gate::Args),
     /// Run the whole loop on a sample repository with the shipped policy and sequence.
@@ -92,26 +101,43 @@ pub fn keep_freed_memory() {
     }
 }
 
-/// Logs go to stderr, one line per event; RUST_LOG overrides `default`.
-pub fn init_logs(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-}
-
 /// The configuration at `path`, else `./pushgate.toml` if there is one, else the defaults.
 /// Its file size limit holds for every file read from then on (the config itself is read
-/// under the default one).
+/// under the default one). The path is made absolute first, so that every path found from it
+/// (policies, their repositories) is absolute in mail, on pages and in the API.
 pub fn load_config(path: Option<&Path>) -> Result<Config> {
-    let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    let default = cwd.join("pushgate.toml");
-    let path = path.or(default.exists().then_some(default.as_path()));
-    let config = Config::load(path, &cwd)?;
+    let (path, cwd) = config_path(path)?;
+    let config = Config::load(path.as_deref(), &cwd)?;
     pushgate::file_error::set_max_file_size(config.max_file_size);
     Ok(config)
+}
+
+/// The config file to read (absolute), if any, and the current directory.
+pub fn config_path(
+    path: Option<&Path>,
+) -> Result<(Option<std::path::PathBuf>, std::path::PathBuf)> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let default = cwd.join("pushgate.toml");
+    let path = match path {
+        Some(p) => Some(lexically_absolute(&cwd, p)),
+        None => default.exists().then_some(default),
+    };
+    Ok((path, cwd))
+}
+
+/// `path` against `cwd`, with `.` and `..` taken out as written (not following links).
+fn lexically_absolute(cwd: &Path, path: &Path) -> std::path::PathBuf {
+    let mut out = std::path::PathBuf::new();
+    for part in cwd.join(path).components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -20,7 +20,6 @@ pub async fn run(args: Args) -> Result<()> {
     let config = super::load_config(args.config.as_deref())?;
     let service = Arc::new(Service::open(config, Arc::new(LogProgress)).await?);
     let listener = service.bind().await?;
-    eprintln!("pushgate serving on http://{}", listener.local_addr()?);
     service.serve(listener, super::shutdown_signal()).await?;
     Ok(())
 }

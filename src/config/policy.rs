@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::file_error::{parse_duration, toml_files, FileError, Source};
+use crate::file_error::{parse_duration, toml_files, FileError, FileErrors, Source};
 use crate::hosts::Needs;
 use crate::sequence::{PauseOn, Sequences};
 
@@ -41,6 +41,10 @@ pub struct MailPolicy {
     pub authors: bool,
     /// The same for committers.
     pub committers: bool,
+    /// What every subject of this policy's mail starts with, so that a reader's filter and eye
+    /// tell projects apart: `[xen staging]` by default (`mail.subject_prefix`, where `{policy}`,
+    /// `{staging}` and `{target}` are replaced).
+    pub subject_prefix: String,
 }
 
 /// The rules for one staging branch.
@@ -220,6 +224,7 @@ struct PeriodicFile {
 #[serde(deny_unknown_fields)]
 struct MailFile {
     list: Option<Spanned<String>>,
+    subject_prefix: Option<Spanned<String>>,
     #[serde(default = "yes")]
     authors: bool,
     #[serde(default = "yes")]
@@ -230,6 +235,7 @@ impl Default for MailFile {
     fn default() -> Self {
         MailFile {
             list: None,
+            subject_prefix: None,
             authors: true,
             committers: true,
         }
@@ -273,15 +279,40 @@ impl<'a> From<&'a Policy> for crate::store::BranchKey<'a> {
 }
 
 impl Policy {
-    /// Loads and validates one policy against the sequences that exist.
-    pub fn load(path: &Path, sequences: &Sequences) -> Result<Policy, FileError> {
+    /// Loads and validates one policy against the sequences that exist; a repository given
+    /// as a local path must be a git repository there.
+    pub fn load(path: &Path, sequences: &Sequences) -> Result<Policy, FileErrors> {
         let text = Source::read(path)?;
-        Self::parse(path, &text, sequences)
+        let src = Source { path, text: &text };
+        let parsed = Self::parse(path, &text, sequences);
+        // Said beside the file's other mistakes, when it has some.
+        let repository = match &parsed {
+            Ok(policy) => Some(policy.repository.clone()),
+            Err(_) => src
+                .parse::<File>()
+                .ok()
+                .map(|f| resolve_repository(path, f.repository.get_ref().trim())),
+        };
+        let missing = repository
+            .as_deref()
+            .and_then(missing_local_repository)
+            .map(|message| src.error(src.span_of_key("repository"), "repository", message));
+        match (parsed, missing) {
+            (Ok(policy), None) => Ok(policy),
+            (Ok(_), Some(e)) => Err(e.into()),
+            (Err(mut errors), Some(e)) => {
+                errors.0.insert(0, e);
+                Err(errors)
+            }
+            (Err(errors), None) => Err(errors),
+        }
     }
 
-    pub fn parse(path: &Path, text: &str, sequences: &Sequences) -> Result<Policy, FileError> {
+    /// Reads a policy's text, reporting every key that is wrong, not only the first.
+    pub fn parse(path: &Path, text: &str, sequences: &Sequences) -> Result<Policy, FileErrors> {
         let src = Source { path, text };
         let file: File = src.parse()?;
+        let mut errors = FileErrors::default();
         let name = path
             .file_stem()
             .and_then(|s| s.to_str())
@@ -289,32 +320,44 @@ impl Policy {
             .ok_or_else(|| src.whole("", "the file name is not valid UTF-8"))?
             .to_string();
 
-        let repository = file.repository.get_ref().trim();
-        if repository.is_empty() {
-            return Err(src.error(file.repository.span(), "repository", "empty repository"));
+        let written = file.repository.get_ref().trim();
+        if written.is_empty() {
+            errors.push(src.error(file.repository.span(), "repository", "empty repository"));
         }
-        let repository = resolve_repository(path, repository);
-        check_branches(&src, &file)?;
-        let listed = listed_sequences(&src, &file, sequences)?;
-        let search = search_settings(&src, &file)?;
-        let pause_resume_after = pause_resume_after(&src, &file)?;
-        let list = mail_list(&src, &file)?;
+        let repository = resolve_repository(path, written);
+        errors.take(check_branches(&src, &file));
+        let listed = errors
+            .take(listed_sequences(&src, &file, sequences))
+            .unwrap_or_default();
+        let search = errors.take(search_settings(&src, &file));
+        let pause_resume_after = errors.take(pause_resume_after(&src, &file)).flatten();
+        let list = errors.take(mail_list(&src, &file)).flatten();
+        let subject_prefix = errors
+            .take(subject_prefix(&src, &file, &name))
+            .unwrap_or_default();
         let needs = match &file.needs {
             None => Needs::default(),
-            Some(n) => Needs::parse(n.get_ref()).map_err(|m| src.error(n.span(), "needs", m))?,
+            Some(n) => errors
+                .take(Needs::parse(n.get_ref()).map_err(|m| src.error(n.span(), "needs", m)))
+                .unwrap_or_default(),
         };
         let periodic = match &file.periodic {
             None => None,
-            Some(p) => Some(periodic(&src, p, &listed)?),
+            Some(p) => errors.take(periodic(&src, p, &listed)),
         };
         let github = match &file.github {
-            Some(g) => Some(github_repository(&src, g)?),
+            Some(g) => errors.take(github_repository(&src, g)),
             None => github_name(&repository),
         };
-        let maintainers = maintainers(&src, &file.maintainers)?;
+        let maintainers = errors
+            .take(maintainers(&src, &file.maintainers))
+            .unwrap_or_default();
         let mailing_list = match &file.mailing_list {
-            Some(m) => Some(mailing_list(&src, m.get_ref())?),
+            Some(m) => errors.take(mailing_list(&src, m.get_ref())),
             None => None,
+        };
+        let Some(search) = search.filter(|_| errors.is_empty()) else {
+            return Err(errors);
         };
         Ok(Policy {
             mailing_list,
@@ -346,14 +389,41 @@ impl Policy {
                 list,
                 authors: file.mail.authors,
                 committers: file.mail.committers,
+                subject_prefix,
             },
         })
     }
 }
 
+/// Why a repository given as a local path cannot be used, when it cannot.
+fn missing_local_repository(repository: &str) -> Option<String> {
+    if is_url(repository) {
+        return None;
+    }
+    let path = Path::new(repository);
+    if !path.exists() {
+        return Some(format!(
+            "{repository} does not exist (a path is relative to this file; a remote repository \
+             is a URL such as https://host/repo.git or git@host:repo.git)"
+        ));
+    }
+    match git2::Repository::open(path) {
+        Ok(_) => None,
+        Err(e) => Some(format!(
+            "{repository} is not a git repository: {}",
+            e.message()
+        )),
+    }
+}
+
+/// A git URL (`scheme://...`, or scp-like `user@host:path`), not a local path.
+fn is_url(repository: &str) -> bool {
+    repository.contains("://") || repository.contains('@')
+}
+
 /// URLs stay as they are; a relative path is taken relative to the policy file.
 fn resolve_repository(policy_file: &Path, repository: &str) -> String {
-    if repository.contains("://") || repository.contains('@') {
+    if is_url(repository) {
         return repository.to_string();
     }
     let path = Path::new(repository);
@@ -439,24 +509,24 @@ struct Search {
     hosts: usize,
 }
 
-fn search_settings(src: &Source, file: &File) -> Result<Search, FileError> {
+fn search_settings(src: &Source, file: &File) -> Result<Search, FileErrors> {
+    let mut errors = FileErrors::default();
     if *file.retries.get_ref() > MAX_RETRIES {
-        return Err(src.error(
+        errors.push(src.error(
             file.retries.span(),
             "retries",
             format!("at most {MAX_RETRIES} retries"),
         ));
     }
     let retry_broken_after = match &file.retry_broken_after {
-        None => Duration::from_secs(600),
-        Some(t) => {
-            parse_duration(t.get_ref()).map_err(|m| src.error(t.span(), "retry_broken_after", m))?
-        }
+        None => Some(Duration::from_secs(600)),
+        Some(t) => errors.take(
+            parse_duration(t.get_ref()).map_err(|m| src.error(t.span(), "retry_broken_after", m)),
+        ),
     };
-
     let flake_rate = match &file.flake_rate {
         Some(f) if !(0.0..crate::culprit::MAX_FLAKE_RATE).contains(f.get_ref()) => {
-            return Err(src.error(
+            errors.push(src.error(
                 f.span(),
                 "flake_rate",
                 format!(
@@ -464,36 +534,42 @@ fn search_settings(src: &Source, file: &File) -> Result<Search, FileError> {
                     f.get_ref(),
                     crate::culprit::MAX_FLAKE_RATE
                 ),
-            ))
+            ));
+            None
         }
         f => f.as_ref().map(|f| *f.get_ref()),
     };
     let confidence = match &file.confidence {
         Some(c) if !(0.5..1.0).contains(c.get_ref()) => {
-            return Err(src.error(
+            errors.push(src.error(
                 c.span(),
                 "confidence",
                 format!("{} is not in [0.5, 1)", c.get_ref()),
-            ))
+            ));
+            0.99
         }
         c => c.as_ref().map_or(0.99, |c| *c.get_ref()),
     };
     let hosts = match &file.hosts {
         Some(h) if !(1..=MAX_HOSTS).contains(h.get_ref()) => {
-            return Err(src.error(
+            errors.push(src.error(
                 h.span(),
                 "hosts",
                 format!("{} is not between 1 and {MAX_HOSTS}", h.get_ref()),
-            ))
+            ));
+            1
         }
         h => h.as_ref().map_or(1, |h| *h.get_ref()),
     };
-    Ok(Search {
-        retry_broken_after,
-        flake_rate,
-        confidence,
-        hosts,
-    })
+    match retry_broken_after {
+        Some(retry_broken_after) if errors.is_empty() => Ok(Search {
+            retry_broken_after,
+            flake_rate,
+            confidence,
+            hosts,
+        }),
+        _ => Err(errors),
+    }
 }
 
 /// How long a paused run waits; `never` waits until told.
@@ -526,6 +602,33 @@ fn mail_list(src: &Source, file: &File) -> Result<Option<String>, FileError> {
             Some(addr.get_ref().clone())
         }
     })
+}
+
+/// The subject prefix with its names filled in.
+fn subject_prefix(src: &Source, file: &File, name: &str) -> Result<String, FileError> {
+    let Some(prefix) = &file.mail.subject_prefix else {
+        return Ok(format!("[{name} {}]", file.staging.get_ref()));
+    };
+    let text = prefix.get_ref();
+    let filled = text
+        .replace("{policy}", name)
+        .replace("{staging}", file.staging.get_ref())
+        .replace("{target}", file.target.get_ref());
+    if filled.contains(['{', '}']) {
+        return Err(src.error(
+            prefix.span(),
+            "mail.subject_prefix",
+            "only `{policy}`, `{staging}` and `{target}` are filled in",
+        ));
+    }
+    if filled.chars().any(char::is_control) || filled.chars().count() > 60 {
+        return Err(src.error(
+            prefix.span(),
+            "mail.subject_prefix",
+            "one line of at most 60 characters",
+        ));
+    }
+    Ok(filled.trim().to_string())
 }
 
 /// `[periodic]`: how often, which sequences (the policy's own), and the selector program.
@@ -672,19 +775,32 @@ fn mailing_list(src: &Source, m: &MailingListFile) -> Result<MailingList, FileEr
     })
 }
 
-/// Loads every `*.toml` of a directory, refusing the first bad one.
-pub fn load_dir(dir: &Path, sequences: &Sequences) -> Result<Vec<Policy>, FileError> {
-    let paths = toml_files(dir, "policies")?;
+/// Loads every policy of a directory; refuses it when any file is wrong, with every error.
+pub fn load_dir(dir: &Path, sequences: &Sequences) -> Result<Vec<Policy>, FileErrors> {
+    let (policies, errors) = load_dir_reporting(dir, sequences);
+    errors.or(|| policies)
+}
+
+/// The policies of a directory that load, and every error of those that do not.
+pub fn load_dir_reporting(dir: &Path, sequences: &Sequences) -> (Vec<Policy>, FileErrors) {
+    let mut errors = FileErrors::default();
+    let Some(paths) = errors.take(toml_files(dir, "policies")) else {
+        return (Vec::new(), errors);
+    };
     if paths.is_empty() {
-        return Err(FileError {
+        errors.push(FileError {
             file: dir.to_path_buf(),
             line: 0,
             column: 0,
             field: String::new(),
-            message: "no policy files (*.toml) here".into(),
+            message: "no policy files (*.toml) here (`pushgate init` writes one)".into(),
         });
     }
-    paths.iter().map(|p| Policy::load(p, sequences)).collect()
+    let policies = paths
+        .iter()
+        .filter_map(|p| errors.take(Policy::load(p, sequences)))
+        .collect();
+    (policies, errors)
 }
 
 #[cfg(test)]
@@ -708,6 +824,7 @@ mod tests {
             let _ = std::fs::write(&fifo, "");
         }
         let e = answer.expect("load_dir waited on the FIFO").unwrap_err();
+        let e = &e.0[0];
         assert_eq!(e.file, fifo);
         assert!(e.message.contains("not a regular file"), "{e}");
     }
@@ -724,19 +841,24 @@ mod tests {
         s
     }
 
+    /// The policy, or its first mistake.
     fn parse(text: &str) -> Result<Policy, FileError> {
         Policy::parse(
             Path::new("/etc/pushgate/policies/xen.toml"),
             text,
             &sequences(),
         )
+        .map_err(|e| e.0[0].clone())
     }
 
     #[test]
     fn the_shipped_sample_policy_loads() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let seqs = crate::sequence::load_dir(&root.join("sequences"), &[]).unwrap();
-        let p = Policy::load(&root.join("policies/sample.toml"), &seqs).unwrap();
+        // Parsed, not loaded: the repository it names is the one `pushgate demo` makes.
+        let path = root.join("policies/sample.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let p = Policy::parse(&path, &text, &seqs).unwrap();
         assert_eq!(
             (p.staging.as_str(), p.target.as_str()),
             ("staging", "master")

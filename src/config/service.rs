@@ -10,7 +10,7 @@ use toml::Spanned;
 
 use crate::config::policy::{self, Policy};
 use crate::config::{GitHubAuth, GitHubSettings};
-use crate::file_error::{parse_duration, read_text, FileError, Source};
+use crate::file_error::{parse_duration, read_text, FileError, FileErrors, Source};
 use crate::sequence::{self, Sequences};
 
 /// How mail leaves pushgate.
@@ -154,7 +154,7 @@ struct MailFile {
 
 impl Config {
     /// Reads `path`, or takes every default relative to `base` when there is no file.
-    pub fn load(path: Option<&Path>, base: &Path) -> Result<Config, FileError> {
+    pub fn load(path: Option<&Path>, base: &Path) -> Result<Config, FileErrors> {
         match path {
             Some(path) => {
                 let text = Source::read(path)?;
@@ -165,30 +165,40 @@ impl Config {
         }
     }
 
-    pub fn parse(path: &Path, text: &str, base: &Path) -> Result<Config, FileError> {
+    /// Reads the config's text, reporting every key that is wrong, not only the first.
+    pub fn parse(path: &Path, text: &str, base: &Path) -> Result<Config, FileErrors> {
         let r = Reading {
             src: Source { path, text },
             base,
         };
         let file: File = r.src.parse()?;
-        let state_dir = r.rel(file.state_dir.clone(), ".");
+        let mut errors = FileErrors::default();
+        let state_dir = match &file.state_dir {
+            Some(dir) => r.rel(Some(dir.clone()), ""),
+            None => default_state_dir(),
+        };
         let database_url = file.database_url.clone().unwrap_or_else(|| {
             format!(
                 "sqlite://{}?mode=rwc",
                 state_dir.join("pushgate.db").display()
             )
         });
-        let listen = r.listen(&file.listen)?;
-        let poll_interval = r.duration(&file.poll_interval, "poll_interval", 60)?;
+        let listen = errors
+            .take(r.listen(&file.listen))
+            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8077)));
+        let poll_interval = errors
+            .take(r.duration(&file.poll_interval, "poll_interval", 60))
+            .unwrap_or_default();
         let max_file_size = match &file.input.max_file_mib {
             None => crate::file_error::DEFAULT_MAX_FILE_SIZE,
             Some(m) if (1..=1024).contains(m.get_ref()) => m.get_ref() << 20,
             Some(m) => {
-                return Err(r.src.error(
+                errors.push(r.src.error(
                     m.span(),
                     "input.max_file_mib",
                     "say how many MiB, from 1 to 1024",
-                ))
+                ));
+                crate::file_error::DEFAULT_MAX_FILE_SIZE
             }
         };
         let include_roots = file
@@ -197,18 +207,24 @@ impl Config {
             .iter()
             .map(|p| r.rel(Some(p.clone()), ""))
             .collect();
-        let http = r.http(&file.http)?;
-        let mail_from = r.mail_from(&file.mail)?;
-        let mail = r.mail_transport(&file.mail, &state_dir)?;
-        let api_token = r.secret(&file.api.token, &file.api.token_file, "api.token", 16)?;
-        let github_secret = r.secret(
-            &file.github.webhook_secret,
-            &file.github.webhook_secret_file,
-            "github.webhook_secret",
-            1,
-        )?;
-        let github = r.github(&file.github)?;
-        Ok(Config {
+        let http = errors.take(r.http(&file.http)).unwrap_or_default();
+        let mail_from = errors.take(r.mail_from(&file.mail)).unwrap_or_default();
+        let mail = errors
+            .take(r.mail_transport(&file.mail, &state_dir))
+            .unwrap_or(MailTransport::Folder(PathBuf::new()));
+        let api_token = errors
+            .take(r.secret(&file.api.token, &file.api.token_file, "api.token", 16))
+            .flatten();
+        let github_secret = errors
+            .take(r.secret(
+                &file.github.webhook_secret,
+                &file.github.webhook_secret_file,
+                "github.webhook_secret",
+                1,
+            ))
+            .flatten();
+        let github = errors.take(r.github(&file.github)).flatten();
+        errors.or(|| Config {
             github,
             github_secret,
             hosts_file: r.rel(file.hosts, "hosts.toml"),
@@ -232,11 +248,14 @@ impl Config {
         })
     }
 
-    /// Loads the sequences and the policies, refusing the first file that is wrong.
-    pub fn load_policies(&self) -> Result<(Vec<Policy>, Sequences), FileError> {
-        let sequences = sequence::load_dir(&self.sequences_dir, &self.include_roots)?;
-        let policies = policy::load_dir(&self.policies_dir, &sequences)?;
-        Ok((policies, sequences))
+    /// Loads the sequences and the policies, refusing them when any file is wrong, with
+    /// every error.
+    pub fn load_policies(&self) -> Result<(Vec<Policy>, Sequences), FileErrors> {
+        let (sequences, mut errors) =
+            sequence::load_dir_reporting(&self.sequences_dir, &self.include_roots);
+        let (policies, more) = policy::load_dir_reporting(&self.policies_dir, &sequences);
+        errors.0.extend(more.0);
+        errors.or(|| (policies, sequences))
     }
 
     pub fn mirrors_dir(&self) -> PathBuf {
@@ -251,6 +270,44 @@ impl Config {
     /// Where remote public-inbox archives are mirrored.
     pub fn inboxes_dir(&self) -> PathBuf {
         self.state_dir.join("inboxes")
+    }
+}
+
+/// Where state lives when the config does not say: systemd's `$STATE_DIRECTORY` (a unit with
+/// `StateDirectory=pushgate`), else `/var/lib/pushgate` for root, else
+/// `$XDG_STATE_HOME/pushgate` (`~/.local/state/pushgate`). Never the current directory: a
+/// `serve` started from another directory would otherwise begin again with an empty store.
+pub fn default_state_dir() -> PathBuf {
+    state_dir_from(
+        |name| std::env::var_os(name).filter(|v| !v.is_empty()),
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        unsafe { libc::geteuid() } == 0,
+    )
+}
+
+fn state_dir_from(env: impl Fn(&str) -> Option<std::ffi::OsString>, root: bool) -> PathBuf {
+    if let Some(dir) = env("STATE_DIRECTORY") {
+        // systemd lists several, colon-separated, when the unit names several.
+        let first = dir
+            .to_string_lossy()
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .to_string();
+        return PathBuf::from(first);
+    }
+    if root {
+        return PathBuf::from("/var/lib/pushgate");
+    }
+    if let Some(dir) = env("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .filter(|d| d.is_absolute())
+    {
+        return dir.join("pushgate");
+    }
+    match env("HOME") {
+        Some(home) => PathBuf::from(home).join(".local/state/pushgate"),
+        None => PathBuf::from("/var/lib/pushgate"),
     }
 }
 
@@ -508,12 +565,61 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_live_in_the_base_directory() {
-        let c = Config::load(None, Path::new("/srv/gate")).unwrap();
-        assert_eq!(c.database_url, "sqlite:///srv/gate/./pushgate.db?mode=rwc");
+    fn files_are_found_beside_the_config_and_state_in_the_state_directory() {
+        let c = Config::parse(
+            Path::new("/srv/gate/pushgate.toml"),
+            "state_dir = \"state\"\n",
+            Path::new("/srv/gate"),
+        )
+        .unwrap();
+        assert_eq!(
+            c.database_url,
+            "sqlite:///srv/gate/state/pushgate.db?mode=rwc"
+        );
         assert_eq!(c.policies_dir, Path::new("/srv/gate/policies"));
-        assert_eq!(c.mail, MailTransport::Folder("/srv/gate/./outbox".into()));
+        assert_eq!(
+            c.mail,
+            MailTransport::Folder("/srv/gate/state/outbox".into())
+        );
         assert_eq!(c.public_url, "http://127.0.0.1:8077");
+        let c = Config::load(None, Path::new("/srv/gate")).unwrap();
+        assert_eq!(c.state_dir, default_state_dir());
+    }
+
+    #[test]
+    fn the_default_state_directory_is_never_the_current_one() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| std::ffi::OsString::from(v))
+            }
+        };
+        static ALL: [(&str, &str); 3] = [
+            ("STATE_DIRECTORY", "/var/lib/pushgate:/var/lib/other"),
+            ("XDG_STATE_HOME", "/home/m/.state"),
+            ("HOME", "/home/m"),
+        ];
+        assert_eq!(
+            state_dir_from(env(&ALL[..]), false),
+            Path::new("/var/lib/pushgate")
+        );
+        assert_eq!(
+            state_dir_from(env(&ALL[1..]), true),
+            Path::new("/var/lib/pushgate")
+        );
+        assert_eq!(
+            state_dir_from(env(&ALL[1..]), false),
+            Path::new("/home/m/.state/pushgate")
+        );
+        assert_eq!(
+            state_dir_from(
+                env(&[("XDG_STATE_HOME", "rel"), ("HOME", "/home/m")]),
+                false
+            ),
+            Path::new("/home/m/.local/state/pushgate")
+        );
     }
 
     #[test]
@@ -590,8 +696,27 @@ mod tests {
             ("[http]\nmax_connections = 0\n", 2, "http.max_connections"),
         ] {
             let e = Config::parse(p, text, base).unwrap_err();
+            assert_eq!(e.0.len(), 1, "{text:?}: {e}");
+            let e = &e.0[0];
             assert_eq!((e.line, e.field.as_str()), (line, field), "{text:?}: {e}");
         }
+        // Every mistake of a file at once.
+        let e = Config::parse(
+            p,
+            "listen = \"x\"\npoll_interval = \"often\"\n[api]\ntoken = \"short\"\n[http]\nmax_connections = 0\n",
+            base,
+        )
+        .unwrap_err();
+        let fields: Vec<&str> = e.0.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "listen",
+                "poll_interval",
+                "http.max_connections",
+                "api.token"
+            ]
+        );
         let gh = Config::parse(p, "[github]\ntoken = \"long-enough-token\"\n", base).unwrap();
         let gh = gh.github.unwrap();
         assert_eq!(gh.api_url, "https://api.github.com");

@@ -47,14 +47,29 @@ pub async fn deliver_due_reports(
         };
         match forge.post(&report, update).await {
             Ok(remote_id) => {
-                tracing::info!(id = report.id, kind = report.kind.as_str(), repository = %report.repository, sha = ?report.sha, state = %report.state, "reported to the forge");
+                tracing::info!(
+                    id = report.id,
+                    "{} {} posted to {}{}",
+                    report.kind.as_str(),
+                    report.state,
+                    report.repository,
+                    report
+                        .sha
+                        .as_deref()
+                        .map(|s| format!(" on {}", crate::repo::short(s)))
+                        .unwrap_or_default()
+                );
                 store
                     .mark_report_done(report.id, "posted", remote_id.or(update), None)
                     .await?;
                 done.posted += 1;
             }
             Err(ForgeError::Refused { message }) => {
-                tracing::error!(id = report.id, repository = %report.repository, error = %message, "the forge refused a report; it is dropped");
+                tracing::error!(
+                    id = report.id,
+                    "{} refused a report, which is dropped: {message}",
+                    report.repository
+                );
                 store
                     .mark_report_done(report.id, "refused", None, Some(&message))
                     .await?;
@@ -62,7 +77,12 @@ pub async fn deliver_due_reports(
             }
             Err(ForgeError::Transient { message, after }) => {
                 let delay = retry_delay(retry_base, report.attempts, after);
-                tracing::warn!(id = report.id, repository = %report.repository, error = %message, retry_in = ?delay, "report not posted");
+                tracing::warn!(
+                    id = report.id,
+                    "report to {} not posted, trying again in {}: {message}",
+                    report.repository,
+                    humantime::format_duration(delay)
+                );
                 store
                     .mark_report_failed(report.id, &message, delay.as_millis() as i64)
                     .await?;

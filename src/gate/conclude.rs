@@ -72,6 +72,7 @@ impl Gate {
                             .await?;
                         self.emit(Event::Pushed {
                             policy: &policy.name,
+                            flight: flight.id,
                             target: &policy.target,
                             sha,
                         });

@@ -340,6 +340,7 @@ impl Gate {
         async move {
             self.emit(Event::Testing {
                 policy: &policy.name,
+                flight: flight.id,
                 index,
                 commits: flight.commits.len(),
                 sha: &sha,
@@ -387,7 +388,7 @@ impl Gate {
                         pause: PauseContext {
                             to,
                             sha: &sha,
-                            staging: &policy.staging,
+                            subject_prefix: &policy.mail.subject_prefix,
                             host: String::new(),
                             resume_after: policy.pause_resume_after,
                             from: &self.settings.mail_from,
@@ -400,12 +401,15 @@ impl Gate {
             };
             let error = (state == RunState::Broken).then_some(detail.as_str());
             self.store.finish_run(run_id, state, error).await?;
+            let host = self.store.run(run_id).await?.map(|r| r.host);
             self.emit(Event::Tested {
                 policy: &policy.name,
+                flight: flight.id,
                 sha: &sha,
                 role,
                 state,
                 detail: &detail,
+                host: host.as_deref().unwrap_or(""),
             });
             Ok(())
         }

@@ -253,7 +253,7 @@ impl JobRunner {
             .pause_on_fail
             .as_deref()
             .map_or(PauseOn::Never, PauseOn::parse);
-        let label = format!("job {}", job.id);
+        let label = format!("[pushgate job {}]", job.id);
         let plan = RunPlan {
             run_id,
             sequence,
@@ -274,7 +274,7 @@ impl JobRunner {
             pause: PauseContext {
                 to: job.email.iter().cloned().collect(),
                 sha,
-                staging: &label,
+                subject_prefix: &label,
                 host: String::new(),
                 resume_after: policy.and_then(|p| p.pause_resume_after),
                 from: &self.settings.mail_from,

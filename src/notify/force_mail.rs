@@ -20,8 +20,8 @@ pub fn compose_force(
         from,
         to: &to,
         subject: format!(
-            "[pushgate] {}: {} forced {}",
-            policy.name, force.who, policy.target
+            "{} {} forced {}",
+            policy.mail.subject_prefix, force.who, policy.target
         ),
         body: render(
             "force.txt",

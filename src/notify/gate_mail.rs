@@ -201,10 +201,15 @@ pub fn compose(f: &FlightFacts) -> Result<Vec<NewMail>, ReportError> {
         .collect();
     let report_cc = range_people(f);
     if !report_to.is_empty() || !report_cc.is_empty() {
+        // As OSSTest's `[xen-unstable test] 12345: ...`: the project, then the flight.
+        let subject = format!(
+            "{} flight {}: {headline}",
+            policy.mail.subject_prefix, f.flight.id
+        );
         mails.push(build(
             f,
             "gate-report",
-            &headline,
+            &subject,
             &report_to,
             &report_cc,
             render("gate-report.txt", &context)?,
@@ -248,8 +253,8 @@ pub fn compose(f: &FlightFacts) -> Result<Vec<NewMail>, ReportError> {
         let cc = dedupe(report_to.clone(), &to);
         if !to.is_empty() || !cc.is_empty() {
             let subject = format!(
-                "[{}] your commit {} \"{}\" broke {}",
-                policy.staging,
+                "{} your commit {} \"{}\" broke {}",
+                policy.mail.subject_prefix,
                 short(&c.sha),
                 c.title,
                 context.steps.join(", ")
@@ -392,8 +397,7 @@ fn headline_of_verdict(f: &FlightFacts, regressions: &[Regression]) -> String {
             n => format!(" and {} more", n - 1),
         };
         return format!(
-            "[{}] blocked: regression in {} \"{}\"{more}",
-            p.staging,
+            "blocked: regression in {} \"{}\"{more}",
             short(&c.sha),
             c.title
         );
@@ -401,29 +405,19 @@ fn headline_of_verdict(f: &FlightFacts, regressions: &[Regression]) -> String {
     if let Some(push) = f.push {
         let n = pushed_count(f.flight, push);
         return format!(
-            "[{}] pushed {n} commit{} to {}{tail}",
-            p.staging,
+            "pushed {n} commit{} to {}{tail}",
             if n == 1 { "" } else { "s" },
             p.target
         );
     }
     if p.mode == Mode::ReportOnly {
         if let Some(sha) = f.would_push {
-            return format!(
-                "[{}] would push {} to {}{tail}",
-                p.staging,
-                short(sha),
-                p.target
-            );
+            return format!("would push {} to {}{tail}", short(sha), p.target);
         }
     }
     match verdict {
-        Verdict::Broken => format!(
-            "[{}] broken: could not test {}",
-            p.staging,
-            short(&f.flight.tip)
-        ),
-        _ => format!("[{}] nothing pushed{tail}", p.staging),
+        Verdict::Broken => format!("broken: could not test {}", short(&f.flight.tip)),
+        _ => format!("nothing pushed{tail}"),
     }
 }
 

@@ -19,7 +19,8 @@ pub struct PauseFacts<'a> {
     pub run_id: i64,
     pub testcase: &'a str,
     pub sha: &'a str,
-    pub staging: &'a str,
+    /// The policy's subject prefix (`[xen staging]`), or `[pushgate job N]`.
+    pub subject_prefix: &'a str,
     pub host: &'a str,
     pub log: &'a Path,
     /// When the run goes on by itself, as text; `None` when it waits until told.
@@ -38,8 +39,8 @@ pub fn compose_pause(f: &PauseFacts) -> Result<Option<NewMail>, ReportError> {
         .parse()
         .map_err(|e| ReportError::Mail(format!("sender `{}`: {e}", f.from)))?;
     let subject = format!(
-        "[{}] paused: {} failed on {} ({})",
-        f.staging,
+        "{} paused: {} failed on {} ({})",
+        f.subject_prefix,
         f.testcase,
         short(f.sha),
         f.host

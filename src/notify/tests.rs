@@ -201,7 +201,7 @@ fn a_paused_run_tells_its_submitter_how_to_go_on() {
         run_id: 42,
         testcase: "TC-8005 boot",
         sha: &"1a2b".repeat(10),
-        staging: "staging",
+        subject_prefix: "[xen staging]",
         host: "dom0-a",
         log: &log,
         resumes: Some("at 2026-12-02 09:00 UTC".into()),

@@ -58,6 +58,21 @@ impl SmtpMailer {
     }
 }
 
+impl SmtpMailer {
+    /// Connects and greets the server (EHLO, and STARTTLS when the URL asks), sending no mail:
+    /// what `pushgate check` asks.
+    pub async fn probe(&self) -> Result<(), MailError> {
+        match self.transport.test_connection().await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(MailError::Smtp(format!(
+                "{}: the server did not answer NOOP",
+                self.url
+            ))),
+            Err(e) => Err(MailError::Smtp(format!("{}: {e}", self.url))),
+        }
+    }
+}
+
 #[async_trait]
 impl Mailer for SmtpMailer {
     async fn deliver(&self, mail: &MailRow, from: &Address) -> Result<String, MailError> {
@@ -121,7 +136,7 @@ pub async fn deliver_due(
     for mail in store.due_mail(100).await? {
         match mailer.deliver(&mail, &from).await {
             Ok(place) => {
-                tracing::info!(message_id = %mail.message_id, to = ?mail.recipients, %place, "mail sent");
+                tracing::info!(message_id = %mail.message_id, "mail sent to {} ({place})", mail.recipients.join(", "));
                 store.mark_mail_sent(mail.id, &place).await?;
                 report.sent.push(place);
             }
@@ -130,7 +145,7 @@ pub async fn deliver_due(
                 let delay = retry_base
                     .saturating_mul(1 << shift)
                     .min(Duration::from_secs(3600));
-                tracing::warn!(message_id = %mail.message_id, error = %e, retry_in = ?delay, "mail not sent");
+                tracing::warn!(message_id = %mail.message_id, "mail not sent, trying again in {}: {e}", humantime::format_duration(delay));
                 store
                     .mark_mail_failed(mail.id, &e.to_string(), delay.as_millis() as i64)
                     .await?;

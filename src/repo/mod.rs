@@ -139,25 +139,7 @@ impl Mirror {
     fn unreachable(&self) -> impl Fn(git2::Error) -> RepoError + '_ {
         |e| RepoError::Unreachable {
             url: self.url.clone(),
-            message: self
-                .local_problem()
-                .unwrap_or_else(|| e.message().to_string()),
-        }
-    }
-
-    /// What is wrong with a repository on a local path, in words: libgit2 calls a path where
-    /// nothing is "an unsupported URL protocol".
-    fn local_problem(&self) -> Option<String> {
-        if !is_local_path(&self.url) {
-            return None;
-        }
-        let path = Path::new(self.url.strip_prefix("file://").unwrap_or(&self.url));
-        match std::fs::metadata(path) {
-            Err(e) => Some(format!("no repository at this path: {e}")),
-            Ok(_) if Repository::open(path).is_err() => {
-                Some("this path is not a git repository".to_string())
-            }
-            Ok(_) => None,
+            message: local_problem(&self.url).unwrap_or_else(|| e.message().to_string()),
         }
     }
 
@@ -628,6 +610,45 @@ fn is_local_path(url: &str) -> bool {
 struct Writing {
     _process: FileLock,
     _thread: std::sync::MutexGuard<'static, bool>,
+}
+
+/// What is wrong with a repository on a local path, in words: libgit2 calls a path where
+/// nothing is "an unsupported URL protocol".
+fn local_problem(url: &str) -> Option<String> {
+    if !is_local_path(url) {
+        return None;
+    }
+    let path = Path::new(url.strip_prefix("file://").unwrap_or(url));
+    match std::fs::metadata(path) {
+        Err(e) => Some(format!("no repository at this path: {e}")),
+        Ok(_) if Repository::open(path).is_err() => {
+            Some("this path is not a git repository".to_string())
+        }
+        Ok(_) => None,
+    }
+}
+
+/// The branches a remote repository advertises and where they point, as `git ls-remote
+/// --heads` lists them: what `pushgate check` asks, which fetches nothing and writes nothing.
+pub fn remote_heads(
+    url: &str,
+    credentials: &Credentials,
+) -> Result<BTreeMap<String, Oid>, RepoError> {
+    let unreachable = |e: git2::Error| RepoError::Unreachable {
+        url: url.to_string(),
+        message: local_problem(url).unwrap_or_else(|| e.message().to_string()),
+    };
+    let mut remote = git2::Remote::create_detached(url).map_err(unreachable)?;
+    let connection = remote
+        .connect_auth(Direction::Fetch, Some(credentials.callbacks(url)), None)
+        .map_err(unreachable)?;
+    let heads = connection
+        .list()
+        .map_err(unreachable)?
+        .iter()
+        .filter_map(|h| Some((h.name().strip_prefix("refs/heads/")?.to_string(), h.oid())))
+        .collect();
+    Ok(heads)
 }
 
 /// Every git lock file (`*.lock`) under `dir`.

@@ -131,8 +131,9 @@ pub struct StoreRecorder<'a> {
 pub struct PauseContext<'a> {
     pub to: Vec<String>,
     pub sha: &'a str,
-    /// What was tested: the staging branch, or `job N`.
-    pub staging: &'a str,
+    /// What the mail's subject starts with: the policy's prefix (`[xen staging]`), or
+    /// `[pushgate job N]`.
+    pub subject_prefix: &'a str,
     pub host: String,
     pub resume_after: Option<std::time::Duration>,
     pub from: &'a str,
@@ -201,7 +202,7 @@ impl StepRecorder for StoreRecorder<'_> {
             run_id: self.run_id,
             testcase: name,
             sha: p.sha,
-            staging: p.staging,
+            subject_prefix: p.subject_prefix,
             host: &p.host,
             log: std::path::Path::new(&log),
             resumes: p

@@ -23,7 +23,7 @@ pub use model::{Background, Sequence, Step};
 pub use pause::PauseOn;
 pub use step_status::StepStatus;
 
-use crate::file_error::FileError;
+use crate::file_error::{FileError, FileErrors};
 
 /// Where a step runs and what it knows about the run.
 #[derive(Clone, Debug)]
@@ -85,16 +85,35 @@ pub fn load_bindings(dir: &Path) -> Result<Bindings, FileError> {
 }
 
 /// Loads every `*.toml` (but the bindings) and `*.seq` of a directory, bound; the file stem is
-/// the sequence's name. XenRT includes are read from `dir` and `include_roots` only.
-pub fn load_dir(dir: &Path, include_roots: &[PathBuf]) -> Result<Sequences, FileError> {
-    let bindings = load_bindings(dir)?;
-    let entries = std::fs::read_dir(dir).map_err(|e| FileError {
-        file: dir.to_path_buf(),
-        line: 0,
-        column: 0,
-        field: String::new(),
-        message: format!("cannot read the sequences directory: {e}"),
-    })?;
+/// the sequence's name. XenRT includes are read from `dir` and `include_roots` only. Refuses
+/// the directory when any file is wrong, with every file's errors.
+pub fn load_dir(dir: &Path, include_roots: &[PathBuf]) -> Result<Sequences, FileErrors> {
+    let (sequences, errors) = load_dir_reporting(dir, include_roots);
+    errors.or(|| sequences)
+}
+
+/// The sequences of a directory that load, and the errors of those that do not: what
+/// `pushgate check` lists, all at once.
+pub fn load_dir_reporting(dir: &Path, include_roots: &[PathBuf]) -> (Sequences, FileErrors) {
+    let mut errors = FileErrors::default();
+    let mut out = Sequences::new();
+    let Some(bindings) = errors.take(load_bindings(dir)) else {
+        // Without the bindings every sequence would fail for want of them: one error is enough.
+        return (out, errors);
+    };
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            errors.push(FileError {
+                file: dir.to_path_buf(),
+                line: 0,
+                column: 0,
+                field: String::new(),
+                message: format!("cannot read the sequences directory: {e}"),
+            });
+            return (out, errors);
+        }
+    };
     let mut paths: Vec<_> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
@@ -104,11 +123,12 @@ pub fn load_dir(dir: &Path, include_roots: &[PathBuf]) -> Result<Sequences, File
         })
         .collect();
     paths.sort();
-    let mut out = Sequences::new();
     for path in paths {
-        let seq = load(&path, &bindings, include_roots)?;
+        let Some(seq) = errors.take(load(&path, &bindings, include_roots)) else {
+            continue;
+        };
         if let Some(other) = out.get(&seq.name) {
-            return Err(FileError {
+            errors.push(FileError {
                 file: path.clone(),
                 line: 0,
                 column: 0,
@@ -119,8 +139,9 @@ pub fn load_dir(dir: &Path, include_roots: &[PathBuf]) -> Result<Sequences, File
                     other.source.display()
                 ),
             });
+            continue;
         }
         out.insert(seq.name.clone(), seq);
     }
-    Ok(out)
+    (out, errors)
 }

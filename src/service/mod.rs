@@ -2,6 +2,8 @@
 //! per policy, the mail loop and the web server. `serve`, `gate --once`, the demo and the bench
 //! all start here, so they behave the same.
 
+pub mod check;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +14,7 @@ use tokio::task::JoinSet;
 
 use crate::config::policy::Policy;
 use crate::config::{Config, MailTransport};
-use crate::file_error::FileError;
+use crate::file_error::{FileError, FileErrors};
 use crate::forge::GitHub;
 use crate::forge::{deliver_due_reports, Forge, ReportDelivery};
 use crate::gate::{BranchOutcome, Gate, GateError, GateSettings, Progress};
@@ -34,10 +36,16 @@ const REPORT_RETRY_BASE: Duration = Duration::from_secs(15);
 /// webhook delivery that never came.
 const RECONCILE_INTERVAL: Duration = Duration::from_secs(300);
 
+impl From<FileError> for ServiceError {
+    fn from(e: FileError) -> ServiceError {
+        ServiceError::Config(e.into())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
     #[error("{0}")]
-    Config(#[from] FileError),
+    Config(#[from] FileErrors),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{0}")]
@@ -77,9 +85,11 @@ impl Service {
         config: Config,
         progress: Arc<dyn Progress>,
     ) -> Result<Service, ServiceError> {
-        let (policies, sequences) = config.load_policies()?;
-        let inventory = Inventory::load(&config.hosts_file)?;
-        check_lab(&inventory, &policies, &sequences)?;
+        let check::Loaded {
+            policies,
+            sequences,
+            inventory,
+        } = check::load_files(&config)?;
         crate::store::disk::check_writable(&config.state_dir)?;
         let store = Store::open(&config.database_url).await?;
         // Every policy has its branch row before the first delivery asks for it.
@@ -345,7 +355,7 @@ impl Service {
                 loop {
                     match this.gate.pass(&policy).await {
                         Ok(outcome) => {
-                            tracing::debug!(policy = %policy.name, ?outcome, "pass done")
+                            tracing::debug!("{}: pass done: {}", policy.name, describe(&outcome))
                         }
                         // Only the store can fail a pass; it may come back, so keep going.
                         Err(e) => {
@@ -416,7 +426,7 @@ impl Service {
             .local_addr()
             .map(|a| a.to_string())
             .unwrap_or_default();
-        tracing::info!(%address, "serving");
+        tracing::info!("serving on http://{address}");
         let listener = web::connection::Listener::new(listener, self.config.http);
         let app = web::router(state).into_make_service_with_connect_info::<web::connection::Peer>();
         let served = axum::serve(listener, app)
@@ -512,8 +522,15 @@ impl Service {
     /// it was.
     pub fn reload_hosts(&self) -> Result<(), ServiceError> {
         let inventory = Inventory::load(&self.config.hosts_file)?;
-        check_lab(&inventory, &self.policies, &self.gate.sequences)?;
-        tracing::info!(hosts = inventory.hosts.len(), file = %inventory.file.display(), "lab reloaded");
+        let errors = check::lab_errors(&inventory, &self.policies, &self.gate.sequences);
+        if !errors.is_empty() {
+            return Err(FileErrors(errors).into());
+        }
+        tracing::info!(
+            "lab reloaded from {}: {} host(s)",
+            inventory.file.display(),
+            inventory.hosts.len()
+        );
         self.lab.replace_inventory(inventory);
         Ok(())
     }
@@ -526,7 +543,7 @@ impl Service {
         };
         while hup.recv().await.is_some() {
             if let Err(e) = self.reload_hosts() {
-                tracing::error!(error = %e, "SIGHUP: the hosts file is wrong; keeping the old lab");
+                tracing::error!("SIGHUP: keeping the old lab, as the hosts file is wrong: {e}");
             }
         }
     }
@@ -541,7 +558,9 @@ impl Service {
             if now != seen {
                 seen = now;
                 if let Err(e) = self.reload_hosts() {
-                    tracing::error!(error = %e, "hosts file changed but is wrong; keeping the old lab");
+                    tracing::error!(
+                        "the hosts file changed but is wrong, so the old lab stays: {e}"
+                    );
                 }
             }
         }
@@ -563,45 +582,6 @@ pub fn open_lab(config: &Config, inventory: Inventory, store: Store) -> Arc<Lab>
             }),
         },
     )
-}
-
-/// Every policy's sequences must fit some host of the lab: found at start, not at 3 a.m.
-fn check_lab(
-    inventory: &Inventory,
-    policies: &[Policy],
-    sequences: &crate::sequence::Sequences,
-) -> Result<(), ServiceError> {
-    for policy in policies {
-        for name in &policy.sequences {
-            let Some(seq) = sequences.get(name) else {
-                continue;
-            };
-            let needs = crate::run::needs_of(seq, &policy.needs)
-                .map_err(|m| ServiceError::Lab(format!("policy {}: {m}", policy.name)))?;
-            if !crate::hosts::scheduler::satisfiable(&inventory.hosts, &needs) {
-                return Err(ServiceError::Lab(format!(
-                    "policy {}: sequence `{name}` needs {needs}, and no host in {} has that",
-                    policy.name,
-                    inventory.file.display()
-                )));
-            }
-            if policy.mailing_list.is_none() {
-                continue;
-            }
-            let needs = crate::run::series_needs(seq, policy)
-                .map_err(|m| ServiceError::Lab(format!("policy {}: {m}", policy.name)))?;
-            if !crate::hosts::scheduler::satisfiable(&inventory.hosts, &needs) {
-                return Err(ServiceError::Lab(format!(
-                    "policy {}: series from its mailing list run `{name}` on a host with \
-                     {needs}, and {} has none; add a test host, or set \
-                     `[mailing_list] local_hosts = true` to run them on this machine",
-                    policy.name,
-                    inventory.file.display()
-                )));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Cleans every host of what dead runs left; an unreachable host is logged, not fatal (the

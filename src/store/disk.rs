@@ -31,6 +31,37 @@ pub fn check_writable(dir: &Path) -> Result<(), NotWritable> {
     written.map_err(fail)
 }
 
+/// Whether pushgate could make and write in `dir`, asked without making or writing anything
+/// (`pushgate check`): the directory, or the nearest parent that exists, is a directory this
+/// process may write in. Says which when not.
+pub fn could_write(dir: &Path) -> Result<&'static str, NotWritable> {
+    let fail = |problem: String| NotWritable {
+        dir: std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf()),
+        problem,
+    };
+    let mut at = dir;
+    let exists = dir.exists();
+    loop {
+        match std::fs::metadata(at) {
+            Ok(meta) if !meta.is_dir() => {
+                return Err(fail(format!("{} is not a directory", at.display())))
+            }
+            Ok(_) => break,
+            Err(_) => match at.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => at = parent,
+                _ => break,
+            },
+        }
+    }
+    let c_path = std::ffi::CString::new(at.as_os_str().as_encoded_bytes())
+        .map_err(|_| fail("the path holds a NUL byte".into()))?;
+    // SAFETY: access reads the NUL-terminated path it is given and nothing else.
+    if unsafe { libc::access(c_path.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
+        return Err(fail(in_words(&std::io::Error::last_os_error())));
+    }
+    Ok(if exists { "exists" } else { "will be made" })
+}
+
 fn in_words(e: &std::io::Error) -> String {
     match e.kind() {
         ErrorKind::StorageFull => format!("the disk is full ({e})"),

@@ -133,6 +133,29 @@ impl Store {
         Ok(Store { pool, writer })
     }
 
+    /// Whether the database at `url` can be used, asked without opening, making or migrating
+    /// it (`pushgate check`); says what it found.
+    pub async fn probe(url: &str) -> Result<String> {
+        sqlx::any::install_default_drivers();
+        if url.starts_with("sqlite:") {
+            let file = sqlite_file(url).unwrap_or("");
+            if file.is_empty() || file == ":memory:" {
+                return Ok("SQLite in memory".into());
+            }
+            if let Some(dir) = sqlite_dir(url).filter(|d| !d.as_os_str().is_empty()) {
+                disk::could_write(dir)?;
+            }
+            let made = if std::path::Path::new(file).exists() {
+                "exists"
+            } else {
+                "will be made at start"
+            };
+            return Ok(format!("SQLite {file} ({made})"));
+        }
+        reachable(url).await?;
+        Ok(format!("{} answers", redact(url)))
+    }
+
     /// Waits for this process's turn to write (SQLite); nothing on PostgreSQL.
     pub(crate) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
         match &self.writer {

@@ -12,7 +12,8 @@ pub struct HookQuery {
     policy: Option<String>,
 }
 
-/// The refs named in a post-receive body; an empty body names none (wake every policy).
+/// The refs named in a post-receive body: at least one (an empty body is a hook that sent
+/// nothing, not a reason to wake every policy).
 pub fn parse_refs(body: &str) -> Result<Vec<&str>, String> {
     let mut refs = Vec::new();
     for (n, line) in body.lines().enumerate() {
@@ -33,6 +34,13 @@ pub fn parse_refs(body: &str) -> Result<Vec<&str>, String> {
             }
         }
     }
+    if refs.is_empty() {
+        return Err(
+            "the body names no ref: a post-receive hook sends `<old-sha> <new-sha> <ref>` lines \
+             on standard input (`curl --data-binary @- ...`)"
+                .into(),
+        );
+    }
     Ok(refs)
 }
 
@@ -43,19 +51,28 @@ pub async fn git(
 ) -> Result<(StatusCode, String), WebError> {
     let refs = parse_refs(&body).map_err(WebError::BadRequest)?;
     let only = query.policy.as_deref();
+    if let Some(name) = only {
+        if !state.wakers.watches(name) {
+            return Err(WebError::NotFound(format!("no policy is named `{name}`\n")));
+        }
+    }
     let mut woken = Vec::new();
-    if refs.is_empty() {
-        woken = state.wakers.wake(None, only);
-    } else {
-        for r in refs {
-            for name in state.wakers.wake(Some(r), only) {
-                if !woken.contains(&name) {
-                    woken.push(name);
-                }
+    for r in &refs {
+        for name in state.wakers.wake(Some(r), only) {
+            if !woken.contains(&name) {
+                woken.push(name);
             }
         }
     }
-    tracing::info!(?woken, "post-receive hook");
+    tracing::info!(
+        "post-receive hook for {}: {}",
+        refs.join(" "),
+        if woken.is_empty() {
+            "no policy watches it".to_string()
+        } else {
+            format!("woke {}", woken.join(", "))
+        }
+    );
     if woken.is_empty() {
         return Ok((StatusCode::OK, "no policy watches these refs\n".into()));
     }
@@ -77,7 +94,8 @@ mod tests {
             .unwrap(),
             vec!["refs/heads/staging", "refs/tags/v1"]
         );
-        assert_eq!(parse_refs("").unwrap(), Vec::<&str>::new());
+        assert!(parse_refs("").is_err());
+        assert!(parse_refs("\n \n").is_err());
         let e = parse_refs(&format!("{a} {b} refs/heads/x\nhello\n")).unwrap_err();
         assert!(e.starts_with("line 2:"), "{e}");
         assert!(parse_refs(&format!("{a} zz refs/heads/x")).is_err());

@@ -49,6 +49,11 @@ impl Wakers {
         notify
     }
 
+    /// Whether a policy of this name is loaded.
+    pub fn watches(&self, policy: &str) -> bool {
+        self.by_policy.contains_key(policy)
+    }
+
     /// Wakes the policies that watch `git_ref` (`refs/heads/NAME`), or only `only` if given.
     /// Returns their names.
     pub fn wake(&self, git_ref: Option<&str>, only: Option<&str>) -> Vec<String> {
