@@ -33,6 +33,17 @@ fn main() -> ExitCode {
 /// Runs the command; its exit code, or the error that ended it.
 async fn dispatch(cli: Cli) -> Result<u8> {
     let logs = cli.logs;
+    if matches!(
+        cli.command,
+        Command::Status(_)
+            | Command::Flights(_)
+            | Command::Outbox(_)
+            | Command::Completions(_)
+            | Command::Check(_)
+            | Command::Sequence { .. }
+    ) {
+        cli::end_quietly_when_output_closes();
+    }
     match cli.command {
         Command::Bisect(args) => {
             logs.init("warn");
@@ -70,6 +81,18 @@ async fn dispatch(cli: Cli) -> Result<u8> {
             logs.init("warn");
             cli::check::run(args).await
         }
+        Command::Status(args) => {
+            logs.init("warn");
+            cli::status::run(args).await.map(|()| 0)
+        }
+        Command::Flights(args) => {
+            logs.init("warn");
+            cli::flights::run(args).await.map(|()| 0)
+        }
+        Command::Outbox(args) => {
+            logs.init("warn");
+            cli::outbox::run(args).await.map(|()| 0)
+        }
         Command::Serve(args) => {
             logs.init("info");
             cli::serve::run(args).await.map(|()| 0)
@@ -83,6 +106,7 @@ async fn dispatch(cli: Cli) -> Result<u8> {
             logs.init("warn");
             cli::demo::run(args).await.map(|()| 0)
         }
+        Command::Completions(args) => cli::completions::run(args).map(|()| 0),
         Command::Bench { what } => {
             // The intake bench's load process prints JSON and logs nothing.
             if !matches!(what, cli::bench::Command::IntakeLoad(_)) {

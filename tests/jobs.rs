@@ -183,21 +183,28 @@ fn the_cli_round_trips_every_command_against_serve() {
     assert!(cli
         .fails(&["jobs", "submit", "nope"])
         .contains("no sequence `nope`"));
-    let bad = cli
-        .ok(&["jobs", "submit", "smoke", "--rev", "no-such-branch"])
-        .trim()
-        .to_string();
-    cli.wait_for(&bad, "broken");
-    let said = cli.ok(&["jobs", "status", &bad]);
+    // A revision that does not exist is refused before anything is queued.
+    let jobs_before = cli.ok(&["jobs", "list"]);
+    let said = cli.fails(&["jobs", "submit", "smoke", "--rev", "no-such-branch"]);
     assert!(
-        said.contains("no branch, tag or commit `no-such-branch`"),
+        said.contains("cannot find `no-such-branch`")
+            && said.contains("no branch, tag or commit `no-such-branch`"),
         "{said}"
     );
+    assert_eq!(cli.ok(&["jobs", "list"]), jobs_before, "nothing queued");
+    let table = cli.ok(&["jobs", "list", "--mine"]);
+    assert!(table.starts_with("JOB  "), "a header: {table}");
     assert!(cli.fails(&["jobs", "cancel", &id]).contains("already pass"));
     assert!(cli.fails(&["jobs", "status", "999"]).contains("no job 999"));
 
     // hosts, borrow, return: a borrowed host takes no job.
-    assert!(cli.ok(&["jobs", "hosts"]).contains("local"));
+    let hosts = cli.ok(&["jobs", "hosts"]);
+    assert!(hosts.starts_with("HOST "), "{hosts}");
+    assert_eq!(
+        hosts.lines().filter(|l| l.starts_with("local ")).count(),
+        1,
+        "a host once, with its slots: {hosts}"
+    );
     let borrowed = cli.ok(&["jobs", "borrow", "local", "--hours", "2"]);
     assert!(borrowed.contains("local is yours until"), "{borrowed}");
     let hosts = cli.ok(&["jobs", "hosts"]);
@@ -255,7 +262,7 @@ fn the_cli_round_trips_every_command_against_serve() {
     let mine: serde_json::Value =
         serde_json::from_str(&cli.ok(&["jobs", "list", "--mine", "--json"])).unwrap();
     let mine = mine.as_array().unwrap();
-    assert_eq!(mine.len(), 5);
+    assert_eq!(mine.len(), 4, "the refused submission is not among them");
     assert!(mine.iter().all(|j| j["submitter"] == "tester"));
     assert_eq!(mine[0]["id"].as_i64().unwrap().to_string(), stuck);
 }

@@ -13,6 +13,7 @@ use pushgate::store::Store;
 pub enum HostsCommand {
     /// Validate the hosts file and print the lab.
     Check {
+        /// The service configuration [default: ./pushgate.toml if present].
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -23,12 +24,15 @@ pub enum HostsCommand {
         /// pushgate is running (after a `kill -9`, before the lease would expire).
         #[arg(long)]
         all: bool,
+        /// The service configuration [default: ./pushgate.toml if present].
         #[arg(long)]
         config: Option<PathBuf>,
     },
     /// Put a host that was taken out of service back.
     Enable {
+        /// The host's name, as in hosts.toml.
         host: String,
+        /// The service configuration [default: ./pushgate.toml if present].
         #[arg(long)]
         config: Option<PathBuf>,
     },

@@ -13,6 +13,8 @@ use pushgate::web::client::ApiClient;
 use pushgate::web::jobs::{Borrowed, Done, Submitted};
 use pushgate::web::overrides::OverrideDone;
 
+use super::table::{when, Table};
+
 /// Where the job server is and how to get in.
 #[derive(Args, Clone)]
 pub struct ServerArgs {
@@ -31,6 +33,7 @@ pub struct ServerArgs {
 pub enum JobsCommand {
     /// Queue a run of SEQUENCE; prints the job id.
     Submit {
+        /// The sequence to run: a name from the sequences directory.
         sequence: String,
         /// A branch, tag or commit (default: the policy's target branch).
         #[arg(long)]
@@ -53,12 +56,15 @@ pub enum JobsCommand {
         /// Only yours.
         #[arg(long)]
         mine: bool,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// A job's state, its run and steps.
     Status {
+        /// The job's number, as `jobs submit` and `jobs list` show it.
         id: i64,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -68,9 +74,15 @@ pub enum JobsCommand {
         id: i64,
     },
     /// Stop a job (its host is cleaned up and freed).
-    Cancel { id: i64 },
+    Cancel {
+        /// The job's number, as `jobs submit` and `jobs list` show it.
+        id: i64,
+    },
     /// Mark a stuck job finished and free its hosts.
-    Complete { id: i64 },
+    Complete {
+        /// The job's number, as `jobs submit` and `jobs list` show it.
+        id: i64,
+    },
     /// See or release the pauses of a job (or, with --run, of a gate run).
     Interact {
         /// The job's id, or the run's with --run.
@@ -90,12 +102,15 @@ pub enum JobsCommand {
     },
     /// Take a host out of the lab for yourself (24 hours by default; again to extend).
     Borrow {
+        /// The host's name, as in hosts.toml.
         host: String,
+        /// For how long, in hours [default: 24].
         #[arg(long)]
         hours: Option<f64>,
     },
     /// Give a borrowed host back.
     Return {
+        /// The host's name, as in hosts.toml.
         host: String,
         /// End someone else's borrow.
         #[arg(long)]
@@ -103,6 +118,7 @@ pub enum JobsCommand {
     },
     /// Every host: its state, who holds it and until when.
     Hosts {
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -110,28 +126,35 @@ pub enum JobsCommand {
     Block {
         /// A policy's name, or a staging or target branch only one policy has.
         branch: String,
+        /// Why: recorded, and told to the list.
         #[arg(long)]
         why: String,
     },
     /// Lift a hold.
     Unblock {
+        /// A policy's name, or a staging or target branch only one policy has.
         branch: String,
+        /// Why: recorded, and told to the list.
         #[arg(long, default_value = "")]
         why: String,
     },
     /// Test the staging tip again although it was decided.
     Retry {
+        /// A policy's name, or a staging or target branch only one policy has.
         branch: String,
+        /// Why: recorded, and told to the list.
         #[arg(long, default_value = "")]
         why: String,
     },
     /// Push a commit to the target without it passing (fast-forward only); the reason is
     /// recorded and mailed to the list.
     Force {
+        /// A policy's name, or a staging or target branch only one policy has.
         branch: String,
         /// The commit (default: the staging tip).
         #[arg(long)]
         rev: Option<String>,
+        /// Why: recorded, and told to the list.
         #[arg(long)]
         why: String,
     },
@@ -160,11 +183,6 @@ fn me() -> String {
         .or_else(|_| std::env::var("USER"))
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "unknown".into())
-}
-
-fn when(ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 /// Runs one `pushgate jobs` subcommand against the server.
@@ -210,17 +228,19 @@ pub async fn run(what: JobsCommand, server: ServerArgs, verbose: bool) -> Result
             if json {
                 println!("{}", serde_json::to_string_pretty(&jobs)?);
             } else {
+                let mut table =
+                    Table::new(&["JOB", "STATE", "SEQUENCE", "REV", "SUBMITTER", "MESSAGE"]);
                 for j in &jobs {
-                    println!(
-                        "{:>6}  {:<10} {:<16} {:<12} {:<10} {}",
-                        j.id,
-                        j.state.as_str(),
-                        j.sequence,
-                        j.rev,
-                        j.submitter,
-                        j.message
-                    );
+                    table.row(vec![
+                        j.id.to_string(),
+                        j.state.as_str().to_string(),
+                        j.sequence.clone(),
+                        j.rev.clone(),
+                        j.submitter.clone(),
+                        j.message.clone(),
+                    ]);
                 }
+                table.print(if mine { "no jobs of yours" } else { "no jobs" });
             }
         }
         JobsCommand::Status { id, json } => {
@@ -343,21 +363,26 @@ pub async fn run(what: JobsCommand, server: ServerArgs, verbose: bool) -> Result
 }
 
 fn print_hosts(hosts: &[HostState]) {
+    let mut table = Table::new(&["HOST", "PROVISIONER", "SLOTS", "STATE", "HELD BY"]);
     for h in hosts {
-        let holders: Vec<String> = h
+        let runs = h.leases.iter().filter(|l| l.kind != "borrow").count();
+        let mut held: Vec<String> = h
             .leases
             .iter()
             .map(|l| format!("{} until {}", l.holder, when(l.expires_at)))
             .collect();
-        let mut line = format!("{:<16} {:<5} {:<15}", h.name, h.provisioner, h.state);
-        if !holders.is_empty() {
-            line.push_str(&format!(" {}", holders.join("; ")));
-        }
         if let Some(health) = h.health.as_ref().filter(|h| h.state == "out-of-service") {
-            line.push_str(&format!(" ({})", health.reason));
+            held.push(format!("({})", health.reason));
         }
-        println!("{}", line.trim_end());
+        table.row(vec![
+            h.name.clone(),
+            h.provisioner.clone(),
+            format!("{runs}/{}", h.slots),
+            h.state.clone(),
+            held.join("; "),
+        ]);
     }
+    table.print("no hosts");
 }
 
 /// Host names and user names are plain words; anything else is percent-encoded.

@@ -35,6 +35,7 @@ pub enum MailCommand {
         /// The service configuration (store, policies, mirrors, sender).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -57,6 +58,7 @@ pub enum MailCommand {
         /// The service configuration (for the store).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },

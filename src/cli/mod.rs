@@ -4,16 +4,21 @@
 pub mod bench;
 pub mod bisect;
 pub mod check;
+pub mod completions;
 pub mod demo;
+pub mod flights;
 pub mod gate;
 pub mod hosts;
 pub mod jobs;
 pub mod logs;
 pub mod mail;
+pub mod outbox;
 pub mod progress;
 pub mod sequence;
 pub mod series;
 pub mod serve;
+pub mod status;
+pub mod table;
 
 use std::path::Path;
 
@@ -43,6 +48,12 @@ pub enum Command {
     /// line, field), then whether each repository, the database, the mail server, each host
     /// and GitHub answer. Changes nothing. Exits 0 when all is well, 1 otherwise.
     Check(check::Args),
+    /// Each policy's branch: state, heads, the flight running now, the last decision.
+    Status(status::Args),
+    /// The newest flights of every policy, or of one: range, verdict, culprit, push.
+    Flights(flights::Args),
+    /// Mail and GitHub reports waiting to be delivered, and why they wait.
+    Outbox(outbox::Args),
     /// Run the gate without the web server.
     Gate(gate::Args),
     /// Run the whole loop on a sample repository with the shipped policy and sequence.
@@ -80,6 +91,8 @@ pub enum Command {
         #[command(subcommand)]
         what: series::SeriesCommand,
     },
+    /// Print the completion script of a shell (bash, zsh, fish, elvish, powershell).
+    Completions(completions::Args),
     /// Measure pushgate's own overhead.
     Bench {
         #[command(subcommand)]
@@ -112,6 +125,21 @@ pub fn load_config(path: Option<&Path>) -> Result<Config> {
     Ok(config)
 }
 
+/// The store, to read it; `None` (having said so) when an SQLite store was never made, so
+/// that a look at it does not make one.
+pub async fn open_store_to_read(config: &Config) -> Result<Option<pushgate::store::Store>> {
+    if let Some(file) = config.database_url.strip_prefix("sqlite://") {
+        let file = file.split('?').next().unwrap_or("");
+        if !file.is_empty() && !Path::new(file).exists() {
+            println!("nothing yet: there is no store at {file} (serve or gate has not run)");
+            return Ok(None);
+        }
+    }
+    Ok(Some(
+        pushgate::store::Store::open(&config.database_url).await?,
+    ))
+}
+
 /// The config file to read (absolute), if any, and the current directory.
 pub fn config_path(
     path: Option<&Path>,
@@ -140,6 +168,17 @@ fn lexically_absolute(cwd: &Path, path: &Path) -> std::path::PathBuf {
     out
 }
 
+/// For commands that print listings: a reader that goes away (`pushgate flights | head`) ends
+/// the process quietly, as it ends `ls`, instead of a panic on the failed write. Not for the
+/// service, whose sockets must not kill it.
+pub fn end_quietly_when_output_closes() {
+    // SAFETY: sets SIGPIPE's disposition back to the default at start, before any thread
+    // writes; touches no memory.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 /// Completes on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -151,4 +190,35 @@ pub async fn shutdown_signal() {
         _ = term.recv() => {}
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every flag and positional of every command says what it is, so that `--help` is a
+    /// manual and not a list of names.
+    #[test]
+    fn every_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_about().is_none() && sub.get_long_about().is_none() {
+                    missing.push(format!("{path} {} (the command)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "pushgate", &mut missing);
+        assert!(missing.is_empty(), "no help text:\n{}", missing.join("\n"));
+    }
 }

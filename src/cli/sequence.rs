@@ -13,6 +13,7 @@ pub enum SequenceCommand {
     /// testcases with their bound commands, prepare needs, unbound ids, what is kept unused.
     /// Exits 1, with `file:line:col: message`, when a file is wrong.
     Check {
+        /// The sequence files to check (our .toml or XenRT's .seq).
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// The testcase bindings (default: testcases.toml beside each file, if any).

@@ -19,8 +19,10 @@ pub enum SeriesCommand {
         /// Only this list's series.
         #[arg(long)]
         list: Option<String>,
+        /// The service configuration [default: ./pushgate.toml if present].
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -30,8 +32,10 @@ pub enum SeriesCommand {
     Queue {
         /// The series id, from `pushgate series list`.
         id: i64,
+        /// The service configuration [default: ./pushgate.toml if present].
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },

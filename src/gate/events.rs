@@ -31,6 +31,7 @@ pub enum Event<'a> {
         flight: i64,
         sha: &'a str,
         role: Role,
+        attempt: u32,
         state: RunState,
         detail: &'a str,
         /// The host it ran on; empty when it never got one.
@@ -134,17 +135,21 @@ impl fmt::Display for Event<'_> {
                 flight,
                 sha,
                 role,
+                attempt,
                 state,
                 detail,
                 host,
             } => {
                 write!(
                     f,
-                    "flight {flight} of {policy}: {} ({}) {}",
+                    "flight {flight} of {policy}: {} ({}",
                     short(sha),
-                    role.as_str(),
-                    state.as_str()
+                    role.as_str()
                 )?;
+                if *attempt > 1 {
+                    write!(f, ", retry {}", attempt - 1)?;
+                }
+                write!(f, ") {}", state.as_str())?;
                 if !host.is_empty() && *host != "-" {
                     write!(f, " on {host}")?;
                 }
@@ -215,6 +220,7 @@ mod tests {
             flight: 12,
             sha,
             role: Role::Bisect,
+            attempt: 1,
             state: RunState::Fail,
             detail: "smoke/boot failed",
             host: "dom0-3",

@@ -407,6 +407,7 @@ impl Gate {
                 flight: flight.id,
                 sha: &sha,
                 role,
+                attempt,
                 state,
                 detail: &detail,
                 host: host.as_deref().unwrap_or(""),

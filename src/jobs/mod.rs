@@ -19,6 +19,7 @@ use std::sync::Arc;
 use crate::config::policy::Policy;
 use crate::gate::GateSettings;
 use crate::hosts::{Lab, Needs};
+use crate::repo::Mirror;
 use crate::run;
 use crate::sequence::{Sequence, Sequences};
 use crate::store::{JobRow, Store, StoreError};
@@ -100,10 +101,27 @@ impl JobRunner {
     }
 
     /// The mirror a job fetches into: its policy's, else one named for the repository.
-    fn mirror_name(&self, job: &JobRow) -> String {
-        match self.policy_of(job) {
+    fn mirror_name(&self, repository: &str) -> String {
+        match self.policies.iter().find(|p| p.repository == repository) {
             Some(p) => p.name.clone(),
-            None => format!("job-{:08x}", crc32fast::hash(job.repository.as_bytes())),
+            None => format!("job-{:08x}", crc32fast::hash(repository.as_bytes())),
+        }
+    }
+
+    /// Fetches what `rev` names in `repository` into its mirror; the commit, or why not.
+    async fn fetch_rev(&self, repository: &str, rev: &str) -> Result<git2::Oid, String> {
+        let (dir, name, url, rev) = (
+            self.settings.mirrors_dir.clone(),
+            self.mirror_name(repository),
+            repository.to_string(),
+            rev.to_string(),
+        );
+        match tokio::task::spawn_blocking(move || Mirror::open(&dir, &name, &url)?.fetch_rev(&rev))
+            .await
+        {
+            Ok(Ok(oid)) => Ok(oid),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(format!("background git task: {e}")),
         }
     }
 }

@@ -11,7 +11,6 @@ use super::{job_needs, JobError, JobRunner, Submission};
 use crate::decision::Role;
 use crate::hosts::{LeaseRequest, Priority};
 use crate::notify::{compose_job_result, JobFacts};
-use crate::repo::Mirror;
 use crate::run::{self, PauseContext, RunPlan};
 use crate::sequence::{PauseOn, Sequence};
 use crate::store::{now_ms, JobRow, JobState, NewJob, RunOwner, RunState, StoreError};
@@ -75,6 +74,11 @@ impl JobRunner {
             if e.parse::<lettre::message::Mailbox>().is_err() {
                 return refuse(format!("`{e}` is not a mail address"));
             }
+        }
+        // Asked now, not when a host is free: a revision that does not exist is the
+        // submitter's mistake to hear at once, not a `broken` job an hour later.
+        if let Err(why) = self.fetch_rev(&repository, &rev).await {
+            return refuse(format!("cannot find `{rev}` in {repository}: {why}"));
         }
         // A run of the target branch is evidence about the branch's baseline; any other is not.
         let branch_id = match policy {
@@ -192,20 +196,9 @@ impl JobRunner {
         &self,
         job: &JobRow,
     ) -> Result<Result<Option<(i64, String)>, String>, StoreError> {
-        let mirror_name = self.mirror_name(job);
-        let (dir, url, rev) = (
-            self.settings.mirrors_dir.clone(),
-            job.repository.clone(),
-            job.rev.clone(),
-        );
-        let resolved = tokio::task::spawn_blocking(move || {
-            Mirror::open(&dir, &mirror_name, &url)?.fetch_rev(&rev)
-        })
-        .await;
-        let oid = match resolved {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => return Ok(Err(e.to_string())),
-            Err(e) => return Ok(Err(format!("background git task: {e}"))),
+        let oid = match self.fetch_rev(&job.repository, &job.rev).await {
+            Ok(oid) => oid,
+            Err(why) => return Ok(Err(why)),
         };
         let oid = if job.kind == "try" {
             match self.merge_onto_target(job, oid).await {
@@ -261,7 +254,7 @@ impl JobRunner {
             repository: self
                 .settings
                 .mirrors_dir
-                .join(format!("{}.git", self.mirror_name(job))),
+                .join(format!("{}.git", self.mirror_name(&job.repository))),
             sha,
             log_dir: self.log_dir(job.id, run_id),
             lease: LeaseRequest {

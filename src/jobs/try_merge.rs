@@ -68,7 +68,7 @@ impl JobRunner {
             .ok_or_else(|| format!("no policy gates {} any more", job.repository))?;
         let (dir, name, url, target, label) = (
             self.settings.mirrors_dir.clone(),
-            self.mirror_name(job),
+            self.mirror_name(&job.repository),
             job.repository.clone(),
             policy.target.clone(),
             format!("job-{}", job.id),

@@ -73,6 +73,8 @@ pub struct ReportRow {
     pub remote_id: Option<i64>,
     pub outcome: Option<String>,
     pub last_error: Option<String>,
+    /// When the next attempt may be made (ms since the epoch).
+    pub next_attempt_at: i64,
 }
 
 /// A maintainer's instruction and what came of it.
@@ -387,6 +389,18 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Reports not yet posted, due or not, oldest first: what `pushgate outbox` lists.
+    pub async fn unsent_reports(&self, limit: i64) -> Result<Vec<ReportRow>> {
+        Ok(
+            sqlx::query_as(
+                "SELECT * FROM forge_reports WHERE sent_at IS NULL ORDER BY id LIMIT $1",
+            )
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?,
+        )
     }
 
     /// Every report, oldest first (for tests and the API).

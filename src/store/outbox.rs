@@ -30,6 +30,8 @@ pub struct MailRow {
     pub sent_at: Option<i64>,
     pub delivered_to: Option<String>,
     pub last_error: Option<String>,
+    /// When the next attempt may be made (ms since the epoch).
+    pub next_attempt_at: i64,
 }
 
 /// By hand: `recipients` is JSON.
@@ -47,6 +49,7 @@ impl<'r> sqlx::FromRow<'r, AnyRow> for MailRow {
             sent_at: row.try_get("sent_at")?,
             delivered_to: row.try_get("delivered_to")?,
             last_error: row.try_get("last_error")?,
+            next_attempt_at: row.try_get("next_attempt_at")?,
         })
     }
 }
@@ -86,6 +89,16 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    /// Mail not yet sent, due or not, oldest first: what `pushgate outbox` lists.
+    pub async fn unsent_mail(&self, limit: i64) -> Result<Vec<MailRow>> {
+        Ok(
+            sqlx::query_as("SELECT * FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1")
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     /// How much mail still waits, due or not.

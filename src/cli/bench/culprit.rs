@@ -236,8 +236,10 @@ pub struct Args {
     /// History shapes: linear, merge-train, stale-base.
     #[arg(long, value_delimiter = ',', default_values_t = ["linear".to_string(), "merge-train".to_string(), "stale-base".to_string()])]
     shapes: Vec<String>,
+    /// Seed of the random worlds (the same seed gives the same worlds).
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }

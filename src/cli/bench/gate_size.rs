@@ -36,6 +36,7 @@ pub struct Args {
     /// First starts, and repetitions of each git command.
     #[arg(long, default_value_t = 5)]
     samples: usize,
+    /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }

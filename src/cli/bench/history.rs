@@ -25,6 +25,7 @@ pub struct Args {
     /// Timed repetitions per size.
     #[arg(long, default_value_t = 20)]
     samples: usize,
+    /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }

@@ -182,21 +182,26 @@ fn sign(body: &[u8]) -> String {
 /// The load process: `count` deliveries to `addr` over `connections` keep-alive connections.
 #[derive(clap::Args)]
 pub struct Args {
+    /// How many webhook deliveries to send.
     #[arg(long, default_value_t = 20000)]
     deliveries: usize,
     /// Concurrent keep-alive connections of the load process.
     #[arg(long, default_value_t = 32)]
     connections: usize,
+    /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(clap::Args)]
 pub struct LoadArgs {
+    /// The address of the `serve` under test (host:port).
     #[arg(long)]
     pub addr: String,
+    /// How many webhook deliveries to send.
     #[arg(long)]
     pub deliveries: usize,
+    /// Concurrent keep-alive connections.
     #[arg(long)]
     pub connections: usize,
 }

@@ -76,13 +76,16 @@ impl Report for MailReport {
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// Messages in the generated mbox.
     #[arg(long, default_value_t = 20000)]
     messages: usize,
     /// Patches in the series applied beside git am.
     #[arg(long, default_value_t = 50)]
     patches: usize,
+    /// Timed repetitions of each measurement.
     #[arg(long, default_value_t = 5)]
     rounds: usize,
+    /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }

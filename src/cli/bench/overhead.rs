@@ -84,8 +84,10 @@ fn new_commit(repo: &Repository, parent: Oid, n: usize) -> Result<Oid, git2::Err
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// Pushes to staging, each gated to master.
     #[arg(long, default_value_t = 20)]
     iterations: usize,
+    /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }

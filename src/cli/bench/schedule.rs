@@ -116,15 +116,19 @@ fn priority(rng: &mut SmallRng) -> Priority {
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// Hosts in the simulated lab.
     #[arg(long, default_value_t = 200)]
     hosts: usize,
+    /// Runs waiting for a host.
     #[arg(long, default_value_t = 2000)]
     queued: usize,
     /// Slots that come free before each decision.
     #[arg(long, default_value_t = 20)]
     free: usize,
+    /// Decisions timed.
     #[arg(long, default_value_t = 200)]
     rounds: usize,
+    /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }

@@ -86,6 +86,7 @@ fn ms(d: Duration) -> f64 {
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// Steps run over one SSH connection.
     #[arg(long, default_value_t = 200)]
     steps: usize,
     /// Size of the streamed log, in MiB.
@@ -94,6 +95,7 @@ pub struct Args {
     /// Log in as this user (its login shell starts for every step; default: you).
     #[arg(long)]
     user: Option<String>,
+    /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }
