@@ -77,6 +77,10 @@ async fn dispatch(cli: Cli) -> Result<u8> {
             logs.init("warn");
             cli::hosts::run(what).await.map(|()| 0)
         }
+        Command::Init(args) => {
+            logs.init("warn");
+            cli::init::run(args).await.map(|()| 0)
+        }
         Command::Check(args) => {
             logs.init("warn");
             cli::check::run(args).await

@@ -21,7 +21,7 @@ pub fn templates() -> &'static Environment<'static> {
         let mut env = Environment::new();
         // Mail bodies end with a newline like any text file.
         env.set_keep_trailing_newline(true);
-        let sources: [(&str, &str); 9] = [
+        let sources: [(&str, &str); 13] = [
             (
                 "gate-report.txt",
                 include_str!("../templates/gate-report.txt"),
@@ -43,6 +43,23 @@ pub fn templates() -> &'static Environment<'static> {
             ),
             ("status.html", include_str!("../templates/status.html")),
             ("flight.html", include_str!("../templates/flight.html")),
+            // What `pushgate init` writes.
+            (
+                "init/pushgate.toml",
+                include_str!("../templates/init/pushgate.toml"),
+            ),
+            (
+                "init/policy.toml",
+                include_str!("../templates/init/policy.toml"),
+            ),
+            (
+                "init/smoke.toml",
+                include_str!("../templates/init/smoke.toml"),
+            ),
+            (
+                "init/post-receive",
+                include_str!("../templates/init/post-receive"),
+            ),
         ];
         for (name, source) in sources {
             // The templates ship inside the binary; a syntax error in one is caught by the

@@ -179,7 +179,7 @@ async fn statuses_follow_a_flight(db: Option<&str>) {
     // The culprit's status links the flight page's finder log, which is there.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = pushgate::web::router(service.app_state(Wakers::default()));
+    let app = pushgate::web::router(service.app_state(Default::default()));
     tokio::spawn(async move { axum::serve(listener, app).await });
     let path = format!("/flights/{flight}");
     let (code, page) = tokio::task::spawn_blocking(move || support::http("GET", addr, &path, ""))
@@ -358,7 +358,7 @@ async fn pushes_over_http_with_a_token_and_never_by_force() {
     assert_eq!(up.head("master"), commits[1]);
     let branch = service
         .store()
-        .upsert_branch(&service.policies[0])
+        .upsert_branch(&service.rules.get().policies[0])
         .await
         .unwrap();
     let flights = service.store().recent_flights(branch, 10).await.unwrap();
@@ -451,7 +451,7 @@ async fn reconciliation(db: Option<&str>) {
     assert!(service.reconcile().await.unwrap().is_empty(), "queued once");
     let branch = service
         .store()
-        .upsert_branch(&service.policies[0])
+        .upsert_branch(&service.rules.get().policies[0])
         .await
         .unwrap();
     let queued = service
@@ -522,7 +522,7 @@ async fn maintainers_override(db: Option<&str>) {
         ),
     );
     let service = open(&sandbox, &config).await;
-    let mut wakers = Wakers::default();
+    let wakers = Arc::new(Wakers::default());
     wakers.add("project", "staging");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -546,7 +546,10 @@ async fn maintainers_override(db: Option<&str>) {
         })
     };
     let store = service.store().clone();
-    let branch = store.upsert_branch(&service.policies[0]).await.unwrap();
+    let branch = store
+        .upsert_branch(&service.rules.get().policies[0])
+        .await
+        .unwrap();
     let hold = || async { store.branch(branch).await.unwrap().unwrap().hold };
 
     // Someone not listed: a polite refusal in the thread, and nothing changes.

@@ -78,7 +78,7 @@ async fn deliveries_are_verified_deduplicated_and_acted_on() {
     .unwrap();
     let service =
         open_service(sandbox.config(&format!("[github]\nwebhook_secret = \"{SECRET}\"\n"))).await;
-    let mut wakers = Wakers::default();
+    let wakers = Arc::new(Wakers::default());
     let notify: Arc<Notify> = wakers.add("project", "staging");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -138,7 +138,10 @@ async fn deliveries_are_verified_deduplicated_and_acted_on() {
     );
     assert!(woken(&notify).await);
     let store = service.store();
-    let branch = store.upsert_branch(&service.policies[0]).await.unwrap();
+    let branch = store
+        .upsert_branch(&service.rules.get().policies[0])
+        .await
+        .unwrap();
     let queued = store.candidates(branch, Some("queued")).await.unwrap();
     assert_eq!(queued.len(), 1);
     assert_eq!(queued[0].3, "github:d-1");

@@ -181,24 +181,10 @@ fn logs_in_a_file_are_plain_lines_each_once() {
     up.push_staging();
     let sandbox = Sandbox::new();
     sandbox.standard_policy(up.bare.to_str().unwrap());
-    write_config(&sandbox, "");
-
-    let log = sandbox.path().join("serve.log");
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_pushgate"))
-        .args(["serve"])
-        .current_dir(sandbox.path())
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    eventually(60, "the flight to end", || {
-        let said = std::fs::read_to_string(&log).unwrap();
-        said.contains("mail sent").then_some(())
-    });
-    // SAFETY: a signal to our own child.
-    unsafe { libc::kill(serve.id() as i32, libc::SIGTERM) };
-    serve.wait().unwrap();
+    let serve = Served::start(&sandbox);
+    serve.wait_for("mail sent", 1);
+    let log = serve.log.clone();
+    drop(serve);
     let said = std::fs::read_to_string(&log).unwrap();
     assert!(!said.contains('\x1b'), "no escape codes in a file:\n{said}");
     assert!(!said.contains(" { "), "no Debug dumps:\n{said}");
@@ -246,21 +232,8 @@ fn a_hook_without_refs_or_for_an_unknown_policy_wakes_nothing() {
     let up = Upstream::new(root.path(), &[("README", "hello\n")]);
     let sandbox = Sandbox::new();
     sandbox.standard_policy(up.bare.to_str().unwrap());
-    let port = free_port();
-    std::fs::write(
-        sandbox.path().join("pushgate.toml"),
-        format!("state_dir = \"state\"\nlisten = \"127.0.0.1:{port}\"\npoll_interval = \"1h\"\n"),
-    )
-    .unwrap();
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_pushgate"))
-        .args(["serve", "-q"])
-        .current_dir(sandbox.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for_port(port, "serve");
-    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let serve = Served::start(&sandbox);
+    let addr = serve.addr;
     let (status, body) = http("POST", addr, "/hooks/git", "");
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("names no ref"), "{body}");
@@ -269,9 +242,10 @@ fn a_hook_without_refs_or_for_an_unknown_policy_wakes_nothing() {
     assert_eq!(status, 404, "{body}");
     let (status, _) = http("POST", addr, "/hooks/git?policy=project", &line);
     assert_eq!(status, 202);
-    // SAFETY: a signal to our own child.
-    unsafe { libc::kill(serve.id() as i32, libc::SIGTERM) };
-    serve.wait().unwrap();
+    assert!(
+        !serve.log().contains("new commit"),
+        "nothing to test was started"
+    );
 }
 
 #[test]
@@ -354,4 +328,186 @@ fn completions_are_printed_for_each_shell() {
         assert!(out.status.success(), "{shell}");
         assert!(text(&out.stdout).contains("pushgate"), "{shell}");
     }
+}
+
+/// `serve` with its log in a file, stopped (SIGTERM) when dropped.
+struct Served {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+    addr: std::net::SocketAddr,
+}
+
+impl Served {
+    fn start(sandbox: &Sandbox) -> Served {
+        let port = free_port();
+        std::fs::write(
+            sandbox.path().join("pushgate.toml"),
+            format!(
+                "state_dir = \"state\"\nlisten = \"127.0.0.1:{port}\"\npoll_interval = \"1h\"\n"
+            ),
+        )
+        .unwrap();
+        let log = sandbox.path().join("serve.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_pushgate"))
+            .args(["serve"])
+            .current_dir(sandbox.path())
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        wait_for_port(port, "serve");
+        Served {
+            child,
+            log,
+            addr: format!("127.0.0.1:{port}").parse().unwrap(),
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log holds `text` `times` times.
+    fn wait_for(&self, text: &str, times: usize) {
+        eventually(60, text, || {
+            (self.log().matches(text).count() >= times).then_some(())
+        });
+    }
+
+    fn signal(&self, signal: i32) {
+        // SAFETY: a signal to our own child.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+
+    /// Tells the gate that staging moved, as the post-receive hook does.
+    fn hook(&self, old: &str, new: &str) {
+        let (status, body) = http(
+            "POST",
+            self.addr,
+            "/hooks/git",
+            &format!("{old} {new} refs/heads/staging\n"),
+        );
+        assert_eq!(status, 202, "{body}");
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.signal(libc::SIGTERM);
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn sighup_puts_new_sequences_in_force_for_the_next_flight_only() {
+    let root = tempfile::tempdir().unwrap();
+    let up = Upstream::new(root.path(), &[("README", "hello\n")]);
+    let sandbox = Sandbox::new();
+    // Slow enough for a reload to land while a flight runs.
+    let old = "[[step]]\nname = \"test\"\ncommand = \"sleep 2; echo the old sequence\"\n";
+    sandbox.gate_with(&up, "test", old, 0);
+    let serve = Served::start(&sandbox);
+
+    let base = up.head("master");
+    let first = up.commits(1, None).remove(0);
+    up.push_staging();
+    serve.hook(&base, &first);
+    serve.wait_for(&format!("testing {}", &first[..12]), 1);
+    // While flight 1 runs: a new sequence, named by the policy, that fails.
+    sandbox.sequence(
+        "extra",
+        "[[step]]\nname = \"probe\"\ncommand = \"echo the new sequence; exit 1\"\n",
+    );
+    sandbox.policy(
+        "project",
+        &format!(
+            "repository = \"{}\"\nsequences = [\"test\", \"extra\"]\nretries = 0\n",
+            up.bare.display()
+        ),
+    );
+    serve.signal(libc::SIGHUP);
+    serve.wait_for("reloaded: 1 policies, 2 sequences", 1);
+    serve.wait_for("flight 1 of project: pass", 1);
+    assert_eq!(
+        up.head("master"),
+        first,
+        "flight 1 kept the sequences it began with"
+    );
+
+    // A broken file is refused with its error, and what is in force stays.
+    sandbox.sequence("extra", "[[step]]\nname = \n");
+    serve.signal(libc::SIGHUP);
+    serve.wait_for("sequences/extra.toml:2:", 1);
+    sandbox.sequence(
+        "extra",
+        "[[step]]\nname = \"probe\"\ncommand = \"echo the new sequence; exit 1\"\n",
+    );
+    serve.signal(libc::SIGHUP);
+    serve.wait_for("reloaded: 1 policies, 2 sequences", 2);
+
+    let second = up.commits(1, None).remove(0);
+    up.push_staging();
+    serve.hook(&first, &second);
+    serve.wait_for("flight 2 of project: ", 3);
+    serve.wait_for(&format!("{} (tip) fail", &second[..12]), 1);
+    assert_eq!(up.head("master"), first, "the new sequence gates flight 2");
+    let log = serve.log();
+    assert!(log.contains("extra"), "{log}");
+}
+
+#[test]
+fn init_then_check_then_a_first_gated_push() {
+    let root = tempfile::tempdir().unwrap();
+    let up = Upstream::new(root.path(), &[("README", "hello\n")]);
+    let out = pushgate(
+        root.path(),
+        &[
+            "init",
+            "gate",
+            "--repository",
+            "upstream.git",
+            "--name",
+            "hello",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(said.contains("pushgate check --config "), "{said}");
+    let gate = root.path().join("gate");
+    for file in [
+        "pushgate.toml",
+        "policies/hello.toml",
+        "sequences/smoke.toml",
+        "hooks/post-receive",
+    ] {
+        assert!(gate.join(file).is_file(), "{file}");
+    }
+    let out = pushgate(&gate, &["check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+
+    let pushed = up.commits(2, None);
+    up.push_staging();
+    let out = pushgate(&gate, &["gate", "--once"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "hello: pass: the tip passed every step\n"
+    );
+    assert_eq!(up.head("master"), pushed[1]);
+
+    // The hook it wrote wakes a serve (curl to the configured address).
+    let hook = std::fs::read_to_string(gate.join("hooks/post-receive")).unwrap();
+    assert!(hook.contains("/hooks/git"), "{hook}");
+    // A second init writes nothing over the first.
+    let again = pushgate(
+        root.path(),
+        &["init", "gate", "--repository", "upstream.git"],
+    );
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        text(&again.stderr).contains("exists"),
+        "{}",
+        text(&again.stderr)
+    );
 }

@@ -988,7 +988,7 @@ async fn tested_judged_and_queued(database: Option<&str>) {
         "{database}[mail]\nfrom = \"pushgate <pushgate@example.org>\"\n"
     ));
     let service = support::open_service(config).await;
-    let policy = service.policies[0].clone();
+    let policy = service.rules.get().policies[0].clone();
     let store = service.store().clone();
     let ingest = |mbox: String| {
         let store = store.clone();
@@ -1359,7 +1359,7 @@ async fn a_series_runs_on_a_test_host_over_ssh_and_never_here() {
     )
     .unwrap();
     let service = support::open_service(sandbox.config("")).await;
-    let policy = service.policies[0].clone();
+    let policy = service.rules.get().policies[0].clone();
     pushgate::intake::mail::ingest::ingest_mbox(
         service.store(),
         "xen-devel",

@@ -9,6 +9,7 @@ pub mod demo;
 pub mod flights;
 pub mod gate;
 pub mod hosts;
+pub mod init;
 pub mod jobs;
 pub mod logs;
 pub mod mail;
@@ -44,6 +45,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the gate loop for every policy, with the status page and the git hook endpoint.
     Serve(serve::Args),
+    /// Write a configuration to start from: pushgate.toml, a policy for a repository, a first
+    /// sequence and the repository's post-receive hook.
+    Init(init::Args),
     /// Check a configuration: every file `serve` would load, every mistake at once (file,
     /// line, field), then whether each repository, the database, the mail server, each host
     /// and GitHub answer. Changes nothing. Exits 0 when all is well, 1 otherwise.

@@ -3,8 +3,10 @@
 
 mod github;
 pub mod policy;
+mod rules;
 mod service;
 
 pub use github::{GitHubAuth, GitHubSettings};
 pub use policy::Policy;
-pub use service::{Config, HttpLimits, MailTransport};
+pub use rules::{InForce, Rules};
+pub use service::{default_state_dir, Config, HttpLimits, MailTransport};

@@ -41,6 +41,7 @@ impl Gate {
     pub(super) async fn conclude(
         &self,
         policy: &Policy,
+        sequences: &crate::sequence::Sequences,
         mirror: &Mirror,
         flight: &FlightRow,
         decision: Decision,
@@ -132,7 +133,7 @@ impl Gate {
             runs,
             run_steps,
             finder_log,
-            sequences: &self.sequences,
+            sequences,
             public_url: &self.settings.public_url,
             from: &self.settings.mail_from,
         })?;

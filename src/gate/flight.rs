@@ -16,7 +16,7 @@ use crate::gate::Event;
 use crate::hosts::{LeaseRequest, Priority};
 use crate::repo::{short, CommitInfo, Mirror, RepoError};
 use crate::run::{self, PauseContext, RunPlan};
-use crate::sequence::PauseOn;
+use crate::sequence::{PauseOn, Sequences};
 use crate::store::{FlightRow, RunRow, RunState};
 
 /// How driving a flight ended.
@@ -57,6 +57,15 @@ struct Prior {
     finder: culprit::Settings,
 }
 
+/// One run a flight asks for: which commit, in which role, which try, which sequence.
+#[derive(Clone, Copy)]
+struct Attempt<'a> {
+    index: usize,
+    role: Role,
+    attempt: u32,
+    sequence: &'a str,
+}
+
 impl Gate {
     /// Drives `flight` until it concludes or no longer stands.
     pub(crate) async fn drive(
@@ -74,6 +83,10 @@ impl Gate {
                     .await?;
             }
             let prior = self.prior(policy, &flight).await?;
+            // The sequences as they are now, for the whole flight: a reload meanwhile changes
+            // the next flight, never this one halfway.
+            let rules = self.rules.get();
+            let sequences = &rules.sequences;
             let mut fresh = true;
             loop {
                 match self
@@ -111,7 +124,7 @@ impl Gate {
                 };
                 match decide(&facts) {
                     Next::Test(tests) => {
-                        self.run_tests(policy, mirror, &flight, &runs, tests)
+                        self.run_tests(policy, sequences, mirror, &flight, &runs, tests)
                             .await?
                     }
                     Next::Conclude(decision) => {
@@ -124,6 +137,7 @@ impl Gate {
                         return self
                             .conclude(
                                 policy,
+                                sequences,
                                 mirror,
                                 &flight,
                                 decision,
@@ -285,6 +299,7 @@ impl Gate {
     async fn run_tests(
         &self,
         policy: &Policy,
+        sequences: &Sequences,
         mirror: &Mirror,
         flight: &FlightRow,
         runs: &[RunRow],
@@ -295,7 +310,13 @@ impl Gate {
             let (attempt, missing) = next_attempt(runs, index, role, &policy.sequences);
             async move {
                 for seq in missing {
-                    self.run(policy, mirror, flight, index, role, attempt, &seq, prefer)
+                    let run = Attempt {
+                        index,
+                        role,
+                        attempt,
+                        sequence: &seq,
+                    };
+                    self.run(policy, sequences, mirror, flight, run, prefer)
                         .await?;
                 }
                 Ok::<(), GateError>(())
@@ -308,21 +329,25 @@ impl Gate {
     }
 
     /// Runs one sequence on one commit and records it.
-    #[allow(clippy::too_many_arguments)]
     async fn run(
         &self,
         policy: &Policy,
+        sequences: &Sequences,
         mirror: &Mirror,
         flight: &FlightRow,
-        index: usize,
-        role: Role,
-        attempt: u32,
-        sequence_name: &str,
+        Attempt {
+            index,
+            role,
+            attempt,
+            sequence: sequence_name,
+        }: Attempt<'_>,
         prefer: Option<&str>,
     ) -> Result<(), GateError> {
         let sha = flight.sha(index).to_string();
-        let sequence = self.sequences.get(sequence_name).ok_or_else(|| {
-            GateError::Internal(format!("sequence `{sequence_name}` vanished after loading"))
+        let sequence = sequences.get(sequence_name).ok_or_else(|| {
+            GateError::Internal(format!(
+                "the policy names sequence `{sequence_name}`, which is not loaded"
+            ))
         })?;
         let run_id = self
             .store

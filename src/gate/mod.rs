@@ -24,12 +24,12 @@ use std::sync::Arc;
 use git2::Oid;
 
 use crate::config::policy::{GithubReport, Policy};
+use crate::config::{InForce, Rules};
 use crate::decision::Verdict;
 use crate::forge::{Forge, ReportTarget};
 use crate::hosts::Lab;
 use crate::notify::ReportError;
 use crate::repo::{Credentials, Mirror, RepoError};
-use crate::sequence::Sequences;
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -72,7 +72,8 @@ pub struct GateSettings {
 pub struct Gate {
     pub store: Store,
     pub settings: GateSettings,
-    pub sequences: Sequences,
+    /// The policies and sequences in force; a flight takes them once, at its start.
+    pub rules: Arc<InForce<Rules>>,
     pub lab: Arc<Lab>,
     pub progress: Arc<dyn Progress>,
     /// Where policies with a `github` repository report, and how git logs in there.

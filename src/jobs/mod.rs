@@ -17,11 +17,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::config::policy::Policy;
+use crate::config::{InForce, Rules};
 use crate::gate::GateSettings;
 use crate::hosts::{Lab, Needs};
 use crate::repo::Mirror;
 use crate::run;
-use crate::sequence::{Sequence, Sequences};
+use crate::sequence::Sequence;
 use crate::store::{JobRow, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -36,8 +37,8 @@ pub enum JobError {
 pub struct JobRunner {
     pub store: Store,
     pub lab: Arc<Lab>,
-    pub sequences: Sequences,
-    pub policies: Vec<Policy>,
+    /// The policies and sequences in force (a reload changes them for the next job).
+    pub rules: Arc<InForce<Rules>>,
     pub settings: GateSettings,
     /// Whether try runs report to GitHub (`[github]` login configured).
     pub report_try_runs: bool,
@@ -64,16 +65,14 @@ impl JobRunner {
     pub fn new(
         store: Store,
         lab: Arc<Lab>,
-        sequences: Sequences,
-        policies: Vec<Policy>,
+        rules: Arc<InForce<Rules>>,
         settings: GateSettings,
         report_try_runs: bool,
     ) -> Arc<JobRunner> {
         Arc::new(JobRunner {
             store,
             lab,
-            sequences,
-            policies,
+            rules,
             settings,
             report_try_runs,
             running: Default::default(),
@@ -94,15 +93,24 @@ impl JobRunner {
     }
 
     /// The policy that gates the job's repository, if one does.
-    fn policy_of(&self, job: &JobRow) -> Option<&Policy> {
-        self.policies
+    fn policy_of(&self, job: &JobRow) -> Option<Policy> {
+        self.rules
+            .get()
+            .policies
             .iter()
             .find(|p| p.repository == job.repository)
+            .cloned()
     }
 
     /// The mirror a job fetches into: its policy's, else one named for the repository.
     fn mirror_name(&self, repository: &str) -> String {
-        match self.policies.iter().find(|p| p.repository == repository) {
+        match self
+            .rules
+            .get()
+            .policies
+            .iter()
+            .find(|p| p.repository == repository)
+        {
             Some(p) => p.name.clone(),
             None => format!("job-{:08x}", crc32fast::hash(repository.as_bytes())),
         }

@@ -14,7 +14,8 @@ impl JobRunner {
     /// Queues the periodic runs that are due, as each policy's schedule (and selector) says.
     pub async fn queue_periodic(&self) -> Result<Vec<i64>, JobError> {
         let mut queued = Vec::new();
-        for policy in &self.policies {
+        let rules = self.rules.get();
+        for policy in &rules.policies {
             let Some(periodic) = &policy.periodic else {
                 continue;
             };

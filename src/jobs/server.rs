@@ -22,8 +22,9 @@ impl JobRunner {
     /// Checks a submission and queues it; returns the job id.
     pub async fn submit(&self, s: &Submission) -> Result<i64, JobError> {
         let refuse = |m: String| Err(JobError::Refused(m));
-        let Some(sequence) = self.sequences.get(&s.sequence) else {
-            let known: Vec<&str> = self.sequences.keys().map(String::as_str).collect();
+        let rules = self.rules.get();
+        let Some(sequence) = rules.sequences.get(&s.sequence) else {
+            let known: Vec<&str> = rules.sequences.keys().map(String::as_str).collect();
             return refuse(format!(
                 "no sequence `{}` (there are: {})",
                 s.sequence,
@@ -31,13 +32,13 @@ impl JobRunner {
             ));
         };
         let policy = match &s.repo {
-            None if self.policies.len() == 1 => Some(&self.policies[0]),
+            None if rules.policies.len() == 1 => Some(&rules.policies[0]),
             None => {
                 return refuse(
                     "say which repository with --repo (a URL, a path or a policy's name)".into(),
                 )
             }
-            Some(r) => self
+            Some(r) => rules
                 .policies
                 .iter()
                 .find(|p| &p.name == r || &p.repository == r),
@@ -155,7 +156,8 @@ impl JobRunner {
     pub async fn run(&self, job: JobRow) -> Result<(), StoreError> {
         let span = tracing::info_span!("job", id = job.id, sequence = %job.sequence);
         async move {
-            let (state, message) = match self.sequences.get(&job.sequence) {
+            let rules = self.rules.get();
+            let (state, message) = match rules.sequences.get(&job.sequence) {
                 None => (
                     JobState::Broken,
                     format!("no sequence `{}` any more", job.sequence),
@@ -171,7 +173,7 @@ impl JobRunner {
                 if job.kind == "try" {
                     let report = self.policy_of(&job).and_then(|p| {
                         try_report(
-                            p,
+                            &p,
                             self.report_try_runs,
                             job.id,
                             &job.sequence,
@@ -238,6 +240,7 @@ impl JobRunner {
         sha: &str,
     ) -> Result<(JobState, String), StoreError> {
         let policy = self.policy_of(job);
+        let policy = policy.as_ref();
         let needs = match job_needs(sequence, policy, job.host.as_deref()) {
             Ok(n) => n,
             Err(why) => return Ok((JobState::Broken, why)),

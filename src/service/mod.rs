@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use crate::config::policy::Policy;
-use crate::config::{Config, MailTransport};
+use crate::config::{Config, InForce, MailTransport, Rules};
 use crate::file_error::{FileError, FileErrors};
 use crate::forge::GitHub;
 use crate::forge::{deliver_due_reports, Forge, ReportDelivery};
@@ -29,6 +29,8 @@ use crate::web::{self, AppState, Wakers};
 /// How long a failed mail waits before its first retry; it doubles after each failure.
 const MAIL_RETRY_BASE: Duration = Duration::from_secs(30);
 /// How often the mail loop looks at the outbox when nothing wakes it.
+/// How often `serve` looks whether the files of its rules changed.
+const FILES_POLL: Duration = Duration::from_secs(3);
 const MAIL_INTERVAL: Duration = Duration::from_secs(10);
 /// How long a report GitHub did not take waits before its first retry; it doubles after each.
 const REPORT_RETRY_BASE: Duration = Duration::from_secs(15);
@@ -66,7 +68,8 @@ pub enum ServiceError {
 
 pub struct Service {
     pub config: Config,
-    pub policies: Vec<Policy>,
+    /// The policies and sequences in force: replaced whole by [`Service::reload`].
+    pub rules: Arc<InForce<Rules>>,
     pub gate: Arc<Gate>,
     pub lab: Arc<Lab>,
     pub jobs: Arc<JobRunner>,
@@ -77,6 +80,8 @@ pub struct Service {
     pub report_retry_base: Duration,
     pub reconcile_interval: Duration,
     reports_wake: Arc<Notify>,
+    /// Told when new rules are in force, so that loops start for new policies.
+    reloaded: Arc<Notify>,
 }
 
 impl Service {
@@ -144,25 +149,28 @@ impl Service {
             public_url: config.public_url.clone(),
             mail_from: config.mail_from.clone(),
         };
+        let rules = Arc::new(InForce::new(Rules {
+            policies,
+            sequences,
+        }));
         let jobs = JobRunner::new(
             store.clone(),
             lab.clone(),
-            sequences.clone(),
-            policies.clone(),
+            rules.clone(),
             settings.clone(),
             forge.is_some(),
         );
         let gate = Gate {
             store,
             settings,
-            sequences,
+            rules: rules.clone(),
             lab: lab.clone(),
             progress,
             forge: forge.clone(),
         };
         Ok(Service {
             config,
-            policies,
+            rules,
             lab,
             jobs,
             gate: Arc::new(gate),
@@ -172,6 +180,7 @@ impl Service {
             report_retry_base: REPORT_RETRY_BASE,
             reconcile_interval: RECONCILE_INTERVAL,
             reports_wake: Arc::new(Notify::new()),
+            reloaded: Arc::new(Notify::new()),
         })
     }
 
@@ -182,7 +191,8 @@ impl Service {
     /// One pass over every policy, in order.
     pub async fn gate_once(&self) -> Result<Vec<(String, BranchOutcome)>, ServiceError> {
         let mut out = Vec::new();
-        for policy in &self.policies {
+        let rules = self.rules.get();
+        for policy in &rules.policies {
             out.push((policy.name.clone(), self.gate.pass(policy).await?));
         }
         Ok(out)
@@ -228,7 +238,8 @@ impl Service {
     /// `gate --once` and `pushgate mail check`).
     pub async fn series_once(&self) -> Result<Vec<(String, String)>, ServiceError> {
         let mut out = Vec::new();
-        for policy in self.policies.iter().filter(|p| p.mailing_list.is_some()) {
+        let rules = self.rules.get();
+        for policy in rules.policies.iter().filter(|p| p.mailing_list.is_some()) {
             let report = self.list_pass(policy).await?;
             if let Some(e) = report.source_error {
                 out.push((
@@ -277,7 +288,8 @@ impl Service {
             return Ok(Vec::new());
         };
         let mut missed = Vec::new();
-        for policy in &self.policies {
+        let rules = self.rules.get();
+        for policy in &rules.policies {
             let Some(repository) = &policy.github else {
                 continue;
             };
@@ -339,43 +351,11 @@ impl Service {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServiceError> {
-        let mut wakers = Wakers::default();
+        let wakers = Arc::new(Wakers::default());
         let mail_wake = Arc::new(Notify::new());
         let mut tasks = JoinSet::new();
-        let mut loops = Vec::new();
-        for policy in self.policies.clone() {
-            let wake = wakers.add(&policy.name, &policy.staging);
-            loops.push((policy, wake));
-        }
-        let state = self.app_state(wakers);
-        for (policy, wake) in loops {
-            let this = self.clone();
-            let mail_wake = mail_wake.clone();
-            tasks.spawn(async move {
-                loop {
-                    match this.gate.pass(&policy).await {
-                        Ok(outcome) => {
-                            tracing::debug!("{}: pass done: {}", policy.name, describe(&outcome))
-                        }
-                        // Only the store can fail a pass; it may come back, so keep going.
-                        Err(e) => {
-                            tracing::error!(policy = %policy.name, error = %e, "gate pass failed")
-                        }
-                    }
-                    mail_wake.notify_one();
-                    this.reports_wake.notify_one();
-                    tokio::select! {
-                        _ = tokio::time::sleep(this.config.poll_interval) => {}
-                        _ = wake.notified() => {}
-                    }
-                }
-            });
-        }
-        for policy in self.policies.clone() {
-            if policy.mailing_list.is_some() {
-                tasks.spawn(self.clone().watch_list(policy, mail_wake.clone()));
-            }
-        }
+        let state = self.app_state(wakers.clone());
+        tasks.spawn(self.clone().run_policies(wakers, mail_wake.clone()));
         let this = self.clone();
         tasks.spawn(async move {
             loop {
@@ -419,7 +399,7 @@ impl Service {
         tasks.spawn(self.jobs.clone().serve());
         let ticker = self.lab.spawn_ticker();
         let this = self.clone();
-        tasks.spawn(async move { this.watch_hosts_file().await });
+        tasks.spawn(async move { this.watch_files().await });
         let this = self.clone();
         tasks.spawn(async move { this.reload_on_sighup().await });
         let address = listener
@@ -451,12 +431,18 @@ impl Service {
     /// A policy's list, for as long as the service runs: a list pass every poll interval, and
     /// each series flight driven in a task of its own, so that a newer revision arriving
     /// meanwhile is seen and cancels the flight it replaces.
-    async fn watch_list(self: Arc<Self>, policy: Policy, mail_wake: Arc<Notify>) {
+    async fn watch_list(self: Arc<Self>, name: String, mail_wake: Arc<Notify>) {
         // Owned here: when the service stops and this task is dropped, so are the flights'.
         let mut driving: JoinSet<i64> = JoinSet::new();
         let mut running = std::collections::HashSet::new();
         loop {
-            match self.list_pass(&policy).await {
+            // As the rules in force say now: a reload may have changed the list or removed it.
+            let rules = self.rules.get();
+            let Some(policy) = rules.policy(&name).filter(|p| p.mailing_list.is_some()) else {
+                tracing::info!("{name}: no longer reads a mailing list");
+                return;
+            };
+            match self.list_pass(policy).await {
                 Ok(report) => {
                     if let Some(e) = report.source_error {
                         tracing::warn!(policy = %policy.name, error = %e, "cannot read the list now");
@@ -472,7 +458,7 @@ impl Service {
                     running.remove(&id);
                 }
             }
-            let flights = match self.store().upsert_branch(&policy).await {
+            let flights = match self.store().upsert_branch(policy).await {
                 Ok(branch) => self.store().running_series_flights(branch).await,
                 Err(e) => Err(e),
             };
@@ -499,71 +485,158 @@ impl Service {
                 });
             }
             mail_wake.notify_one();
+            drop(rules);
             tokio::time::sleep(self.config.poll_interval).await;
         }
     }
 
+    /// Keeps a gate loop (and a list loop, for a policy with a list) running for every policy
+    /// in force: at start, and again after each reload, for the policies it added. A loop
+    /// whose policy a reload removed ends by itself at its next pass.
+    async fn run_policies(self: Arc<Self>, wakers: Arc<Wakers>, mail_wake: Arc<Notify>) {
+        // Owned here: when the service stops and this task is dropped, so are the loops.
+        let mut loops = JoinSet::new();
+        let mut running: std::collections::HashMap<String, tokio::task::AbortHandle> =
+            Default::default();
+        loop {
+            while loops.try_join_next().is_some() {}
+            let rules = self.rules.get();
+            wakers.keep_only(|name| rules.policy(name).is_some());
+            for policy in &rules.policies {
+                let wake = wakers.add(&policy.name, &policy.staging);
+                let gate = format!("gate {}", policy.name);
+                if running.get(&gate).is_none_or(|h| h.is_finished()) {
+                    let task = self
+                        .clone()
+                        .gate_loop(policy.name.clone(), wake, mail_wake.clone());
+                    running.insert(gate, loops.spawn(task));
+                }
+                let list = format!("list {}", policy.name);
+                if policy.mailing_list.is_some()
+                    && running.get(&list).is_none_or(|h| h.is_finished())
+                {
+                    let task = self
+                        .clone()
+                        .watch_list(policy.name.clone(), mail_wake.clone());
+                    running.insert(list, loops.spawn(task));
+                }
+            }
+            drop(rules);
+            self.reloaded.notified().await;
+            // Every loop looks again under the new rules now, not at its next poll.
+            wakers.wake_all();
+        }
+    }
+
+    /// One policy's gate, for as long as the policy is in force: a pass, then a wait for a
+    /// hook or the poll interval.
+    async fn gate_loop(self: Arc<Self>, name: String, wake: Arc<Notify>, mail_wake: Arc<Notify>) {
+        loop {
+            let Some(policy) = self.rules.get().policy(&name).cloned() else {
+                tracing::info!("{name}: no longer a policy; its gate stops");
+                return;
+            };
+            match self.gate.pass(&policy).await {
+                Ok(outcome) => tracing::debug!("{name}: pass done: {}", describe(&outcome)),
+                // Only the store can fail a pass; it may come back, so keep going.
+                Err(e) => tracing::error!("{name}: the gate pass failed: {e}"),
+            }
+            mail_wake.notify_one();
+            self.reports_wake.notify_one();
+            tokio::select! {
+                _ = tokio::time::sleep(self.config.poll_interval) => {}
+                _ = wake.notified() => {}
+            }
+        }
+    }
+
     /// What the web side serves from.
-    pub fn app_state(&self, wakers: Wakers) -> AppState {
+    pub fn app_state(&self, wakers: Arc<Wakers>) -> AppState {
         AppState {
             store: self.store().clone(),
-            wakers: Arc::new(wakers),
+            wakers,
             lab: self.lab.clone(),
             jobs: self.jobs.clone(),
             api_token: self.config.api_token.clone(),
             github_secret: self.config.github_secret.clone(),
-            policies: Arc::new(self.policies.clone()),
+            rules: self.rules.clone(),
             reports_to_github: self.forge.is_some(),
             reports_wake: self.reports_wake.clone(),
         }
     }
 
-    /// Reloads `hosts.toml` (SIGHUP); a file with a mistake is refused and the lab stays as
-    /// it was.
-    pub fn reload_hosts(&self) -> Result<(), ServiceError> {
-        let inventory = Inventory::load(&self.config.hosts_file)?;
-        let errors = check::lab_errors(&inventory, &self.policies, &self.gate.sequences);
-        if !errors.is_empty() {
-            return Err(FileErrors(errors).into());
+    /// Reloads the policies, the sequences and the hosts file together (SIGHUP, or a change of
+    /// the files). A mistake in any file refuses the whole reload, with every error, and what
+    /// is in force stays; flights in progress go on with the sequences they started with.
+    pub async fn reload(&self) -> Result<(), ServiceError> {
+        let loaded = check::load_files(&self.config)?;
+        for policy in &loaded.policies {
+            self.store().upsert_branch(policy).await?;
         }
-        tracing::info!(
-            "lab reloaded from {}: {} host(s)",
-            inventory.file.display(),
-            inventory.hosts.len()
+        let (policies, sequences, hosts) = (
+            loaded.policies.len(),
+            loaded.sequences.len(),
+            loaded.inventory.hosts.len(),
         );
-        self.lab.replace_inventory(inventory);
+        self.lab.replace_inventory(loaded.inventory);
+        self.rules.replace(Rules {
+            policies: loaded.policies,
+            sequences: loaded.sequences,
+        });
+        self.reloaded.notify_one();
+        tracing::info!("reloaded: {policies} policies, {sequences} sequences, {hosts} hosts");
         Ok(())
     }
 
-    /// Reloads the inventory on SIGHUP, as daemons do.
+    /// Reloads on SIGHUP, as daemons do.
     async fn reload_on_sighup(&self) {
         let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         else {
             return;
         };
         while hup.recv().await.is_some() {
-            if let Err(e) = self.reload_hosts() {
-                tracing::error!("SIGHUP: keeping the old lab, as the hosts file is wrong: {e}");
+            if let Err(e) = self.reload().await {
+                tracing::error!("SIGHUP: the files are wrong, so what is in force stays:\n{e}");
             }
         }
     }
 
-    /// Reloads the inventory when its file changes.
-    async fn watch_hosts_file(&self) {
-        let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-        let mut seen = modified(&self.config.hosts_file);
+    /// Reloads when a policy, a sequence or the hosts file changes (looked at every 3 s).
+    async fn watch_files(&self) {
+        let mut seen = self.files_stamp();
         loop {
-            tokio::time::sleep(Duration::from_secs(3)).await;
-            let now = modified(&self.config.hosts_file);
+            tokio::time::sleep(FILES_POLL).await;
+            let now = self.files_stamp();
             if now != seen {
                 seen = now;
-                if let Err(e) = self.reload_hosts() {
+                if let Err(e) = self.reload().await {
                     tracing::error!(
-                        "the hosts file changed but is wrong, so the old lab stays: {e}"
+                        "the files changed but are wrong, so what is in force stays:\n{e}"
                     );
                 }
             }
         }
+    }
+
+    /// What changes when a file of the rules does: each one's name, size and time.
+    fn files_stamp(&self) -> Vec<(std::path::PathBuf, u64, Option<std::time::SystemTime>)> {
+        let stamp = |p: &std::path::Path| {
+            let meta = std::fs::metadata(p).ok();
+            (
+                p.to_path_buf(),
+                meta.as_ref().map_or(0, |m| m.len()),
+                meta.and_then(|m| m.modified().ok()),
+            )
+        };
+        let mut out = vec![stamp(&self.config.hosts_file)];
+        for dir in [&self.config.policies_dir, &self.config.sequences_dir] {
+            let mut files: Vec<_> = std::fs::read_dir(dir)
+                .map(|d| d.flatten().map(|e| e.path()).collect())
+                .unwrap_or_default();
+            files.sort();
+            out.extend(files.iter().map(|p| stamp(p)));
+        }
+        out
     }
 }
 

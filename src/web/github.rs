@@ -49,9 +49,10 @@ pub async fn webhook(
     let parsed = parse_event(event, &body).map_err(WebError::BadRequest)?;
     // A push to a watched staging branch becomes candidates in the same transaction that
     // records the delivery: acted on once, and never lost once GitHub got its answer.
+    let rules = state.rules.get();
     let watching: Vec<&Policy> = match &parsed {
         Event::Push(push) => match (push.kind, push.branch()) {
-            (PushKind::BranchUpdated, Some(branch)) => state
+            (PushKind::BranchUpdated, Some(branch)) => rules
                 .policies
                 .iter()
                 .filter(|p| p.staging == branch && watches(p, &push.repository))
@@ -145,7 +146,8 @@ async fn try_runs(state: &AppState, pr: &PullRequest) -> Result<(StatusCode, Str
         ));
     }
     let mut queued = Vec::new();
-    for p in state
+    let rules = state.rules.get();
+    for p in rules
         .policies
         .iter()
         .filter(|p| p.try_runs && watches(p, &pr.repository) && p.target == pr.base_ref)
@@ -196,7 +198,8 @@ async fn command(state: &AppState, delivery: &str, c: Comment) -> Result<String,
     let Some(parsed) = parse_command(&c.body) else {
         return Ok("ignored: not addressed to @pushgate\n".into());
     };
-    let policies: Vec<&Policy> = state
+    let rules = state.rules.get();
+    let policies: Vec<&Policy> = rules
         .policies
         .iter()
         .filter(|p| watches(p, &c.repository))

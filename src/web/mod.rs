@@ -23,11 +23,12 @@ use crate::hosts::Lab;
 use crate::jobs::JobRunner;
 use crate::store::{Store, StoreError};
 
-/// Wakes one policy's gate loop before its poll interval is up.
-#[derive(Clone, Default)]
+/// Wakes one policy's gate loop before its poll interval is up. The policies change with a
+/// reload, so the map is behind a lock.
+#[derive(Default)]
 pub struct Wakers {
     /// Policy name to what it watches and its waker.
-    by_policy: BTreeMap<String, Watch>,
+    by_policy: std::sync::RwLock<BTreeMap<String, Watch>>,
 }
 
 #[derive(Clone)]
@@ -37,21 +38,28 @@ struct Watch {
 }
 
 impl Wakers {
-    pub fn add(&mut self, policy: &str, staging: &str) -> Arc<Notify> {
-        let notify = Arc::new(Notify::new());
-        self.by_policy.insert(
-            policy.to_string(),
-            Watch {
-                staging: staging.to_string(),
-                notify: notify.clone(),
-            },
-        );
-        notify
+    /// The waker of `policy`, which watches `staging` (made on first use; a reload that moved
+    /// the policy's staging branch changes what it watches, not its waker).
+    pub fn add(&self, policy: &str, staging: &str) -> Arc<Notify> {
+        let mut map = self.by_policy.write().unwrap_or_else(|p| p.into_inner());
+        let watch = map.entry(policy.to_string()).or_insert_with(|| Watch {
+            staging: staging.to_string(),
+            notify: Arc::new(Notify::new()),
+        });
+        watch.staging = staging.to_string();
+        watch.notify.clone()
+    }
+
+    /// Forgets the policies `keep` says no to (a reload removed them).
+    pub fn keep_only(&self, keep: impl Fn(&str) -> bool) {
+        let mut map = self.by_policy.write().unwrap_or_else(|p| p.into_inner());
+        map.retain(|name, _| keep(name));
     }
 
     /// Whether a policy of this name is loaded.
     pub fn watches(&self, policy: &str) -> bool {
-        self.by_policy.contains_key(policy)
+        let map = self.by_policy.read().unwrap_or_else(|p| p.into_inner());
+        map.contains_key(policy)
     }
 
     /// Wakes the policies that watch `git_ref` (`refs/heads/NAME`), or only `only` if given.
@@ -63,9 +71,14 @@ impl Wakers {
         })
     }
 
+    /// Wakes every policy.
+    pub fn wake_all(&self) {
+        self.wake_where(|_, _| true);
+    }
+
     fn wake_where(&self, watches: impl Fn(&str, &Watch) -> bool) -> Vec<String> {
-        self.by_policy
-            .iter()
+        let map = self.by_policy.read().unwrap_or_else(|p| p.into_inner());
+        map.iter()
             .filter(|(name, w)| watches(name, w))
             .map(|(name, w)| {
                 // notify_one keeps a permit when the loop is busy, so no wake-up is lost.
@@ -86,8 +99,8 @@ pub struct AppState {
     pub api_token: Option<String>,
     /// GitHub's webhook secret; `None` refuses every delivery.
     pub github_secret: Option<String>,
-    /// The loaded policies: who their maintainers are, which GitHub repository they watch.
-    pub policies: Arc<Vec<crate::config::policy::Policy>>,
+    /// The policies in force: who their maintainers are, which GitHub repository they watch.
+    pub rules: Arc<crate::config::InForce<crate::config::Rules>>,
     /// Whether reports and comments go to GitHub (`[github]` login configured).
     pub reports_to_github: bool,
     /// Wakes the delivery of forge reports (a comment to answer).

@@ -106,7 +106,8 @@ pub async fn override_branch(
     Path((name, action)): Path<(String, String)>,
     Json(r): Json<OverrideRequest>,
 ) -> Result<Json<OverrideDone>, WebError> {
-    let policy = find_policy(&state.policies, &name)?;
+    let rules = state.rules.get();
+    let policy = find_policy(&rules.policies, &name)?;
     if r.who.trim().is_empty() {
         return Err(WebError::BadRequest("say who asks (`who`)".into()));
     }

@@ -319,7 +319,7 @@ async fn intake(count: usize, connections: usize) -> Result<IntakeReport, BenchE
     let service = Service::open(config, Arc::new(LogProgress))
         .await
         .map_err(fail)?;
-    let mut wakers = Wakers::default();
+    let wakers = Arc::new(Wakers::default());
     // Nobody waits on it: the gate is not running, only the intake is measured.
     let _gate = wakers.add("bench", "staging");
     let listener = service.bind().await.map_err(fail)?;
