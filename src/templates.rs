@@ -81,9 +81,31 @@ pub fn render(name: &'static str, context: impl serde::Serialize) -> Result<Stri
 
 #[cfg(test)]
 mod tests {
+    /// Every file of `templates/` is compiled in, under its path there.
     #[test]
     fn every_template_compiles() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let mut files = Vec::new();
+        let mut dirs = vec![root.clone()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(dir).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else {
+                    let name = path
+                        .strip_prefix(&root)
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned();
+                    files.push(name);
+                }
+            }
+        }
+        files.sort();
         let env = super::templates();
-        assert_eq!(env.templates().count(), 9);
+        let mut compiled: Vec<String> = env.templates().map(|(n, _)| n.to_string()).collect();
+        compiled.sort();
+        assert_eq!(compiled, files);
     }
 }

@@ -181,7 +181,7 @@ fn logs_in_a_file_are_plain_lines_each_once() {
     up.push_staging();
     let sandbox = Sandbox::new();
     sandbox.standard_policy(up.bare.to_str().unwrap());
-    let serve = Served::start(&sandbox);
+    let serve = Served::start(&sandbox, "");
     serve.wait_for("mail sent", 1);
     let log = serve.log.clone();
     drop(serve);
@@ -232,7 +232,14 @@ fn a_hook_without_refs_or_for_an_unknown_policy_wakes_nothing() {
     let up = Upstream::new(root.path(), &[("README", "hello\n")]);
     let sandbox = Sandbox::new();
     sandbox.standard_policy(up.bare.to_str().unwrap());
-    let serve = Served::start(&sandbox);
+    // The mail server is down: said as a warning, and serve goes on.
+    let smtp = free_port();
+    let serve = Served::start(
+        &sandbox,
+        &format!("[mail]\nsmtp = \"smtp://127.0.0.1:{smtp}\"\n"),
+    );
+    serve.wait_for("mail: SMTP: ", 1);
+    assert!(serve.log().contains("WARN mail: SMTP: "), "{}", serve.log());
     let addr = serve.addr;
     let (status, body) = http("POST", addr, "/hooks/git", "");
     assert_eq!(status, 400, "{body}");
@@ -338,12 +345,18 @@ struct Served {
 }
 
 impl Served {
-    fn start(sandbox: &Sandbox) -> Served {
+    /// Serves the sandbox with `extra` lines in its pushgate.toml.
+    fn start(sandbox: &Sandbox, extra: &str) -> Served {
+        Self::start_with(sandbox, extra, &[])
+    }
+
+    /// The same, with `env` set for the service.
+    fn start_with(sandbox: &Sandbox, extra: &str, env: &[(&str, &Path)]) -> Served {
         let port = free_port();
         std::fs::write(
             sandbox.path().join("pushgate.toml"),
             format!(
-                "state_dir = \"state\"\nlisten = \"127.0.0.1:{port}\"\npoll_interval = \"1h\"\n"
+                "state_dir = \"state\"\nlisten = \"127.0.0.1:{port}\"\npoll_interval = \"1h\"\n{extra}"
             ),
         )
         .unwrap();
@@ -352,6 +365,7 @@ impl Served {
             .args(["serve"])
             .current_dir(sandbox.path())
             .env_remove("RUST_LOG")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -407,7 +421,7 @@ fn sighup_puts_new_sequences_in_force_for_the_next_flight_only() {
     // Slow enough for a reload to land while a flight runs.
     let old = "[[step]]\nname = \"test\"\ncommand = \"sleep 2; echo the old sequence\"\n";
     sandbox.gate_with(&up, "test", old, 0);
-    let serve = Served::start(&sandbox);
+    let serve = Served::start(&sandbox, "");
 
     let base = up.head("master");
     let first = up.commits(1, None).remove(0);
@@ -510,4 +524,29 @@ fn init_then_check_then_a_first_gated_push() {
         "{}",
         text(&again.stderr)
     );
+}
+
+#[test]
+fn systemd_hears_ready_reloading_and_stopping() {
+    let root = tempfile::tempdir().unwrap();
+    let up = Upstream::new(root.path(), &[("README", "hello\n")]);
+    let sandbox = Sandbox::new();
+    sandbox.standard_policy(up.bare.to_str().unwrap());
+    let socket_path = root.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let heard = || {
+        let mut buf = [0u8; 512];
+        let n = socket.recv(&mut buf).expect("a message to systemd");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let serve = Served::start_with(&sandbox, "", &[("NOTIFY_SOCKET", socket_path.as_path())]);
+    assert!(heard().starts_with("READY=1"));
+    serve.signal(libc::SIGHUP);
+    assert!(heard().starts_with("RELOADING=1\nMONOTONIC_USEC="));
+    assert!(heard().starts_with("READY=1"));
+    drop(serve);
+    assert_eq!(heard(), "STOPPING=1");
 }

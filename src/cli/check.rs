@@ -73,7 +73,7 @@ pub async fn run(args: Args) -> Result<u8> {
         return Ok(0);
     }
     println!();
-    let probes = check::probe(&config, &loaded).await;
+    let probes = check::probe(&config, &loaded.policies, &loaded.inventory).await;
     let failed = probes.iter().filter(|p| p.outcome.is_err()).count();
     for Probe { what, outcome } in &probes {
         match outcome {

@@ -123,7 +123,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Asks every service the config and files name whether it answers, all at once, changing
 /// nothing anywhere: no fetch, no mail, no file made.
-pub async fn probe(config: &Config, loaded: &Loaded) -> Vec<Probe> {
+pub async fn probe(config: &Config, policies: &[Policy], inventory: &Inventory) -> Vec<Probe> {
     let forge = config.github.as_ref().map(|g| GitHub::new(g.clone()));
     let mut asks: Vec<BoxFuture<'_, Probe>> = Vec::new();
     asks.push(ask("database".into(), async move {
@@ -148,14 +148,14 @@ pub async fn probe(config: &Config, loaded: &Loaded) -> Vec<Probe> {
                 .map_err(|e| e.to_string()),
         }
     }));
-    for policy in &loaded.policies {
+    for policy in policies {
         let forge = forge.as_ref().and_then(|f| f.as_ref().ok());
         asks.push(ask(
             format!("repository {} (policy {})", policy.repository, policy.name),
             repository(policy, forge),
         ));
     }
-    for host in &loaded.inventory.hosts {
+    for host in &inventory.hosts {
         let target = match &host.provisioner {
             ProvisionerSpec::Local => continue,
             ProvisionerSpec::Ssh(target) => target,
@@ -171,7 +171,7 @@ pub async fn probe(config: &Config, loaded: &Loaded) -> Vec<Probe> {
         ));
     }
     if let Some(forge) = &forge {
-        asks.push(ask("GitHub".into(), github(forge, &loaded.policies)));
+        asks.push(ask("GitHub".into(), github(forge, policies)));
     }
     futures_util::future::join_all(asks).await
 }

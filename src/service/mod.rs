@@ -3,6 +3,7 @@
 //! all start here, so they behave the same.
 
 pub mod check;
+pub mod readiness;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -399,6 +400,8 @@ impl Service {
         tasks.spawn(self.jobs.clone().serve());
         let ticker = self.lab.spawn_ticker();
         let this = self.clone();
+        tasks.spawn(async move { this.warn_of_the_unreachable().await });
+        let this = self.clone();
         tasks.spawn(async move { this.watch_files().await });
         let this = self.clone();
         tasks.spawn(async move { this.reload_on_sighup().await });
@@ -409,6 +412,11 @@ impl Service {
         tracing::info!("serving on http://{address}");
         let listener = web::connection::Listener::new(listener, self.config.http);
         let app = web::router(state).into_make_service_with_connect_info::<web::connection::Peer>();
+        readiness::tell(readiness::State::Ready);
+        let shutdown = async move {
+            shutdown.await;
+            readiness::tell(readiness::State::Stopping);
+        };
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await;
@@ -588,6 +596,21 @@ impl Service {
         Ok(())
     }
 
+    /// Asks, once at start, what `pushgate check` asks of the services the files name; one
+    /// that does not answer is a warning (it may come back), not a reason to stop.
+    async fn warn_of_the_unreachable(&self) {
+        let rules = self.rules.get();
+        let inventory = self.lab.inventory();
+        for p in check::probe(&self.config, &rules.policies, &inventory).await {
+            if let Err(why) = p.outcome {
+                tracing::warn!(
+                    "{}: {why} (serving anyway; `pushgate check` asks again)",
+                    p.what
+                );
+            }
+        }
+    }
+
     /// Reloads on SIGHUP, as daemons do.
     async fn reload_on_sighup(&self) {
         let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -595,9 +618,11 @@ impl Service {
             return;
         };
         while hup.recv().await.is_some() {
+            readiness::tell(readiness::State::Reloading);
             if let Err(e) = self.reload().await {
                 tracing::error!("SIGHUP: the files are wrong, so what is in force stays:\n{e}");
             }
+            readiness::tell(readiness::State::Ready);
         }
     }
 
