@@ -34,7 +34,7 @@ fn the_demo_finds_the_culprit_pushes_the_prefix_and_writes_the_mail() {
         assert!(text.contains("Subject: [sample staging] "), "{text}");
     }
     // The progress went to stderr, the JSON alone to stdout.
-    assert!(String::from_utf8_lossy(&out.stderr).contains("testing 20/20"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("(tip 20/20, smoke)"));
 
     // A second demo into the same directory is refused, changing nothing.
     let again = Command::new(env!("CARGO_BIN_EXE_pushgate"))

@@ -13,11 +13,11 @@ use serde::Serialize;
 
 use anyhow::bail;
 use pushgate::config::{Config, MailTransport};
-use pushgate::decision::{Role, Verdict};
-use pushgate::gate::{BranchOutcome, Event, Progress};
-use pushgate::repo::short;
+use pushgate::decision::Verdict;
+use pushgate::gate::{BranchOutcome, Progress};
 use pushgate::service::{Service, ServiceError};
-use pushgate::store::RunState;
+
+use super::progress::GateProgress;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -41,7 +41,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if !args.json {
         println!("pushgate demo in {}", dir.display());
     }
-    let (summary, service) = play(&dir, Arc::new(TerminalProgress)).await?;
+    let (summary, service) = play(&dir, Arc::new(GateProgress::new())).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
@@ -370,69 +370,6 @@ async fn play(
         None => {}
     }
     Ok((summary, service))
-}
-
-/// Prints the gate's progress as short lines on standard error.
-struct TerminalProgress;
-
-impl Progress for TerminalProgress {
-    fn event(&self, event: &Event) {
-        let line = match event {
-            Event::Planned {
-                policy,
-                flight,
-                base,
-                tip,
-                commits,
-            } => format!(
-                "{policy}: flight {flight}: {commits} new commit{} on staging ({}..{})",
-                if *commits == 1 { "" } else { "s" },
-                short(base),
-                short(tip)
-            ),
-            Event::Testing {
-                index,
-                commits,
-                sha,
-                title,
-                role,
-                attempt,
-                sequence,
-                ..
-            } => {
-                let what = match role {
-                    Role::Tip => "tip",
-                    Role::Baseline => "baseline",
-                    Role::Bisect => "bisect",
-                };
-                let retry = if *attempt > 1 {
-                    format!(", retry {}", attempt - 1)
-                } else {
-                    String::new()
-                };
-                format!(
-                    "  testing {}/{commits} {} ({what}{retry}, {sequence}) {title} ...",
-                    index,
-                    short(sha)
-                )
-            }
-            Event::Tested { state, detail, .. } => match state {
-                RunState::Pass => "    pass".to_string(),
-                RunState::Fail => format!("    fail: {detail}"),
-                other => format!("    {}: {detail}", other.as_str()),
-            },
-            Event::Pushed { target, sha, .. } => format!("  pushed {target} to {}", short(sha)),
-            Event::Cancelled { flight, reason, .. } => {
-                format!("  flight {flight} cancelled: {reason}")
-            }
-            Event::Concluded {
-                verdict, reason, ..
-            } => format!("decided: {verdict}: {reason}"),
-            Event::Idle { policy, message } => format!("{policy}: {message}"),
-            Event::Error { policy, message } => format!("{policy}: error: {message}"),
-        };
-        eprintln!("{line}");
-    }
 }
 
 /// The default demo directory: a new one under the system's temporary directory, kept.

@@ -1,8 +1,6 @@
 //! `pushgate flights [POLICY]`: the newest flights, what each tested and what it decided.
 //! Reads the store; needs no running `serve`.
 
-use std::path::PathBuf;
-
 use anyhow::{bail, Result};
 
 use pushgate::repo::short;
@@ -16,14 +14,12 @@ pub struct Args {
     /// How many flights per policy.
     #[arg(long, default_value_t = 10)]
     limit: i64,
-    /// The service configuration [default: ./pushgate.toml if present].
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    config: super::ConfigArg,
 }
 
 pub async fn run(args: Args) -> Result<()> {
-    let config = super::load_config(args.config.as_deref())?;
-    let Some(store) = super::open_store_to_read(&config).await? else {
+    let Some(store) = super::open_store_to_read(&args.config).await? else {
         return Ok(());
     };
     let branches = store.branches().await?;

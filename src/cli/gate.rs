@@ -12,10 +12,10 @@ use std::sync::Arc;
 
 use anyhow::{bail, Result};
 
-use pushgate::gate::{BranchOutcome, Event, LogProgress};
+use pushgate::gate::{BranchOutcome, LogProgress};
 use pushgate::service::Service;
 
-use super::progress::Progress;
+use super::progress::GateProgress;
 
 /// `gate --once` made its decisions but could not deliver all its mail or reports: sysexits'
 /// EX_TEMPFAIL, "try again later", which is what the next run does.
@@ -32,26 +32,11 @@ pub struct Args {
     config: Option<PathBuf>,
 }
 
-/// `gate --once` shows its flights as they go (its log is quiet: warnings and errors); what it
-/// decided for each policy is its output, on standard output, once.
-struct OnceProgress(Progress);
-
-impl pushgate::gate::Progress for OnceProgress {
-    fn event(&self, event: &Event) {
-        match event {
-            // The summary says these.
-            Event::Idle { .. } | Event::Error { .. } | Event::Concluded { .. } => {}
-            Event::Testing { .. } => self.0.now(&event.to_string()),
-            _ => self.0.keep(&event.to_string()),
-        }
-    }
-}
-
 /// Runs the gate; with `--once`, returns the exit code.
 pub async fn run(args: Args) -> Result<u8> {
     let config = super::load_config(args.config.as_deref())?;
     let progress: Arc<dyn pushgate::gate::Progress> = if args.once {
-        Arc::new(OnceProgress(Progress::new()))
+        Arc::new(GateProgress::new())
     } else {
         Arc::new(LogProgress)
     };

@@ -107,12 +107,15 @@ pub async fn run(command: MailCommand) -> Result<()> {
                 .await
                 .context("opening the store")?;
             let mut done = Ingested::default();
+            let progress = super::progress::Progress::new();
             if let Some(inbox) = &inbox {
+                progress.now(&format!("reading the inbox {inbox}"));
                 let got =
                     ingest::ingest_any_inbox(&store, &list, inbox, &config.inboxes_dir()).await;
                 done.absorb(got.with_context(|| format!("reading the inbox {inbox}"))?);
             }
             if let Some(dir) = &maildir {
+                progress.now(&format!("reading the Maildir {}", dir.display()));
                 done.absorb(ingest::ingest_maildir(&store, &list, dir).await?);
             }
             let stdin = inbox.is_none() && maildir.is_none() && mboxes.is_empty();
@@ -128,8 +131,10 @@ pub async fn run(command: MailCommand) -> Result<()> {
                 } else {
                     path.display().to_string()
                 };
+                progress.now(&format!("reading {name}"));
                 done.absorb(ingest::ingest_mbox(&store, &list, &name, data).await?);
             }
+            progress.finish();
             store.close().await;
             for e in &done.unreadable {
                 eprintln!("{e}; left out");

@@ -129,9 +129,18 @@ pub fn load_config(path: Option<&Path>) -> Result<Config> {
     Ok(config)
 }
 
-/// The store, to read it; `None` (having said so) when an SQLite store was never made, so
-/// that a look at it does not make one.
-pub async fn open_store_to_read(config: &Config) -> Result<Option<pushgate::store::Store>> {
+/// `--config` for commands that only read the store.
+#[derive(clap::Args)]
+pub struct ConfigArg {
+    /// The service configuration [default: ./pushgate.toml if present].
+    #[arg(long, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
+}
+
+/// The store the configuration names, to read it; `None` (having said so) when an SQLite store
+/// was never made, so that a look at it does not make one.
+pub async fn open_store_to_read(args: &ConfigArg) -> Result<Option<pushgate::store::Store>> {
+    let config = load_config(args.config.as_deref())?;
     if let Some(file) = config.database_url.strip_prefix("sqlite://") {
         let file = file.split('?').next().unwrap_or("");
         if !file.is_empty() && !Path::new(file).exists() {

@@ -2,8 +2,6 @@
 //! each was tried, when it is tried next and why the last try failed. Reads the store; needs
 //! no running `serve`.
 
-use std::path::PathBuf;
-
 use anyhow::Result;
 
 use pushgate::repo::short;
@@ -12,17 +10,15 @@ use super::table::{when, Table};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The service configuration [default: ./pushgate.toml if present].
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    config: super::ConfigArg,
 }
 
 /// At most this many of each are listed.
 const LIMIT: i64 = 200;
 
 pub async fn run(args: Args) -> Result<()> {
-    let config = super::load_config(args.config.as_deref())?;
-    let Some(store) = super::open_store_to_read(&config).await? else {
+    let Some(store) = super::open_store_to_read(&args.config).await? else {
         return Ok(());
     };
     let mut mail = Table::new(&[

@@ -56,3 +56,25 @@ impl Drop for Progress {
         self.finish();
     }
 }
+
+/// A gate's flights as they go, for `gate --once` and the demo, whose log is quiet (warnings
+/// and errors): the run under way on the spinner, each other event a line kept. What each
+/// policy decided is the command's own output, so it is not said here too.
+pub struct GateProgress(Progress);
+
+impl GateProgress {
+    pub fn new() -> GateProgress {
+        GateProgress(Progress::new())
+    }
+}
+
+impl pushgate::gate::Progress for GateProgress {
+    fn event(&self, event: &pushgate::gate::Event) {
+        use pushgate::gate::Event;
+        match event {
+            Event::Idle { .. } | Event::Error { .. } | Event::Concluded { .. } => {}
+            Event::Testing { .. } => self.0.now(&event.to_string()),
+            _ => self.0.keep(&event.to_string()),
+        }
+    }
+}

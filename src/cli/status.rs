@@ -1,8 +1,6 @@
 //! `pushgate status`: each policy's branch as the store has it: state, heads, the flight
 //! running now and the last decision. Reads the store; needs no running `serve`.
 
-use std::path::PathBuf;
-
 use anyhow::Result;
 
 use pushgate::repo::short;
@@ -12,14 +10,12 @@ use super::table::Table;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The service configuration [default: ./pushgate.toml if present].
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    config: super::ConfigArg,
 }
 
 pub async fn run(args: Args) -> Result<()> {
-    let config = super::load_config(args.config.as_deref())?;
-    let Some(store) = super::open_store_to_read(&config).await? else {
+    let Some(store) = super::open_store_to_read(&args.config).await? else {
         return Ok(());
     };
     let mut table = Table::new(&[

@@ -62,14 +62,20 @@ pub async fn run(command: Command) -> Result<()> {
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }
-        Command::Intake(a) => show(&intake::measure(&a).await?, a.json),
-        Command::Mail(a) => show(&mail::measure(&a).await?, a.json),
-        Command::Overhead(a) => show(&overhead::measure(&a).await?, a.json),
-        Command::Ssh(a) => show(&ssh::measure(&a).await?, a.json),
-        Command::Schedule(a) => show(&schedule::measure(&a).await?, a.json),
-        Command::Culprit(a) => show(&culprit::measure(&a)?, a.json),
-        Command::History(a) => show(&history::measure(&a).await?, a.json),
-        Command::GateSize(a) => show(&gate_size::measure(&a).await?, a.json),
+        Command::Intake(a) => show(&measuring("intake", intake::measure(&a)).await?, a.json),
+        Command::Mail(a) => show(&measuring("mail", mail::measure(&a)).await?, a.json),
+        Command::Overhead(a) => show(&measuring("overhead", overhead::measure(&a)).await?, a.json),
+        Command::Ssh(a) => show(&measuring("ssh", ssh::measure(&a)).await?, a.json),
+        Command::Schedule(a) => show(&measuring("schedule", schedule::measure(&a)).await?, a.json),
+        Command::Culprit(a) => {
+            let report = measuring("culprit", async { culprit::measure(&a) }).await?;
+            show(&report, a.json)
+        }
+        Command::History(a) => show(&measuring("history", history::measure(&a)).await?, a.json),
+        Command::GateSize(a) => show(
+            &measuring("gate-size", gate_size::measure(&a)).await?,
+            a.json,
+        ),
         Command::Chaos(a) => {
             let report = chaos::measure(&a).await?;
             show(&report, a.json)?;
@@ -79,6 +85,15 @@ pub async fn run(command: Command) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Runs a benchmark with a spinner and the time so far on a terminal (they take minutes).
+async fn measuring<T>(name: &str, work: impl std::future::Future<Output = T>) -> T {
+    let progress = super::progress::Progress::new();
+    progress.now(&format!("bench {name}: measuring"));
+    let done = work.await;
+    progress.finish();
+    done
 }
 
 /// What a benchmark hands back: JSON for machines, a table for README.
