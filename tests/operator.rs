@@ -550,3 +550,87 @@ fn systemd_hears_ready_reloading_and_stopping() {
     drop(serve);
     assert_eq!(heard(), "STOPPING=1");
 }
+
+/// `[[host]]` of hosts.toml for a loopback sshd, with `known_hosts` as given.
+fn ssh_host(name: &str, sshd: &pushgate::hosts::LoopbackSshd, known_hosts: &Path) -> String {
+    let t = sshd.target();
+    format!(
+        "[[host]]\nname = \"{name}\"\naddress = \"127.0.0.1\"\nport = {}\nuser = \"{}\"\n\
+         key = \"{}\"\nknown_hosts = \"{}\"\nwork_dir = \"{}\"\n",
+        sshd.port,
+        t.user,
+        t.key.display(),
+        known_hosts.display(),
+        t.work_dir
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_logs_in_to_each_host_with_its_pinned_key_and_to_github() {
+    let root = tempfile::tempdir().unwrap();
+    let up = Upstream::new(root.path(), &[("README", "hello\n")]);
+    let good = pushgate::hosts::LoopbackSshd::start(None).unwrap();
+    let other = pushgate::hosts::LoopbackSshd::start(None).unwrap();
+    let github = support::github_double::GitHubDouble::start().await;
+    let sandbox = Sandbox::new();
+    sandbox.sequence("test", TEST_SEQUENCE);
+    sandbox.policy(
+        "project",
+        &format!(
+            "repository = \"{}\"\ngithub = \"o/r\"\nsequences = [\"test\"]\n",
+            up.bare.display()
+        ),
+    );
+    // `dom0-b` pins only another server's key: the one answering on its port is unknown.
+    std::fs::write(
+        sandbox.path().join("hosts.toml"),
+        format!(
+            "{}{}",
+            ssh_host("dom0-a", &good, &good.target().known_hosts),
+            ssh_host("dom0-b", &good, &other.target().known_hosts)
+        ),
+    )
+    .unwrap();
+    write_config(
+        &sandbox,
+        &format!(
+            "[github]\ntoken = \"a-token-0123456789\"\napi_url = \"{}\"\n",
+            github.url()
+        ),
+    );
+    github.set_head("o/r", "master", &up.head("master"));
+    let dir = sandbox.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || pushgate(&dir, &["check"]))
+        .await
+        .unwrap();
+    let said = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("ok    host dom0-a (ssh): "), "{said}");
+    assert!(said.contains("with its pinned key"), "{said}");
+    assert!(said.contains("FAIL  host dom0-b (ssh): "), "{said}");
+    assert!(said.contains("unknown host key"), "{said}");
+    assert!(
+        said.contains("ok    GitHub: logged in; reads o/r"),
+        "{said}"
+    );
+    assert!(
+        github.calls().iter().all(|c| c.method == "GET"),
+        "check only reads GitHub"
+    );
+
+    // A login GitHub refuses is a failure too.
+    github.fail_next("GET", "/repos/o/r/branches/master", 401, &[]);
+    std::fs::write(
+        sandbox.path().join("hosts.toml"),
+        ssh_host("dom0-a", &good, &good.target().known_hosts),
+    )
+    .unwrap();
+    let dir = sandbox.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || pushgate(&dir, &["check"]))
+        .await
+        .unwrap();
+    let said = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("FAIL  GitHub: o/r: "), "{said}");
+    assert!(said.contains("401"), "{said}");
+}
