@@ -34,11 +34,11 @@ impl LocalProvisioner {
         let work_dir = work_dir.into();
         let cgroups = match Cgroups::find(&work_dir) {
             Ok(c) => {
-                tracing::debug!(version = ?c.version(), "local runs are held in cgroups");
+                tracing::debug!("local runs are held in cgroups ({:?})", c.version());
                 Some(c)
             }
             Err(why) => {
-                tracing::warn!(%why, "no cgroup can be made here: a local step's processes are ended by their process group, and one that leaves it (setsid) escapes");
+                tracing::warn!("no cgroup can be made here ({why}): a local step's processes are ended by their process group, and one that leaves it (setsid) escapes");
                 None
             }
         };

@@ -55,7 +55,7 @@ pub async fn apply(
             )
         }
     };
-    tracing::warn!(policy = %policy.name, %who, %why, ?command, "maintainer's override");
+    tracing::warn!("{}: {who}'s override: {said} (why: {why})", policy.name);
     state.wakers.wake(None, Some(&policy.name));
     Ok(said)
 }
