@@ -51,8 +51,6 @@ pub enum ServiceError {
     Config(#[from] FileErrors),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{0}")]
-    Lab(String),
     #[error(transparent)]
     Mail(#[from] MailError),
     #[error(transparent)]
