@@ -441,7 +441,7 @@ fn sighup_puts_new_sequences_in_force_for_the_next_flight_only() {
         ),
     );
     serve.signal(libc::SIGHUP);
-    serve.wait_for("reloaded: 1 policies, 2 sequences", 1);
+    serve.wait_for("reloaded: 1 policy, 2 sequences", 1);
     serve.wait_for("flight 1 of project: pass", 1);
     assert_eq!(
         up.head("master"),
@@ -458,7 +458,7 @@ fn sighup_puts_new_sequences_in_force_for_the_next_flight_only() {
         "[[step]]\nname = \"probe\"\ncommand = \"echo the new sequence; exit 1\"\n",
     );
     serve.signal(libc::SIGHUP);
-    serve.wait_for("reloaded: 1 policies, 2 sequences", 2);
+    serve.wait_for("reloaded: 1 policy, 2 sequences", 2);
 
     let second = up.commits(1, None).remove(0);
     up.push_staging();

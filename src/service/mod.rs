@@ -590,7 +590,14 @@ impl Service {
             sequences: loaded.sequences,
         });
         self.reloaded.notify_one();
-        tracing::info!("reloaded: {policies} policies, {sequences} sequences, {hosts} hosts");
+        let plural =
+            |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        tracing::info!(
+            "reloaded: {}, {}, {}",
+            plural(policies, "policy", "policies"),
+            plural(sequences, "sequence", "sequences"),
+            plural(hosts, "host", "hosts")
+        );
         Ok(())
     }
 
