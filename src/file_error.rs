@@ -71,11 +71,6 @@ impl FileErrors {
             Err(self)
         }
     }
-
-    /// The first error: for callers and tests that look at one.
-    pub fn first(&self) -> Option<&FileError> {
-        self.0.first()
-    }
 }
 
 impl From<FileError> for FileErrors {

@@ -25,6 +25,16 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// An upstream repository and a sandbox whose standard policy gates it (the directory holding
+/// the repository lives as long as the first value).
+fn a_project() -> (tempfile::TempDir, Upstream, Sandbox) {
+    let root = tempfile::tempdir().unwrap();
+    let up = Upstream::new(root.path(), &[("README", "hello\n")]);
+    let sandbox = Sandbox::new();
+    sandbox.standard_policy(up.bare.to_str().unwrap());
+    (root, up, sandbox)
+}
+
 /// A config that needs nothing from outside but the repository.
 fn write_config(sandbox: &Sandbox, extra: &str) {
     std::fs::write(
@@ -101,10 +111,7 @@ fn check_lists_every_mistake_of_a_tree_at_once() {
 
 #[test]
 fn check_asks_each_service_and_changes_nothing() {
-    let root = tempfile::tempdir().unwrap();
-    let up = Upstream::new(root.path(), &[("README", "hello\n")]);
-    let sandbox = Sandbox::new();
-    sandbox.standard_policy(up.bare.to_str().unwrap());
+    let (root, up, sandbox) = a_project();
     let port = free_port();
     write_config(
         &sandbox,
@@ -228,10 +235,7 @@ fn logs_in_a_file_are_plain_lines_each_once() {
 
 #[test]
 fn a_hook_without_refs_or_for_an_unknown_policy_wakes_nothing() {
-    let root = tempfile::tempdir().unwrap();
-    let up = Upstream::new(root.path(), &[("README", "hello\n")]);
-    let sandbox = Sandbox::new();
-    sandbox.standard_policy(up.bare.to_str().unwrap());
+    let (_root, _up, sandbox) = a_project();
     // The mail server is down: said as a warning, and serve goes on.
     let smtp = free_port();
     let serve = Served::start(
@@ -528,10 +532,7 @@ fn init_then_check_then_a_first_gated_push() {
 
 #[test]
 fn systemd_hears_ready_reloading_and_stopping() {
-    let root = tempfile::tempdir().unwrap();
-    let up = Upstream::new(root.path(), &[("README", "hello\n")]);
-    let sandbox = Sandbox::new();
-    sandbox.standard_policy(up.bare.to_str().unwrap());
+    let (root, _up, sandbox) = a_project();
     let socket_path = root.path().join("notify.sock");
     let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
     socket

@@ -160,25 +160,10 @@ pub fn config_path(
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let default = cwd.join("pushgate.toml");
     let path = match path {
-        Some(p) => Some(lexically_absolute(&cwd, p)),
+        Some(p) => Some(pushgate::config::lexical_join(&cwd, p)),
         None => default.exists().then_some(default),
     };
     Ok((path, cwd))
-}
-
-/// `path` against `cwd`, with `.` and `..` taken out as written (not following links).
-fn lexically_absolute(cwd: &Path, path: &Path) -> std::path::PathBuf {
-    let mut out = std::path::PathBuf::new();
-    for part in cwd.join(path).components() {
-        match part {
-            std::path::Component::CurDir => {}
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out
 }
 
 /// For commands that print listings: a reader that goes away (`pushgate flights | head`) ends

@@ -58,11 +58,7 @@ impl Table {
     }
 }
 
-/// A time of the store (ms since the epoch) as UTC, to the second.
-pub fn when(ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_seconds(t).to_string()
-}
+pub use pushgate::web::when;
 
 #[cfg(test)]
 mod tests {

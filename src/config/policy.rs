@@ -432,16 +432,9 @@ fn resolve_repository(policy_file: &Path, repository: &str) -> String {
     }
     let base = policy_file.parent().unwrap_or(Path::new("."));
     // Lexically, so `../upstream.git` reads as a plain path in mail and on the page.
-    let mut out = PathBuf::new();
-    for part in base.join(path).components() {
-        match part {
-            std::path::Component::ParentDir if out.file_name().is_some() => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out.display().to_string()
+    crate::config::lexical_join(base, path)
+        .display()
+        .to_string()
 }
 
 /// Staging and target are valid branch names, and not the same branch.

@@ -383,8 +383,16 @@ impl Gate {
             } else {
                 run::needs_of(sequence, &policy.needs)
             };
-            let (state, detail) = match needs {
-                Err(why) => (RunState::Broken, why),
+            let run::RunEnd {
+                state,
+                detail,
+                host,
+            } = match needs {
+                Err(why) => run::RunEnd {
+                    state: RunState::Broken,
+                    detail: why,
+                    host: None,
+                },
                 Ok(needs) => {
                     let plan = RunPlan {
                         run_id,
@@ -426,7 +434,6 @@ impl Gate {
             };
             let error = (state == RunState::Broken).then_some(detail.as_str());
             self.store.finish_run(run_id, state, error).await?;
-            let host = self.store.run(run_id).await?.map(|r| r.host);
             self.emit(Event::Tested {
                 policy: &policy.name,
                 flight: flight.id,

@@ -292,7 +292,7 @@ impl JobRunner {
             }
         };
         match ended {
-            Some((state, detail)) => {
+            Some(run::RunEnd { state, detail, .. }) => {
                 let error = (state == RunState::Broken).then_some(detail.as_str());
                 self.store.finish_run(run_id, state, error).await?;
                 Ok(job_outcome(run_id, state, &detail))

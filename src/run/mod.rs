@@ -6,4 +6,6 @@ mod executor;
 mod runner;
 
 pub use executor::{execute, RunReport, StepRecorder};
-pub use runner::{needs_of, run_on_lab, series_needs, PauseContext, RunPlan, StoreRecorder};
+pub use runner::{
+    needs_of, run_on_lab, series_needs, PauseContext, RunEnd, RunPlan, StoreRecorder,
+};

@@ -31,11 +31,17 @@ pub async fn run_on_lab(
     store: &Store,
     lab: &Arc<Lab>,
     mut plan: RunPlan<'_>,
-) -> Result<(RunState, String), StoreError> {
+) -> Result<RunEnd, StoreError> {
     let lease = match lab.acquire(plan.lease.clone()).await {
         Ok(lease) => lease,
         Err(crate::hosts::LabError::Store(e)) => return Err(e),
-        Err(e) => return Ok((RunState::Broken, e.to_string())),
+        Err(e) => {
+            return Ok(RunEnd {
+                state: RunState::Broken,
+                detail: e.to_string(),
+                host: None,
+            })
+        }
     };
     store.set_run_host(plan.run_id, &lease.host.name).await?;
     let provisioner = lab.provisioner(&lease.host);
@@ -93,11 +99,26 @@ pub async fn run_on_lab(
         Ok((RunState::Broken, why)) => HostOutcome::Broken(why.clone()),
         _ => HostOutcome::Fine,
     };
+    let host = lease.host.name.clone();
     // The lease goes back even when the store failed mid-run: the host is not the store's.
     if let Err(e) = lab.release(lease, outcome).await {
         tracing::warn!(error = %e, "could not return the lease");
     }
-    ended
+    let (state, detail) = ended?;
+    Ok(RunEnd {
+        state,
+        detail,
+        host: Some(host),
+    })
+}
+
+/// How a run ended: its state, what failed or broke it (empty on a pass), and the host of the
+/// lab it ran on (`None` when it never got one).
+#[derive(Clone, Debug)]
+pub struct RunEnd {
+    pub state: RunState,
+    pub detail: String,
+    pub host: Option<String>,
 }
 
 /// What a run of `sequence` asks of its host: the sequence's `needs`, then the policy's.

@@ -141,7 +141,7 @@ pub async fn probe(config: &Config, policies: &[Policy], inventory: &Inventory) 
             MailTransport::Smtp(url) => {
                 let mailer = SmtpMailer::new(url).map_err(|e| e.to_string())?;
                 mailer.probe().await.map_err(|e| e.to_string())?;
-                Ok(format!("{} answers", redact_url(url)))
+                Ok(format!("{} answers", crate::store::redact(url)))
             }
             MailTransport::Folder(dir) => crate::store::disk::could_write(dir)
                 .map(|state| format!("written to the folder {} ({state})", dir.display()))
@@ -244,12 +244,4 @@ async fn github(forge: &Result<GitHub, String>, policies: &[Policy]) -> Result<S
     } else {
         format!("logged in; reads {}", seen.join(", "))
     })
-}
-
-/// An SMTP URL without its password.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}://…@{}", &url[..s], &url[at + 1..]),
-        _ => url.to_string(),
-    }
 }

@@ -252,8 +252,8 @@ fn sqlite_file(url: &str) -> Option<&str> {
         .next()
 }
 
-/// Keeps passwords out of logs and errors.
-fn redact(url: &str) -> String {
+/// A URL with its password (anything before `@`) left out, for logs and errors.
+pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => format!("{}://…@{}", &url[..s], &url[at + 1..]),
         _ => url.to_string(),

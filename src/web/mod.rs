@@ -180,8 +180,8 @@ impl IntoResponse for WebError {
     }
 }
 
-/// Milliseconds since the epoch, as people read them on a page.
-fn when(ms: i64) -> String {
+/// Milliseconds since the epoch (the store's times), as people read them: UTC, to the second.
+pub fn when(ms: i64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
     humantime::format_rfc3339_seconds(t).to_string()
 }
