@@ -21,7 +21,7 @@ pub fn templates() -> &'static Environment<'static> {
         let mut env = Environment::new();
         // Mail bodies end with a newline like any text file.
         env.set_keep_trailing_newline(true);
-        let sources: [(&str, &str); 13] = [
+        let sources = [
             (
                 "gate-report.txt",
                 include_str!("../templates/gate-report.txt"),
@@ -43,6 +43,12 @@ pub fn templates() -> &'static Environment<'static> {
             ),
             ("status.html", include_str!("../templates/status.html")),
             ("flight.html", include_str!("../templates/flight.html")),
+            ("base.html", include_str!("../templates/base.html")),
+            ("steps.html", include_str!("../templates/steps.html")),
+            ("run.html", include_str!("../templates/run.html")),
+            ("log.html", include_str!("../templates/log.html")),
+            ("jobs.html", include_str!("../templates/jobs.html")),
+            ("job.html", include_str!("../templates/job.html")),
             // What `pushgate init` writes.
             (
                 "init/pushgate.toml",

@@ -137,6 +137,16 @@ impl Store {
         rows.iter().map(read).collect()
     }
 
+    /// A page of jobs, newest first: those older than `before` when given.
+    pub async fn jobs_before(&self, before: Option<i64>, limit: i64) -> Result<Vec<JobRow>> {
+        let rows = sqlx::query("SELECT * FROM jobs WHERE id < $1 ORDER BY id DESC LIMIT $2")
+            .bind(before.unwrap_or(i64::MAX))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(read).collect()
+    }
+
     pub async fn queued_jobs(&self) -> Result<Vec<JobRow>> {
         Ok(
             sqlx::query_as("SELECT * FROM jobs WHERE state = 'queued' ORDER BY id")

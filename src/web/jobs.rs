@@ -197,7 +197,8 @@ pub async fn showlog(
             }
             if q.verbose {
                 if let Some(path) = &step.log_path {
-                    for line in tail(path, LOG_LINES) {
+                    let last = super::log_view::last_lines(std::path::Path::new(path), LOG_LINES);
+                    for line in last.unwrap_or_default() {
                         out.push_str("    | ");
                         out.push_str(&line);
                         out.push('\n');
@@ -207,18 +208,6 @@ pub async fn showlog(
         }
     }
     Ok(out)
-}
-
-fn tail(path: &str, n: usize) -> Vec<String> {
-    let Ok(text) = std::fs::read(path) else {
-        return Vec::new();
-    };
-    let text = String::from_utf8_lossy(&text);
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..]
-        .iter()
-        .map(|l| l.to_string())
-        .collect()
 }
 
 #[derive(Serialize, Deserialize)]

@@ -7,6 +7,7 @@ pub mod connection;
 mod github;
 mod hooks;
 pub mod jobs;
+mod log_view;
 pub mod overrides;
 mod pages;
 
@@ -132,6 +133,11 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(pages::status))
         .route("/flights/{id}", get(pages::flight))
         .route("/logs/{step}", get(pages::log))
+        .route("/logs/{step}/raw", get(pages::log_raw))
+        .route("/logs/{step}/tail", get(pages::log_tail))
+        .route("/runs/{id}", get(pages::run))
+        .route("/jobs", get(pages::jobs))
+        .route("/jobs/{id}", get(pages::job))
         .route("/api/branches", get(api::branches))
         .route("/api/flights/{id}", get(api::flight))
         .route("/hooks/git", post(hooks::git))

@@ -1,12 +1,16 @@
-//! The HTML pages: every branch with its last decision and why, and each flight with its runs,
-//! steps, logs and mail.
+//! The HTML pages: every branch with its last decision and why, each flight with its runs,
+//! steps, logs and mail, any run, the jobs, and a step's log. They are public (no token): every
+//! link pushgate mails opens one of them.
 
-use axum::extract::{Path, State};
+use std::path::PathBuf;
+
+use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{Html, IntoResponse};
 
 use super::api::{branch_views, flight_view};
-use super::{when, AppState, WebError};
+use super::{log_view, when, AppState, WebError};
+use crate::store::{RunRow, StepRow, Store};
 use crate::templates::render;
 
 /// A host as the status page shows it.
@@ -57,21 +61,283 @@ pub async fn flight(
     Ok(Html(render("flight.html", &view)?))
 }
 
-pub async fn log(
+/// A step as the run and job pages list it.
+#[derive(serde::Serialize)]
+struct StepLine {
+    id: i64,
+    position: i64,
+    name: String,
+    status: String,
+    exit_code: Option<i64>,
+    log: bool,
+    started: Option<String>,
+    took: Option<String>,
+    tests: Vec<TestLine>,
+}
+
+#[derive(serde::Serialize)]
+struct TestLine {
+    name: String,
+    status: String,
+}
+
+/// A pause as a page shows it.
+#[derive(serde::Serialize)]
+struct PauseLine {
+    testcase: String,
+    paused_at: String,
+    resume_at: Option<String>,
+}
+
+/// How long from `start` to `end` (ms), as people say it.
+fn took(start: i64, end: i64) -> String {
+    let ms = (end - start).max(0);
+    match ms {
+        0..=999 => format!("{ms} ms"),
+        1000..=59_999 => format!("{:.1} s", ms as f64 / 1000.0),
+        _ => {
+            humantime::format_duration(std::time::Duration::from_secs(ms as u64 / 1000)).to_string()
+        }
+    }
+}
+
+async fn step_lines(store: &Store, run_id: i64) -> Result<Vec<StepLine>, WebError> {
+    let results = store.run_sub_results(run_id).await?;
+    Ok(store
+        .run_steps(run_id)
+        .await?
+        .into_iter()
+        .map(|s| StepLine {
+            tests: results
+                .iter()
+                .filter(|r| r.step_id == s.id)
+                .map(|r| TestLine {
+                    name: r.name.clone(),
+                    status: r.status.clone(),
+                })
+                .collect(),
+            id: s.id,
+            position: s.position,
+            log: s.log_path.is_some(),
+            started: s.started_at.map(when),
+            took: s.started_at.zip(s.finished_at).map(|(a, b)| took(a, b)),
+            name: s.name,
+            status: s.status,
+            exit_code: s.exit_code,
+        })
+        .collect())
+}
+
+async fn pause_lines(store: &Store, run_id: i64) -> Result<Vec<PauseLine>, WebError> {
+    Ok(store
+        .waiting_pauses(run_id)
+        .await?
+        .into_iter()
+        .map(|p| PauseLine {
+            testcase: p.testcase,
+            paused_at: when(p.paused_at),
+            resume_at: p.resume_at.map(when),
+        })
+        .collect())
+}
+
+async fn run_or_404(store: &Store, id: i64) -> Result<RunRow, WebError> {
+    store
+        .run(id)
+        .await?
+        .ok_or_else(|| WebError::NotFound(format!("no run {id}")))
+}
+
+/// `/runs/ID`: any run, of a flight or a job, with its steps and what it waits after.
+pub async fn run(
     State(state): State<AppState>,
-    Path(step): Path<i64>,
-) -> Result<impl IntoResponse, WebError> {
-    let row = state
+    Path(id): Path<i64>,
+) -> Result<Html<String>, WebError> {
+    let run = run_or_404(&state.store, id).await?;
+    Ok(Html(render(
+        "run.html",
+        minijinja::context! {
+            created => when(run.created_at),
+            finished => run.finished_at.map(when),
+            duration => run.finished_at.map(|f| took(run.created_at, f)),
+            steps => step_lines(&state.store, id).await?,
+            pauses => pause_lines(&state.store, id).await?,
+            run,
+        },
+    )?))
+}
+
+/// Jobs per page of `/jobs`.
+const JOBS_PAGE: i64 = 50;
+
+#[derive(serde::Deserialize)]
+pub struct JobsQuery {
+    /// Only jobs older than this one (the next page).
+    before: Option<i64>,
+}
+
+/// `/jobs`: the newest jobs, a page at a time.
+pub async fn jobs(
+    State(state): State<AppState>,
+    Query(q): Query<JobsQuery>,
+) -> Result<Html<String>, WebError> {
+    let mut rows = state.store.jobs_before(q.before, JOBS_PAGE + 1).await?;
+    let more = rows.len() as i64 > JOBS_PAGE;
+    rows.truncate(JOBS_PAGE as usize);
+    let jobs: Vec<_> = rows
+        .into_iter()
+        .map(|j| {
+            minijinja::context! {
+                created => when(j.created_at),
+                state => j.state.as_str(),
+                ..minijinja::Value::from_serialize(&j)
+            }
+        })
+        .collect();
+    Ok(Html(render(
+        "jobs.html",
+        minijinja::context! { jobs, more, before => q.before },
+    )?))
+}
+
+/// `/jobs/ID`: a job, its runs, their steps and pauses (with the line that resumes them).
+pub async fn job(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Html<String>, WebError> {
+    let job = state
         .store
+        .job(id)
+        .await?
+        .ok_or_else(|| WebError::NotFound(format!("no job {id}")))?;
+    let mut runs = Vec::new();
+    for run in state.store.job_runs(id).await? {
+        runs.push(minijinja::context! {
+            steps => step_lines(&state.store, run.id).await?,
+            pauses => pause_lines(&state.store, run.id).await?,
+            run,
+        });
+    }
+    Ok(Html(render(
+        "job.html",
+        minijinja::context! {
+            created => when(job.created_at),
+            finished => job.finished_at.map(when),
+            job => minijinja::context! { state => job.state.as_str(), ..minijinja::Value::from_serialize(&job) },
+            runs,
+        },
+    )?))
+}
+
+/// A step with a log, and its run, or why there is none.
+async fn step_with_log(store: &Store, step: i64) -> Result<(StepRow, RunRow, PathBuf), WebError> {
+    let row = store
         .step(step)
         .await?
         .ok_or_else(|| WebError::NotFound(format!("no step {step}")))?;
     let path = row
         .log_path
+        .clone()
         .ok_or_else(|| WebError::NotFound(format!("step {step} has no log (it did not run)")))?;
-    // Logs are written by the step as it runs: this is a live tail while it does.
-    let bytes = tokio::fs::read(&path)
+    let run = run_or_404(store, row.run_id).await?;
+    Ok((row, run, PathBuf::from(path)))
+}
+
+fn log_gone(step: i64, e: std::io::Error) -> WebError {
+    WebError::NotFound(format!("the log of step {step} is gone: {e}"))
+}
+
+#[derive(serde::Deserialize)]
+pub struct LogQuery {
+    /// Show the page of lines from this one (1-based) instead of the last lines.
+    from: Option<usize>,
+}
+
+/// `/logs/STEP`: the log with its step's facts, every line numbered and anchored (`#L12`), a
+/// page of lines at a time (the last ones by default), and a live tail while the step runs.
+pub async fn log(
+    State(state): State<AppState>,
+    Path(step): Path<i64>,
+    Query(q): Query<LogQuery>,
+) -> Result<Html<String>, WebError> {
+    let (row, run, path) = step_with_log(&state.store, step).await?;
+    let growing = row.status == "running";
+    let from = q.from.filter(|&f| f >= 1);
+    let window = tokio::task::spawn_blocking(move || log_view::window(&path, from, growing))
         .await
-        .map_err(|e| WebError::NotFound(format!("log of step {step} is gone: {e}")))?;
-    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], bytes))
+        .map_err(|e| WebError::Internal(e.to_string()))?
+        .map_err(|e| log_gone(step, e))?;
+    Ok(Html(render(
+        "log.html",
+        minijinja::context! {
+            started => row.started_at.map(when),
+            finished => row.finished_at.map(when),
+            duration => row.started_at.zip(row.finished_at).map(|(a, b)| took(a, b)),
+            page => log_view::PAGE_LINES,
+            step => row,
+            run,
+            window,
+            growing,
+        },
+    )?))
+}
+
+#[derive(serde::Deserialize)]
+pub struct TailQuery {
+    offset: u64,
+}
+
+/// What the live tail of `/logs/STEP` fetches: the lines past `offset`.
+#[derive(serde::Serialize)]
+pub struct TailAnswer {
+    #[serde(flatten)]
+    tail: log_view::Tail,
+    /// Whether to ask again: the step runs, or there is more than one answer held.
+    running: bool,
+    status: String,
+}
+
+pub async fn log_tail(
+    State(state): State<AppState>,
+    Path(step): Path<i64>,
+    Query(q): Query<TailQuery>,
+) -> Result<axum::Json<TailAnswer>, WebError> {
+    let (row, _, path) = step_with_log(&state.store, step).await?;
+    let growing = row.status == "running";
+    let tail = tokio::task::spawn_blocking(move || log_view::tail(&path, q.offset, growing))
+        .await
+        .map_err(|e| WebError::Internal(e.to_string()))?
+        .map_err(|e| log_gone(step, e))?;
+    Ok(axum::Json(TailAnswer {
+        running: growing || !tail.at_end,
+        tail,
+        status: row.status,
+    }))
+}
+
+/// `/logs/STEP/raw`: the file as it is, streamed (a log of any size in bounded memory).
+pub async fn log_raw(
+    State(state): State<AppState>,
+    Path(step): Path<i64>,
+) -> Result<impl IntoResponse, WebError> {
+    let (_, _, path) = step_with_log(&state.store, step).await?;
+    let file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|e| log_gone(step, e))?;
+    let chunks = futures_util::stream::unfold(file, |mut file| async move {
+        use tokio::io::AsyncReadExt;
+        let mut chunk = vec![0u8; 64 * 1024];
+        match file.read(&mut chunk).await {
+            Ok(0) => None,
+            Ok(n) => {
+                chunk.truncate(n);
+                Some((Ok::<_, std::io::Error>(chunk), file))
+            }
+            Err(e) => Some((Err(e), file)),
+        }
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        axum::body::Body::from_stream(chunks),
+    ))
 }
