@@ -27,4 +27,5 @@ CREATE INDEX runs_flight ON runs(flight_id);
 CREATE INDEX runs_job ON runs(job_id);
 -- Every index the numbered migrations made on `runs` is made again here (it runs after them).
 CREATE INDEX runs_sha ON runs(sha);
+CREATE INDEX runs_host ON runs(host, id);
 COMMIT;
