@@ -107,7 +107,7 @@ fn links(text: &str, addr: SocketAddr) -> Vec<String> {
 fn every_link_in_the_mail_opens_a_page_without_a_token() {
     let root = tempfile::tempdir().unwrap();
     let up = Upstream::new(root.path(), &[("README", "hello\n")]);
-    up.commits(3, Some(2));
+    let shas = up.commits(3, Some(2));
     up.push_staging();
     let sandbox = Sandbox::new();
     sandbox.sequence("test", TEST_SEQUENCE);
@@ -184,6 +184,11 @@ fn every_link_in_the_mail_opens_a_page_without_a_token() {
         .then_some(())
     });
 
+    // The dashboard names the culprit (sha, title, author) and what was pushed.
+    let (_, dashboard) = serve.get("/");
+    assert!(dashboard.contains(&shas[1][..12]), "{dashboard}");
+    assert!(dashboard.contains("change number 2"), "{dashboard}");
+    assert!(dashboard.contains("pushed"), "{dashboard}");
     let mut checked = 0;
     for mail in outbox(&sandbox) {
         for link in links(&mail.text, serve.addr) {
@@ -239,11 +244,29 @@ fn a_log_page_numbers_its_lines_pages_a_big_log_and_tails_a_running_step() {
             up.bare.display()
         ),
     );
+    // One slot: a second job waits while the first runs.
+    std::fs::write(
+        sandbox.path().join("hosts.toml"),
+        "[[host]]\nname = \"here\"\nprovisioner = \"local\"\nslots = 1\n",
+    )
+    .unwrap();
     let serve = Served::start(&sandbox);
 
     // A running step: the page shows what it printed so far and is set to tail it.
     let job = serve.submit("slow");
     let step = step_of(&serve, job, "running");
+    // The dashboard lists what waits for a host, and what for.
+    let waiting = serve.submit("long");
+    let dashboard = eventually(30, "the queue on the dashboard", || {
+        let (_, page) = serve.get("/");
+        page.contains(&format!("job {waiting}")).then_some(page)
+    });
+    assert!(dashboard.contains("manual"), "{dashboard}");
+    let (_, queue) = serve.get("/api/queue");
+    assert!(
+        queue.contains(&format!("\"of\":\"job {waiting}\"")),
+        "{queue}"
+    );
     let page = eventually(30, "the first line", || {
         let (_, page) = serve.get(&format!("/logs/{step}"));
         page.contains("first").then_some(page)
@@ -277,7 +300,7 @@ fn a_log_page_numbers_its_lines_pages_a_big_log_and_tails_a_running_step() {
     assert!(raw.contains("exit status 0"), "{raw}");
 
     // A big log opens on its last page, with a way to the start; lines have their numbers.
-    let job = serve.submit("long");
+    let job = waiting;
     eventually(60, "the long job", || {
         (serve.job(job)["job"]["state"] == "pass").then_some(())
     });

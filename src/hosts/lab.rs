@@ -82,6 +82,16 @@ pub struct HostState {
     pub health: Option<HealthRow>,
 }
 
+/// A run waiting for a host, as the dashboard shows it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Queued {
+    pub run_id: i64,
+    /// `gate`, `bisection`, `periodic` or `manual`.
+    pub priority: &'static str,
+    /// What it asks of its host, as `needs` are written (empty: anything).
+    pub needs: String,
+}
+
 /// Runs waiting for a host, in no particular order (the scheduler orders them).
 #[derive(Default)]
 struct Queue {
@@ -379,6 +389,29 @@ impl Lab {
     /// How many runs wait for a host.
     pub fn waiting(&self) -> usize {
         self.queue.lock().map_or(0, |q| q.entries.len())
+    }
+
+    /// The runs waiting for a host, in arrival order: what the dashboard lists as the queue.
+    pub fn queued(&self) -> Vec<Queued> {
+        let Ok(queue) = self.queue.lock() else {
+            return Vec::new();
+        };
+        let mut out: Vec<(u64, Queued)> = queue
+            .entries
+            .iter()
+            .map(|e| {
+                (
+                    e.waiting.ticket,
+                    Queued {
+                        run_id: e.request.run_id,
+                        priority: e.request.priority.as_str(),
+                        needs: e.request.needs.to_string(),
+                    },
+                )
+            })
+            .collect();
+        out.sort_by_key(|(ticket, _)| *ticket);
+        out.into_iter().map(|(_, q)| q).collect()
     }
 
     /// Lends every slot of `host` to `who` for `hours`, or extends their borrow.

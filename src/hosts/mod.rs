@@ -20,7 +20,8 @@ use async_trait::async_trait;
 
 pub use inventory::{HostSpec, Inventory, Needs};
 pub use lab::{
-    HealthWatch, HostOutcome, HostState, Lab, LabError, LabSettings, Lease, LeaseRequest, RUN_LEASE,
+    HealthWatch, HostOutcome, HostState, Lab, LabError, LabSettings, Lease, LeaseRequest, Queued,
+    RUN_LEASE,
 };
 pub use local::LocalProvisioner;
 pub use loopback::{LoopbackSshd, SshdFiles};

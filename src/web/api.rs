@@ -48,7 +48,70 @@ pub struct BranchView {
     pub branch: BranchRow,
     /// The flight being run now, if any.
     pub running: Option<i64>,
+    /// How far the running flight is.
+    pub progress: Option<Progress>,
+    /// The newest culprit named on this branch.
+    pub culprit: Option<CulpritLine>,
+    /// What was pushed last.
+    pub pushed: Option<PushedLine>,
     pub flights: Vec<FlightLine>,
+}
+
+/// A commit a flight named as the first bad one.
+#[derive(Serialize)]
+pub struct CulpritLine {
+    pub flight: i64,
+    pub sha: String,
+    pub short: String,
+    pub title: String,
+    pub author: String,
+}
+
+/// The target's last move by the gate.
+#[derive(Serialize)]
+pub struct PushedLine {
+    pub flight: i64,
+    pub sha: String,
+    pub short: String,
+    /// Commits of the flight's range that went in.
+    pub commits: usize,
+    pub at: String,
+}
+
+/// A running flight's runs so far, its time, and what past flights say is left.
+#[derive(Serialize)]
+pub struct Progress {
+    pub runs_done: usize,
+    pub runs_made: usize,
+    pub elapsed: String,
+    /// From the median length of the branch's last finished flights; `None` without any.
+    pub left: Option<String>,
+}
+
+/// A span of time as people say it, to the second.
+fn span(ms: i64) -> String {
+    humantime::format_duration(std::time::Duration::from_secs(ms.max(0) as u64 / 1000)).to_string()
+}
+
+async fn progress(
+    store: &Store,
+    running: &FlightRow,
+    flights: &[FlightRow],
+) -> Result<Progress, WebError> {
+    let runs = store.runs(running.id).await?;
+    let elapsed = crate::store::now_ms() - running.created_at;
+    let mut lengths: Vec<i64> = flights
+        .iter()
+        .filter_map(|f| Some(f.finished_at? - f.created_at))
+        .collect();
+    lengths.sort_unstable();
+    let left = (!lengths.is_empty()).then(|| span(lengths[lengths.len() / 2] - elapsed));
+    Ok(Progress {
+        runs_done: runs.iter().filter(|r| r.finished_at.is_some()).count(),
+        runs_made: runs.len(),
+        elapsed: span(elapsed),
+        left,
+    })
 }
 
 pub async fn branch_views(store: &Store) -> Result<Vec<BranchView>, WebError> {
@@ -57,13 +120,83 @@ pub async fn branch_views(store: &Store) -> Result<Vec<BranchView>, WebError> {
         let flights = store.recent_flights(branch.id, RECENT_FLIGHTS).await?;
         branch.staging_head = branch.staging_head.as_deref().map(|s| short(s).to_string());
         branch.target_head = branch.target_head.as_deref().map(|s| short(s).to_string());
+        let running = flights.iter().find(|f| f.state == FlightState::Running);
+        let progress = match running {
+            Some(f) => Some(progress(store, f, &flights).await?),
+            None => None,
+        };
+        let culprit = flights.iter().find_map(|f| {
+            let sha = f.culprit.as_ref()?;
+            let c = f.commits.iter().find(|c| &c.sha == sha)?;
+            Some(CulpritLine {
+                flight: f.id,
+                short: short(sha).to_string(),
+                sha: sha.clone(),
+                title: c.title.clone(),
+                author: format!("{} <{}>", c.author_name, c.author_email),
+            })
+        });
+        let pushed = flights.iter().find_map(|f| {
+            let sha = f.pushed_to.as_ref()?;
+            Some(PushedLine {
+                flight: f.id,
+                short: short(sha).to_string(),
+                commits: f
+                    .commits
+                    .iter()
+                    .position(|c| &c.sha == sha)
+                    .map_or(0, |i| i + 1),
+                sha: sha.clone(),
+                at: f.finished_at.map(when).unwrap_or_default(),
+            })
+        });
         out.push(BranchView {
-            running: flights
-                .iter()
-                .find(|f| f.state == FlightState::Running)
-                .map(|f| f.id),
+            running: running.map(|f| f.id),
+            progress,
+            culprit,
+            pushed,
             flights: flights.iter().map(FlightLine::from).collect(),
             branch,
+        });
+    }
+    Ok(out)
+}
+
+/// A run waiting for a host, with what it is for.
+#[derive(Serialize)]
+pub struct QueueLine {
+    pub run: i64,
+    /// `flight 12` or `job 7`.
+    pub of: String,
+    pub link: String,
+    pub sha: String,
+    pub sequence: String,
+    pub priority: &'static str,
+    pub needs: String,
+    pub waiting: String,
+}
+
+/// The lab's queue, oldest first.
+pub async fn queue_lines(state: &AppState) -> Result<Vec<QueueLine>, WebError> {
+    let mut out = Vec::new();
+    for q in state.lab.queued() {
+        let Some(run) = state.store.run(q.run_id).await? else {
+            continue;
+        };
+        let (of, link) = match (run.flight_id, run.job_id) {
+            (Some(f), _) => (format!("flight {f}"), format!("/flights/{f}")),
+            (None, Some(j)) => (format!("job {j}"), format!("/jobs/{j}")),
+            (None, None) => (format!("run {}", run.id), format!("/runs/{}", run.id)),
+        };
+        out.push(QueueLine {
+            run: run.id,
+            of,
+            link,
+            sha: short(&run.sha).to_string(),
+            sequence: run.sequence,
+            priority: q.priority,
+            needs: q.needs,
+            waiting: span(crate::store::now_ms() - run.created_at),
         });
     }
     Ok(out)
@@ -260,4 +393,8 @@ pub async fn flight(
     Path(id): Path<i64>,
 ) -> Result<Json<FlightView>, WebError> {
     Ok(Json(flight_view(&state.store, id).await?))
+}
+
+pub async fn queue(State(state): State<AppState>) -> Result<Json<Vec<QueueLine>>, WebError> {
+    Ok(Json(queue_lines(&state).await?))
 }

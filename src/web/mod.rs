@@ -139,6 +139,7 @@ pub fn router(state: AppState) -> Router {
         .route("/jobs", get(pages::jobs))
         .route("/jobs/{id}", get(pages::job))
         .route("/api/branches", get(api::branches))
+        .route("/api/queue", get(api::queue))
         .route("/api/flights/{id}", get(api::flight))
         .route("/hooks/git", post(hooks::git))
         .route(

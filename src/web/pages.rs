@@ -8,7 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{Html, IntoResponse};
 
-use super::api::{branch_views, flight_view};
+use super::api::{branch_views, flight_view, queue_lines};
 use super::{log_view, when, AppState, WebError};
 use crate::store::{RunRow, StepRow, Store};
 use crate::templates::render;
@@ -25,6 +25,7 @@ struct HostLine {
 
 pub async fn status(State(state): State<AppState>) -> Result<Html<String>, WebError> {
     let branches = branch_views(&state.store).await?;
+    let queue = queue_lines(&state).await?;
     let hosts: Vec<HostLine> = state
         .lab
         .states()
@@ -49,7 +50,7 @@ pub async fn status(State(state): State<AppState>) -> Result<Html<String>, WebEr
         .collect();
     Ok(Html(render(
         "status.html",
-        minijinja::context! { branches, hosts, now => when(crate::store::now_ms()) },
+        minijinja::context! { branches, hosts, queue, now => when(crate::store::now_ms()) },
     )?))
 }
 
