@@ -49,6 +49,8 @@ pub fn templates() -> &'static Environment<'static> {
             ("log.html", include_str!("../templates/log.html")),
             ("jobs.html", include_str!("../templates/jobs.html")),
             ("job.html", include_str!("../templates/job.html")),
+            ("hosts.html", include_str!("../templates/hosts.html")),
+            ("host.html", include_str!("../templates/host.html")),
             // What `pushgate init` writes.
             (
                 "init/pushgate.toml",

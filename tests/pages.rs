@@ -262,6 +262,11 @@ fn a_log_page_numbers_its_lines_pages_a_big_log_and_tails_a_running_step() {
         page.contains(&format!("job {waiting}")).then_some(page)
     });
     assert!(dashboard.contains("manual"), "{dashboard}");
+    let (_, hosts) = serve.get("/hosts");
+    assert!(hosts.contains("href=\"/hosts/here\"") && hosts.contains("1/1"), "{hosts}");
+    let (_, here) = serve.get("/hosts/here");
+    assert!(here.contains(&format!("href=\"/jobs/{job}\"")), "{here}");
+    assert_eq!(serve.get("/hosts/nowhere").0, 404);
     let (_, queue) = serve.get("/api/queue");
     assert!(
         queue.contains(&format!("\"of\":\"job {waiting}\"")),

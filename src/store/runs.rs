@@ -158,6 +158,23 @@ impl Store {
         )
     }
 
+    /// A page of the runs a host ran, newest first: those older than `before` when given.
+    pub async fn runs_on_host(
+        &self,
+        host: &str,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<RunRow>> {
+        Ok(sqlx::query_as(
+            "SELECT * FROM runs WHERE host = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+        )
+        .bind(host)
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     pub async fn run(&self, id: i64) -> Result<Option<RunRow>> {
         self.by_id("runs", id).await
     }

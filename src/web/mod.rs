@@ -137,6 +137,8 @@ pub fn router(state: AppState) -> Router {
         .route("/logs/{step}/tail", get(pages::log_tail))
         .route("/runs/{id}", get(pages::run))
         .route("/jobs", get(pages::jobs))
+        .route("/hosts", get(pages::hosts))
+        .route("/hosts/{name}", get(pages::host))
         .route("/jobs/{id}", get(pages::job))
         .route("/api/branches", get(api::branches))
         .route("/api/queue", get(api::queue))
