@@ -50,6 +50,7 @@ pub fn templates() -> &'static Environment<'static> {
             ("jobs.html", include_str!("../templates/jobs.html")),
             ("job.html", include_str!("../templates/job.html")),
             ("hosts.html", include_str!("../templates/hosts.html")),
+            ("branch.html", include_str!("../templates/branch.html")),
             ("host.html", include_str!("../templates/host.html")),
             // What `pushgate init` writes.
             (

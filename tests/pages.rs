@@ -189,6 +189,21 @@ fn every_link_in_the_mail_opens_a_page_without_a_token() {
     assert!(dashboard.contains(&shas[1][..12]), "{dashboard}");
     assert!(dashboard.contains("change number 2"), "{dashboard}");
     assert!(dashboard.contains("pushed"), "{dashboard}");
+    // The branch's history: the flight as a row, the step's result on the tip as a cell that
+    // opens its log; the filters keep or drop it.
+    let (status, grid) = serve.get("/branches/project");
+    assert_eq!(status, 200, "{grid}");
+    assert!(grid.contains("<th>test&#x2f;test</th>"), "{grid}");
+    assert!(grid.contains("class=\"cell fail\"><a href=\"/logs/"), "{grid}");
+    assert!(grid.contains("class=\"regression\">regression"), "{grid}");
+    assert!(serve.get("/branches/project?verdict=pass").1.contains("No flights like that"));
+    assert!(!serve.get("/branches/project?verdict=regression").1.contains("No flights"));
+    let author = serve.get("/branches/project?author=nobody-of-that-name").1;
+    assert!(author.contains("No flights like that"), "{author}");
+    assert!(!serve.get("/branches/project?since=2000-01-01").1.contains("No flights"));
+    assert!(serve.get("/branches/project?until=2000-01-01").1.contains("No flights"));
+    assert_eq!(serve.get("/branches/project?since=yesterday").0, 400);
+    assert_eq!(serve.get("/branches/nosuch").0, 404);
     let mut checked = 0;
     for mail in outbox(&sandbox) {
         for link in links(&mail.text, serve.addr) {
@@ -263,7 +278,10 @@ fn a_log_page_numbers_its_lines_pages_a_big_log_and_tails_a_running_step() {
     });
     assert!(dashboard.contains("manual"), "{dashboard}");
     let (_, hosts) = serve.get("/hosts");
-    assert!(hosts.contains("href=\"/hosts/here\"") && hosts.contains("1/1"), "{hosts}");
+    assert!(
+        hosts.contains("href=\"/hosts/here\"") && hosts.contains("1/1"),
+        "{hosts}"
+    );
     let (_, here) = serve.get("/hosts/here");
     assert!(here.contains(&format!("href=\"/jobs/{job}\"")), "{here}");
     assert_eq!(serve.get("/hosts/nowhere").0, 404);

@@ -13,6 +13,8 @@ use pushgate::web::client::ApiClient;
 use pushgate::web::jobs::{Borrowed, Done, Submitted};
 use pushgate::web::overrides::OverrideDone;
 
+use pushgate::web::url_word;
+
 use super::table::{when, Table};
 
 /// Where the job server is and how to get in.
@@ -383,17 +385,4 @@ fn print_hosts(hosts: &[HostState]) {
         ]);
     }
     table.print("no hosts");
-}
-
-/// Host names and user names are plain words; anything else is percent-encoded.
-fn url_word(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }

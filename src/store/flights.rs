@@ -133,6 +133,19 @@ pub struct PushRow {
     pub pushed_at: i64,
 }
 
+/// Which flights a history page asks for.
+#[derive(Clone, Debug, Default)]
+pub struct FlightFilter {
+    /// Only flights older than this one (the next page).
+    pub before: Option<i64>,
+    /// Only flights with this verdict (`regression`, `pass`, ...).
+    pub verdict: Option<String>,
+    /// Made at or after this time (ms).
+    pub since: Option<i64>,
+    /// Made before this time (ms).
+    pub until: Option<i64>,
+}
+
 impl Store {
     /// Starts a flight for `tip`, in one transaction: it takes the candidate a delivery queued
     /// for that tip (or records one), and settles the candidates queued before `seen_at`, when
@@ -212,6 +225,28 @@ impl Store {
              ORDER BY id DESC LIMIT $2",
         )
         .bind(branch_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// A page of a branch's staging flights, newest first, as a history page filters them.
+    pub async fn flights_page(
+        &self,
+        branch_id: i64,
+        filter: &FlightFilter,
+        limit: i64,
+    ) -> Result<Vec<FlightRow>> {
+        Ok(sqlx::query_as(
+            "SELECT * FROM flights WHERE branch_id = $1 AND series_id IS NULL AND id < $2
+             AND ($3 = '' OR verdict = $3) AND created_at >= $4 AND created_at < $5
+             ORDER BY id DESC LIMIT $6",
+        )
+        .bind(branch_id)
+        .bind(filter.before.unwrap_or(i64::MAX))
+        .bind(filter.verdict.clone().unwrap_or_default())
+        .bind(filter.since.unwrap_or(0))
+        .bind(filter.until.unwrap_or(i64::MAX))
         .bind(limit)
         .fetch_all(&self.pool)
         .await?)

@@ -22,7 +22,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
 pub use branches::{BranchKey, BranchRow};
-pub use flights::{BlameRow, Conclusion, FlightRow, FlightState, PushRow};
+pub use flights::{BlameRow, Conclusion, FlightFilter, FlightRow, FlightState, PushRow};
 pub use forge::{NewReport, OverrideRow, PushedCandidate, Recorded, ReportKind, ReportRow};
 pub use jobs::{JobRow, JobState, NewJob};
 pub use leases::{BorrowRefusal, HealthRow, LeaseRow};

@@ -137,6 +137,7 @@ pub fn router(state: AppState) -> Router {
         .route("/logs/{step}/tail", get(pages::log_tail))
         .route("/runs/{id}", get(pages::run))
         .route("/jobs", get(pages::jobs))
+        .route("/branches/{name}", get(pages::branch))
         .route("/hosts", get(pages::hosts))
         .route("/hosts/{name}", get(pages::host))
         .route("/jobs/{id}", get(pages::job))
@@ -187,6 +188,20 @@ impl IntoResponse for WebError {
         };
         (code, format!("{message}\n")).into_response()
     }
+}
+
+/// A word for a URL's path or query: plain characters as they are, anything else
+/// percent-encoded (host names, user names, filter values).
+pub fn url_word(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 /// Milliseconds since the epoch (the store's times), as people read them: UTC, to the second.
