@@ -221,6 +221,10 @@ pub struct RunView {
     #[serde(flatten)]
     pub run: RunRow,
     pub steps: Vec<StepView>,
+    /// When it was made, when it ended, and how long it took.
+    pub made: String,
+    pub ended: Option<String>,
+    pub took: Option<String>,
 }
 
 /// A commit of the flight's range and what became of it.
@@ -316,6 +320,9 @@ pub async fn flight_view(store: &Store, id: i64) -> Result<FlightView, WebError>
                 .partition(|s| s.run_id == run.id);
             steps = rest;
             RunView {
+                made: when(run.created_at),
+                ended: run.finished_at.map(when),
+                took: run.finished_at.map(|f| span(f - run.created_at)),
                 run,
                 steps: mine.into_iter().map(step_view).collect(),
             }
