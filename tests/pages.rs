@@ -194,14 +194,29 @@ fn every_link_in_the_mail_opens_a_page_without_a_token() {
     let (status, grid) = serve.get("/branches/project");
     assert_eq!(status, 200, "{grid}");
     assert!(grid.contains("<th>test&#x2f;test</th>"), "{grid}");
-    assert!(grid.contains("class=\"cell fail\"><a href=\"/logs/"), "{grid}");
+    assert!(
+        grid.contains("class=\"cell fail\"><a href=\"/logs/"),
+        "{grid}"
+    );
     assert!(grid.contains("class=\"regression\">regression"), "{grid}");
-    assert!(serve.get("/branches/project?verdict=pass").1.contains("No flights like that"));
-    assert!(!serve.get("/branches/project?verdict=regression").1.contains("No flights"));
+    assert!(serve
+        .get("/branches/project?verdict=pass")
+        .1
+        .contains("No flights like that"));
+    assert!(!serve
+        .get("/branches/project?verdict=regression")
+        .1
+        .contains("No flights"));
     let author = serve.get("/branches/project?author=nobody-of-that-name").1;
     assert!(author.contains("No flights like that"), "{author}");
-    assert!(!serve.get("/branches/project?since=2000-01-01").1.contains("No flights"));
-    assert!(serve.get("/branches/project?until=2000-01-01").1.contains("No flights"));
+    assert!(!serve
+        .get("/branches/project?since=2000-01-01")
+        .1
+        .contains("No flights"));
+    assert!(serve
+        .get("/branches/project?until=2000-01-01")
+        .1
+        .contains("No flights"));
     assert_eq!(serve.get("/branches/project?since=yesterday").0, 400);
     assert_eq!(serve.get("/branches/nosuch").0, 404);
     let mut checked = 0;
