@@ -71,51 +71,66 @@ fn text(line: &[u8]) -> String {
 }
 
 /// The lines of `path` from line `from` (1-based), or its last [`PAGE_LINES`] lines. A log still
-/// being written (`growing`) shows only its whole lines; the tail brings the rest.
+/// being written (`growing`) shows only its whole lines; the tail brings the rest. One pass
+/// counts the lines (and keeps the page's, or only where the last page's lines start); the
+/// last page is then read from there: no line outside the page is copied.
 pub fn window(path: &Path, from: Option<usize>, growing: bool) -> std::io::Result<Window> {
-    let file = std::fs::File::open(path)?;
+    let mut file = std::fs::File::open(path)?;
     let bytes = file.metadata()?.len();
-    let mut kept: VecDeque<(String, u64)> = VecDeque::new();
+    let mut kept: Vec<String> = Vec::new();
+    // Where each of the last PAGE_LINES lines starts, for the default page.
+    let mut starts: VecDeque<u64> = VecDeque::new();
     let mut number = 0usize;
-    let mut first = 0usize;
+    let mut start = 0u64;
     let mut offset = 0u64;
-    each_line(file.take(bytes), !growing, |line, after| {
+    each_line((&mut file).take(bytes), !growing, |line, after| {
         number += 1;
         match from {
-            Some(from) if number < from => {}
-            Some(_) if kept.len() == PAGE_LINES => {}
-            Some(_) => {
-                if kept.is_empty() {
-                    first = number;
-                }
-                kept.push_back((text(line), after));
+            Some(from) if number >= from && kept.len() < PAGE_LINES => {
+                kept.push(text(line));
+                offset = after;
             }
+            Some(_) => {}
             None => {
-                if kept.len() == PAGE_LINES {
-                    kept.pop_front();
+                if starts.len() == PAGE_LINES {
+                    starts.pop_front();
                 }
-                kept.push_back((text(line), after));
-                first = number + 1 - kept.len();
+                starts.push_back(start);
+                offset = after;
             }
         }
-        offset = after;
+        start = after;
     })?;
     let total_lines = number;
-    let shown_offset = match from {
-        // The tail goes on from the file's end (as read), not from the page's last line.
-        None => offset,
-        Some(_) => kept.back().map_or(0, |(_, after)| *after),
+    let first = match from {
+        Some(from) if !kept.is_empty() => from,
+        Some(_) => total_lines + 1,
+        None => {
+            let Some(&page_start) = starts.front() else {
+                return Ok(Window {
+                    first: 1,
+                    lines: Vec::new(),
+                    total_lines,
+                    bytes,
+                    offset: 0,
+                });
+            };
+            file.seek(SeekFrom::Start(page_start))?;
+            let wanted = starts.len();
+            each_line(file.take(offset - page_start), true, |line, _| {
+                if kept.len() < wanted {
+                    kept.push(text(line));
+                }
+            })?;
+            total_lines + 1 - starts.len()
+        }
     };
     Ok(Window {
-        first: if kept.is_empty() {
-            total_lines + 1
-        } else {
-            first
-        },
-        lines: kept.into_iter().map(|(l, _)| l).collect(),
+        first,
+        lines: kept,
         total_lines,
         bytes,
-        offset: shown_offset,
+        offset,
     })
 }
 
