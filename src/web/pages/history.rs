@@ -1,9 +1,12 @@
 //! `/branches/NAME`: a branch's history grid, OSSTest's flight table.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use axum::extract::{Path, Query, State};
 use axum::response::Html;
 
-use crate::store::RunRow;
+use crate::decision::Role;
+use crate::store::{FlightFilter, RunRow, Store};
 use crate::templates::render;
 use crate::web::{when, AppState, WebError};
 
@@ -39,6 +42,49 @@ fn day_or_time(text: &str) -> Result<i64, WebError> {
         })
 }
 
+/// What the query asks of the store (the author is looked for among the flights it gives).
+fn filter_of(q: &HistoryQuery) -> Result<FlightFilter, WebError> {
+    let time = |t: &Option<String>| {
+        t.as_deref()
+            .filter(|s| !s.trim().is_empty())
+            .map(day_or_time)
+            .transpose()
+    };
+    Ok(FlightFilter {
+        before: q.before,
+        verdict: q.verdict.clone().filter(|v| !v.is_empty()),
+        since: time(&q.since)?,
+        until: time(&q.until)?,
+    })
+}
+
+/// A flight's row of cells: each step of the last attempt of each sequence on its tip, by
+/// `sequence/step`.
+async fn tip_cells(store: &Store, flight: i64) -> Result<BTreeMap<String, Cell>, WebError> {
+    let runs = store.runs(flight).await?;
+    let steps = store.flight_steps(flight).await?;
+    let mut last: BTreeMap<&str, &RunRow> = BTreeMap::new();
+    for r in runs.iter().filter(|r| r.role == Role::Tip) {
+        if last
+            .get(r.sequence.as_str())
+            .is_none_or(|o| o.attempt <= r.attempt)
+        {
+            last.insert(&r.sequence, r);
+        }
+    }
+    let mut cells = BTreeMap::new();
+    for run in last.values() {
+        for s in steps.iter().filter(|s| s.run_id == run.id) {
+            let cell = Cell {
+                status: s.status.clone(),
+                step: s.id,
+            };
+            cells.insert(format!("{}/{}", run.sequence, s.name), cell);
+        }
+    }
+    Ok(cells)
+}
+
 /// One cell of the history grid: a step's result on a flight's tip.
 #[derive(serde::Serialize, Clone)]
 struct Cell {
@@ -62,22 +108,7 @@ pub async fn branch(
         .find(|b| b.policy == name)
         .ok_or_else(|| WebError::NotFound(format!("no branch of a policy `{name}`")))?;
     let author = q.author.as_deref().map(str::trim).filter(|a| !a.is_empty());
-    let filter = crate::store::FlightFilter {
-        before: q.before,
-        verdict: q.verdict.clone().filter(|v| !v.is_empty()),
-        since: q
-            .since
-            .as_deref()
-            .filter(|s| !s.trim().is_empty())
-            .map(day_or_time)
-            .transpose()?,
-        until: q
-            .until
-            .as_deref()
-            .filter(|s| !s.trim().is_empty())
-            .map(day_or_time)
-            .transpose()?,
-    };
+    let filter = filter_of(&q)?;
     let look = if author.is_some() {
         AUTHOR_LOOK
     } else {
@@ -95,36 +126,11 @@ pub async fn branch(
     }
     let more = flights.len() > HISTORY_PAGE;
     flights.truncate(HISTORY_PAGE);
-    // Per flight, each step of its tip's last attempt of each sequence.
-    let mut results: Vec<std::collections::BTreeMap<String, Cell>> = Vec::new();
+    let mut results = Vec::new();
     for f in &flights {
-        let runs = state.store.runs(f.id).await?;
-        let steps = state.store.flight_steps(f.id).await?;
-        let mut last: std::collections::BTreeMap<&str, &RunRow> = Default::default();
-        for r in runs.iter().filter(|r| r.role == crate::decision::Role::Tip) {
-            let newer = last
-                .get(r.sequence.as_str())
-                .is_none_or(|o| o.attempt <= r.attempt);
-            if newer {
-                last.insert(&r.sequence, r);
-            }
-        }
-        let mut cells = std::collections::BTreeMap::new();
-        for run in last.values() {
-            for s in steps.iter().filter(|s| s.run_id == run.id) {
-                cells.insert(
-                    format!("{}/{}", run.sequence, s.name),
-                    Cell {
-                        status: s.status.clone(),
-                        step: s.id,
-                    },
-                );
-            }
-        }
-        results.push(cells);
+        results.push(tip_cells(&state.store, f.id).await?);
     }
-    let columns: std::collections::BTreeSet<String> =
-        results.iter().flat_map(|c| c.keys().cloned()).collect();
+    let columns: BTreeSet<String> = results.iter().flat_map(|c| c.keys().cloned()).collect();
     let rows: Vec<_> = flights
         .iter()
         .zip(&results)
