@@ -566,6 +566,16 @@ fn ssh_host(name: &str, sshd: &pushgate::hosts::LoopbackSshd, known_hosts: &Path
     )
 }
 
+/// `pushgate check` in `dir`, off the runtime's threads (the GitHub double serves on them).
+async fn check_beside_a_runtime(dir: &Path) -> (Output, String) {
+    let dir = dir.to_path_buf();
+    let out = tokio::task::spawn_blocking(move || pushgate(&dir, &["check"]))
+        .await
+        .unwrap();
+    let said = text(&out.stdout);
+    (out, said)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_logs_in_to_each_host_with_its_pinned_key_and_to_github() {
     let root = tempfile::tempdir().unwrap();
@@ -600,11 +610,7 @@ async fn check_logs_in_to_each_host_with_its_pinned_key_and_to_github() {
         ),
     );
     github.set_head("o/r", "master", &up.head("master"));
-    let dir = sandbox.path().to_path_buf();
-    let out = tokio::task::spawn_blocking(move || pushgate(&dir, &["check"]))
-        .await
-        .unwrap();
-    let said = text(&out.stdout);
+    let (out, said) = check_beside_a_runtime(sandbox.path()).await;
     assert_eq!(out.status.code(), Some(1), "{said}");
     assert!(said.contains("ok    host dom0-a (ssh): "), "{said}");
     assert!(said.contains("with its pinned key"), "{said}");
@@ -626,11 +632,7 @@ async fn check_logs_in_to_each_host_with_its_pinned_key_and_to_github() {
         ssh_host("dom0-a", &good, &good.target().known_hosts),
     )
     .unwrap();
-    let dir = sandbox.path().to_path_buf();
-    let out = tokio::task::spawn_blocking(move || pushgate(&dir, &["check"]))
-        .await
-        .unwrap();
-    let said = text(&out.stdout);
+    let (out, said) = check_beside_a_runtime(sandbox.path()).await;
     assert_eq!(out.status.code(), Some(1), "{said}");
     assert!(said.contains("FAIL  GitHub: o/r: "), "{said}");
     assert!(said.contains("401"), "{said}");

@@ -124,8 +124,7 @@ pub async fn branch(
             })
         });
     }
-    let more = flights.len() > HISTORY_PAGE;
-    flights.truncate(HISTORY_PAGE);
+    let (flights, more) = super::page(flights, HISTORY_PAGE);
     let mut results = Vec::new();
     for f in &flights {
         results.push(tip_cells(&state.store, f.id).await?);

@@ -3,7 +3,7 @@
 use axum::extract::{Path, Query, State};
 use axum::response::Html;
 
-use super::{took, BeforeQuery};
+use super::{page, took, BeforeQuery};
 use crate::templates::render;
 use crate::web::{when, AppState, WebError};
 
@@ -20,7 +20,7 @@ pub(super) struct HostView {
     health: Option<minijinja::Value>,
 }
 
-pub(super) fn host_view(h: crate::hosts::HostState) -> HostView {
+fn host_view(h: crate::hosts::HostState) -> HostView {
     HostView {
         busy: h.leases.iter().filter(|l| l.kind == "run").count(),
         leases: h
@@ -43,15 +43,20 @@ pub(super) fn host_view(h: crate::hosts::HostState) -> HostView {
     }
 }
 
-/// `/hosts`: every host of the lab, what holds it, how it is.
-pub async fn hosts(State(state): State<AppState>) -> Result<Html<String>, WebError> {
-    let hosts: Vec<HostView> = state
+/// Every host of the lab as the pages show it (`/hosts` and the dashboard).
+pub(super) async fn host_views(state: &AppState) -> Result<Vec<HostView>, WebError> {
+    Ok(state
         .lab
         .states()
         .await?
         .into_iter()
         .map(host_view)
-        .collect();
+        .collect())
+}
+
+/// `/hosts`: every host of the lab, what holds it, how it is.
+pub async fn hosts(State(state): State<AppState>) -> Result<Html<String>, WebError> {
+    let hosts = host_views(&state).await?;
     Ok(Html(render(
         "hosts.html",
         minijinja::context! { hosts, file => state.lab.inventory().file.display().to_string() },
@@ -59,7 +64,7 @@ pub async fn hosts(State(state): State<AppState>) -> Result<Html<String>, WebErr
 }
 
 /// Runs per page of `/hosts/NAME`.
-const HOST_RUNS_PAGE: i64 = 50;
+const HOST_RUNS_PAGE: usize = 50;
 
 /// `/hosts/NAME`: one host, what holds it, its health, and the runs it ran, newest first.
 pub async fn host(
@@ -75,12 +80,11 @@ pub async fn host(
         .find(|h| h.name == name)
         .map(host_view)
         .ok_or_else(|| WebError::NotFound(format!("no host `{name}` in the lab")))?;
-    let mut rows = state
+    let rows = state
         .store
-        .runs_on_host(&name, q.before, HOST_RUNS_PAGE + 1)
+        .runs_on_host(&name, q.before, HOST_RUNS_PAGE as i64 + 1)
         .await?;
-    let more = rows.len() as i64 > HOST_RUNS_PAGE;
-    rows.truncate(HOST_RUNS_PAGE as usize);
+    let (rows, more) = page(rows, HOST_RUNS_PAGE);
     let runs: Vec<_> = rows
         .into_iter()
         .map(|r| {

@@ -22,6 +22,13 @@ use super::{when, AppState, WebError};
 use crate::store::{RunRow, Store};
 use crate::templates::render;
 
+/// A page of at most `size` of `rows` (read one more than that), and whether more follow.
+fn page<T>(mut rows: Vec<T>, size: usize) -> (Vec<T>, bool) {
+    let more = rows.len() > size;
+    rows.truncate(size);
+    (rows, more)
+}
+
 #[derive(serde::Deserialize)]
 pub struct BeforeQuery {
     /// Only what is older than this id (the next page).

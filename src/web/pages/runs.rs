@@ -4,7 +4,7 @@
 use axum::extract::{Path, Query, State};
 use axum::response::Html;
 
-use super::{pause_lines, run_or_404, step_lines, took, BeforeQuery};
+use super::{page, pause_lines, run_or_404, step_lines, took, BeforeQuery};
 use crate::templates::render;
 use crate::web::{when, AppState, WebError};
 
@@ -28,16 +28,18 @@ pub async fn run(
 }
 
 /// Jobs per page of `/jobs`.
-const JOBS_PAGE: i64 = 50;
+const JOBS_PAGE: usize = 50;
 
 /// `/jobs`: the newest jobs, a page at a time.
 pub async fn jobs(
     State(state): State<AppState>,
     Query(q): Query<BeforeQuery>,
 ) -> Result<Html<String>, WebError> {
-    let mut rows = state.store.jobs_before(q.before, JOBS_PAGE + 1).await?;
-    let more = rows.len() as i64 > JOBS_PAGE;
-    rows.truncate(JOBS_PAGE as usize);
+    let rows = state
+        .store
+        .jobs_before(q.before, JOBS_PAGE as i64 + 1)
+        .await?;
+    let (rows, more) = page(rows, JOBS_PAGE);
     let jobs: Vec<_> = rows
         .into_iter()
         .map(|j| {
